@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/internal/aksk"
+)
+
+const secret = "cmd-test-secret-key-0123456789"
+
+// syncBuffer collects a child's stderr while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Builds the binary once, runs it on a free port, makes one signed request, stops it with SIGTERM.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "live-emulator")
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	state := filepath.Join(dir, "state.json")
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--domain", "push.example.com", "--domain", "a.example.com,b.example.com",
+		"--state", state, "--log-format", "json", "--rate-limit", "600")
+	cmd.Env = append(os.Environ(), "HW_PROJECT_ID=proj", "HW_ACCESS_KEY=AKCMD", "HW_SECRET_KEY="+secret)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "listening on http://") {
+				lines <- l
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var base string
+	select {
+	case l := <-lines:
+		base = strings.TrimPrefix(l, "listening on ")
+	case err := <-exited:
+		t.Fatalf("exited before listening: %v\n%s", err, stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no listening line\n%s", stderr.String())
+	}
+	if strings.HasSuffix(base, ":0") {
+		t.Fatalf("printed the requested port, not the actual one: %s", base)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body := []byte(`{"url":"https://hooks.example.com/cb"}`)
+	req, _ := http.NewRequestWithContext(ctx, "PUT", base+"/v1/proj/notifications/publish?domain=b.example.com", bytes.NewReader(body))
+	req.Header.Set(aksk.HeaderProjectID, "proj")
+	aksk.Sign(req, body, aksk.Credentials{AccessKey: "AKCMD", SecretKey: secret}, time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 201 || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("signed PUT: %d", resp.StatusCode)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not stop after SIGTERM")
+	}
+
+	logs := stderr.String()
+	if strings.Contains(logs, secret) {
+		t.Fatal("the secret key appears in the logs")
+	}
+	first, _, _ := strings.Cut(logs, "\n")
+	var rec struct {
+		Msg     string   `json:"msg"`
+		Domains []string `json:"domains"`
+	}
+	if err := json.Unmarshal([]byte(first), &rec); err != nil || rec.Msg != "listening on "+base || len(rec.Domains) != 3 {
+		t.Fatalf("first log line %q: want the address and the 3 domains", first)
+	}
+	st, err := os.ReadFile(state)
+	if err != nil || !strings.Contains(string(st), "hooks.example.com") {
+		t.Fatalf("state file after the run: %v %s", err, st)
+	}
+}
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	t.Parallel()
+	noEnv := func(string) string { return "" }
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no credentials", []string{"--project-id", "p"}, "AccessKey, SecretKey must be set"},
+		{"bad log level", []string{"--log-level", "loud"}, "--log-level"},
+		{"bad log format", []string{"--log-format", "xml"}, "--log-format"},
+		{"bad fail rate", []string{"--project-id", "p", "--access-key", "a", "--secret-key", "s", "--fail-rate", "2"}, "fail rate"},
+		{"extra args", []string{"serve"}, "unexpected arguments"},
+		{"unknown flag", []string{"--nope"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		if code := run(tt.args, &out, &errb, noEnv); code != 2 || !strings.Contains(errb.String(), tt.want) {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and %q", tt.name, code, errb.String(), tt.want)
+		}
+		if strings.Contains(errb.String(), "listening") {
+			t.Errorf("%s: printed a listening line", tt.name)
+		}
+	}
+}
