@@ -1,0 +1,360 @@
+// Package layout defines the archive's object names and record format. It is the contract with
+// auditors and query engines (DuckDB read_json with hive_partitioning, Athena, jq): change nothing
+// here without versioning the layout.
+//
+// Object keys (relative to the store prefix):
+//
+//	dt=YYYY-MM-DD/<instance>-<seq %020d>-<part %03d>.jsonl.gz   (".jsonl" when gzip is off)
+//	_rejected/dt=YYYY-MM-DD/<instance>-<seq %020d>.json
+//
+// Each line of an object is the callback body exactly as received (compacted, fields in received
+// order, unknown fields kept) with one extra trailing field "archive":
+//
+//	{"domain":...,"event":"PUBLISH","archive":{"received_at":"2026-11-26T08:00:00.123456789Z",
+//	 "event_id":"<32 hex>","remote_addr":"10.0.0.1:5555","signature":"verified",
+//	 "publish_time":"2020-04-27T02:22:14Z","instance":"host-a"}}
+//
+// received_at always carries exactly nine fractional digits (fixed width), so the string sorts
+// the same way as the instant it names.
+package layout
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// ContentType is the Content-Type of every archive object. Objects are stored as plain .gz files
+// (no Content-Encoding) so aws s3 cp, DuckDB and Athena read them as such.
+const ContentType = "application/x-ndjson"
+
+// ReceivedAtLayout is the fixed-width RFC 3339 layout of archive.received_at (always UTC, always
+// nine fractional digits).
+const ReceivedAtLayout = "2006-01-02T15:04:05.000000000Z"
+
+// DayLayout is the layout of the dt= partition value.
+const DayLayout = "2006-01-02"
+
+// GzipLevel is the fixed compression level of archive objects. BestSpeed: callback lines are highly
+// repetitive, so the size gain of higher levels is small while the CPU cost on the upload path is
+// several times higher. It is fixed so that the same lines always give the same bytes.
+const GzipLevel = gzip.BestSpeed
+
+// Signature values of Archive.Signature.
+const (
+	SignatureVerified = "verified"
+	SignatureNone     = "none"
+)
+
+// Day is the partition day of t in loc (nil => UTC), e.g. "2026-11-26".
+func Day(t time.Time, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format(DayLayout)
+}
+
+// DayPrefix is the key prefix of one day's objects: "dt=2026-11-26/".
+func DayPrefix(day string) string { return "dt=" + day + "/" }
+
+// ObjectKey names one batch object. Deterministic: the same (day, instance, seq, part) always
+// gives the same key, so a re-upload after a crash overwrites instead of duplicating. The zero
+// padding makes lexical key order equal numeric order.
+func ObjectKey(day, instance string, seq uint64, part int, gzip bool) string {
+	ext := ".jsonl"
+	if gzip {
+		ext = ".jsonl.gz"
+	}
+	return fmt.Sprintf("dt=%s/%s-%020d-%03d%s", day, instance, seq, part, ext)
+}
+
+// RejectedKey names one rejected-request sample: "_rejected/dt=2026-11-26/<instance>-<seq %020d>.json".
+func RejectedKey(day, instance string, seq uint64) string {
+	return fmt.Sprintf("_rejected/dt=%s/%s-%020d.json", day, instance, seq)
+}
+
+// EventID is the deterministic identity of an event: the first 32 hex characters of
+// sha256(domain \x00 app \x00 stream \x00 event \x00 publishTimestamp). publishTimestamp is the raw
+// value as received (string contents, or the number's literal text).
+func EventID(domain, app, stream, event, publishTimestamp string) string {
+	h := sha256.New()
+	for i, s := range [...]string{domain, app, stream, event, publishTimestamp} {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(s))
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// Archive is the "archive" field livehook adds to every record.
+type Archive struct {
+	ReceivedAt  time.Time  `json:"received_at"`  // RFC3339 UTC, nine fractional digits
+	EventID     string     `json:"event_id"`     // EventID(...)
+	RemoteAddr  string     `json:"remote_addr"`  // the sender's address as seen by the archiver
+	Signature   string     `json:"signature"`    // "verified" or "none"
+	PublishTime *time.Time `json:"publish_time"` // null when publish_timestamp has no leading digits
+	Instance    string     `json:"instance"`     // the archiver instance that received it
+}
+
+// AppendRecord appends one line: compactBody (an already-compacted JSON object, fields in received
+// order) with ,"archive":{...} inserted before its final '}', then '\n'. Hand-built (no reflection)
+// because it runs once per received callback.
+//
+// The caller guarantees compactBody is a compacted JSON object. Should it not be one (defensive:
+// never panic, never write an invalid line), the record becomes {"raw":"<body as a JSON string>",
+// "archive":{...}}.
+func AppendRecord(dst []byte, compactBody []byte, a Archive) []byte {
+	body := bytes.TrimSpace(compactBody)
+	multiline := bytes.IndexByte(body, '\n') >= 0 || bytes.IndexByte(body, '\r') >= 0
+	if multiline {
+		// Not compacted after all: a raw newline would split the record. Compact it here
+		// (json.Compact fails on a raw newline inside a string, which is invalid JSON anyway).
+		var buf bytes.Buffer
+		if json.Compact(&buf, body) == nil {
+			body, multiline = buf.Bytes(), false
+		}
+	}
+	if multiline || len(body) < 2 || body[0] != '{' || body[len(body)-1] != '}' {
+		dst = append(dst, `{"raw":`...)
+		dst = appendString(dst, string(compactBody))
+		dst = append(dst, `,"archive":`...)
+	} else {
+		inner := bytes.TrimSpace(body[1 : len(body)-1])
+		dst = append(dst, '{')
+		if len(inner) > 0 {
+			dst = append(dst, inner...)
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"archive":`...)
+	}
+	dst = appendArchive(dst, a)
+	return append(dst, '}', '\n')
+}
+
+// AppendArchive appends the JSON encoding of a, in the canonical field order.
+func AppendArchive(dst []byte, a Archive) []byte { return appendArchive(dst, a) }
+
+func appendArchive(dst []byte, a Archive) []byte {
+	dst = append(dst, `{"received_at":"`...)
+	dst = appendTime(dst, a.ReceivedAt, true)
+	dst = append(dst, `","event_id":`...)
+	dst = appendString(dst, a.EventID)
+	dst = append(dst, `,"remote_addr":`...)
+	dst = appendString(dst, a.RemoteAddr)
+	dst = append(dst, `,"signature":`...)
+	dst = appendString(dst, a.Signature)
+	dst = append(dst, `,"publish_time":`...)
+	if a.PublishTime == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '"')
+		dst = appendTime(dst, *a.PublishTime, false)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"instance":`...)
+	dst = appendString(dst, a.Instance)
+	return append(dst, '}')
+}
+
+// appendTime appends t in UTC as RFC 3339: "2006-01-02T15:04:05.000000000Z" when fixed (always
+// nine fractional digits), else "2006-01-02T15:04:05Z" with nine fractional digits only when the
+// sub-second part is not zero. Hand-rolled: time.AppendFormat was most of AppendRecord's cost.
+func appendTime(dst []byte, t time.Time, fixed bool) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 { // not representable in RFC 3339's four digits; keep Go's rendering
+		if fixed {
+			return t.AppendFormat(dst, ReceivedAtLayout)
+		}
+		return t.AppendFormat(dst, time.RFC3339Nano)
+	}
+	hour, minute, sec := t.Clock()
+	dst = appendDigits(dst, year, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(month), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, day, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, hour, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, minute, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, sec, 2)
+	if ns := t.Nanosecond(); fixed || ns != 0 {
+		dst = append(dst, '.')
+		dst = appendDigits(dst, ns, 9)
+	}
+	return append(dst, 'Z')
+}
+
+// appendDigits appends v (>= 0) zero-padded to width digits.
+func appendDigits(dst []byte, v, width int) []byte {
+	var b [9]byte
+	for i := width - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, b[:width]...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. strconv.AppendQuote is not used because Go escapes
+// (\x00, \a) are not JSON. Invalid UTF-8 becomes U+FFFD, as encoding/json does.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, GzipLevel) // GzipLevel is valid: error impossible
+	return w
+}}
+
+// EncodeObject turns lines (each ending in \n) into object bytes: gzip (deterministic: no name,
+// zero mtime, level GzipLevel, so the same lines always give the same bytes) or, when !gz, the
+// lines themselves (copied).
+func EncodeObject(lines []byte, gz bool) ([]byte, error) {
+	if !gz {
+		return bytes.Clone(lines), nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(lines)/4 + 64)
+	w := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(w)
+	w.Reset(&buf) // Reset clears the header: no name, no comment, zero ModTime
+	if _, err := w.Write(lines); err != nil {
+		return nil, fmt.Errorf("compressing archive object: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("compressing archive object: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Thresholds for publish_timestamp units. Unix seconds have 10 digits until the year 2286; a value
+// of 1e11 or more (year 5138 in seconds) is read as milliseconds, 1e14 or more as microseconds,
+// 1e17 or more as nanoseconds. Huawei documents seconds; the units guard keeps a millisecond
+// sender from producing dates millennia ahead.
+const (
+	msThreshold = 100_000_000_000
+	usThreshold = 100_000_000_000_000
+	nsThreshold = 100_000_000_000_000_000
+)
+
+// ParsePublishTimestamp parses publish_timestamp as received: a JSON string ("1587954134", or with
+// junk after the digits like the seed's "1587954134,") or a JSON number (1587954134,
+// 1587954134.5, 1.587954134e9). The leading decimal digits (after optional blanks) are unix
+// seconds (see the unit thresholds above). nil when there are no leading digits, the value is
+// negative, null, not a string/number, or out of range.
+func ParsePublishTimestamp(raw json.RawMessage) *time.Time {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil
+	}
+	var digits []byte
+	switch c := raw[0]; {
+	case c == '"':
+		s := raw
+		if bytes.IndexByte(raw, '\\') >= 0 { // rare: escaped string, let encoding/json unquote
+			var str string
+			if json.Unmarshal(raw, &str) != nil {
+				return nil
+			}
+			s = []byte(str)
+		} else {
+			s = raw[1:]
+		}
+		digits = leadingDigits(bytes.TrimLeft(s, " \t"))
+	case c >= '0' && c <= '9':
+		if bytes.ContainsAny(raw, "eE") {
+			f, err := strconv.ParseFloat(string(raw), 64)
+			if err != nil || f < 0 || f >= 1e19 {
+				return nil
+			}
+			digits = strconv.AppendUint(nil, uint64(f), 10)
+		} else {
+			digits = leadingDigits(raw)
+		}
+	default:
+		return nil
+	}
+	if len(digits) == 0 || len(digits) > 19 {
+		return nil
+	}
+	var n int64
+	for _, d := range digits {
+		v := int64(d - '0')
+		if n > (math.MaxInt64-v)/10 {
+			return nil // overflows int64
+		}
+		n = n*10 + v
+	}
+	var t time.Time
+	switch {
+	case n >= nsThreshold:
+		t = time.Unix(0, n)
+	case n >= usThreshold:
+		t = time.UnixMicro(n)
+	case n >= msThreshold:
+		t = time.UnixMilli(n)
+	default:
+		t = time.Unix(n, 0)
+	}
+	t = t.UTC()
+	return &t
+}
+
+func leadingDigits(b []byte) []byte {
+	i := 0
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return b[:i]
+}

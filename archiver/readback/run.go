@@ -1,0 +1,153 @@
+package readback
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+)
+
+// Exit codes of Run.
+const (
+	ExitOK      = 0
+	ExitRuntime = 1
+	ExitUsage   = 2
+)
+
+const usage = `usage: archiver events --from YYYY-MM-DD [--to YYYY-MM-DD] [--store s3://BUCKET/PREFIX | --store file:///DIR]
+                      [--s3-endpoint URL] [--s3-region R] [--domain D] [--event PUBLISH|PUBLISH_DONE]
+                      [--format jsonl|table]
+
+Prints the archived events of the days --from..--to (inclusive), one JSON object per line exactly
+as archived (--format jsonl, the default) or as an aligned table (--format table).
+S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, ~/.aws, or
+the instance's IAM role. Without --store it reads ./archive, like "archiver serve".
+
+flags:
+`
+
+// Run implements `archiver events`. args are the arguments after the subcommand name (a leading
+// "events" is tolerated). Exit code 0 ok, 2 usage error, 1 runtime error; messages go to stderr.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "events" {
+		args = args[1:]
+	}
+	fs := flag.NewFlagSet("archiver events", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		o      storage.Options
+		q      Query
+		format string
+	)
+	fs.StringVar(&o.URL, "store", "", "archive location: s3://BUCKET/PREFIX or file:///DIR (default: file store ./archive)")
+	fs.StringVar(&o.Endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:7070 (default: AWS)")
+	fs.StringVar(&o.Region, "s3-region", "", "S3 region (default: $AWS_REGION, else us-east-1 for --s3-endpoint)")
+	fs.StringVar(&q.From, "from", "", "first day to read, YYYY-MM-DD (required)")
+	fs.StringVar(&q.To, "to", "", "last day to read, YYYY-MM-DD, inclusive (default: --from)")
+	fs.StringVar(&q.Domain, "domain", "", "only events of this push domain")
+	fs.StringVar(&q.Event, "event", "", "only PUBLISH or PUBLISH_DONE events")
+	fs.StringVar(&format, "format", "jsonl", "output format: jsonl or table")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage // flag already printed the problem and the usage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "archiver events: "+format+"\n", a...)
+		fmt.Fprintln(stderr, `run "archiver events -h" for usage`)
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q (all options are flags)", fs.Arg(0))
+	}
+	switch q.Event {
+	case "", "PUBLISH", "PUBLISH_DONE":
+	default:
+		return usageErr("invalid --event %q: want PUBLISH or PUBLISH_DONE", q.Event)
+	}
+	if format != "jsonl" && format != "table" {
+		return usageErr("invalid --format %q: want jsonl or table", format)
+	}
+	if _, err := q.Days(); err != nil {
+		return usageErr("%v", err)
+	}
+	store, err := storage.Open(ctx, o)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+
+	w := bufio.NewWriterSize(stdout, 64<<10)
+	var emit func(Event) error
+	var tw *tabwriter.Writer
+	switch format {
+	case "jsonl":
+		emit = func(e Event) error {
+			w.Write(e.Raw)
+			return w.WriteByte('\n')
+		}
+	case "table":
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "RECEIVED_AT\tEVENT\tDOMAIN/APP/STREAM\tPUBLISH_TIME\tSIGNATURE")
+		emit = func(e Event) error {
+			pt := "-"
+			if e.Archive.PublishTime != nil {
+				pt = e.Archive.PublishTime.UTC().Format(time.RFC3339)
+			}
+			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n",
+				e.Archive.ReceivedAt.UTC().Format(layout.ReceivedAtLayout), cell(e.Event),
+				cell(e.Domain)+"/"+cell(e.App)+"/"+cell(e.Stream), pt, cell(e.Archive.Signature))
+			return err
+		}
+	}
+	n := 0
+	err = Read(ctx, store, q, func(e Event) error { n++; return emit(e) })
+	if tw != nil {
+		if ferr := tw.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	if ferr := w.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("writing output: %w", ferr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver events: %v\n", err)
+		return ExitRuntime
+	}
+	if n == 0 {
+		fmt.Fprintf(stderr, "archiver events: no matching events in %s for %s..%s\n", store, q.From, firstNonEmpty(q.To, q.From))
+	}
+	return ExitOK
+}
+
+// cell keeps one table cell on one line and visibly marks empty values.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,7 @@
+//go:build unix && !linux
+
+package versitygw
+
+import "syscall"
+
+func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

@@ -1,0 +1,401 @@
+// Package versitygw starts a real VersityGW S3 server (posix backend) for tests, benchmarks and the
+// demo: a free 127.0.0.1 port, random credentials, its own process group, output captured to a log
+// file in its directory.
+package versitygw
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// InstallHint is how to get the binary.
+const InstallHint = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+
+// Region is the region the server answers for.
+const Region = "us-east-1"
+
+// LogFile is the name of the server's output file in the directory given to Start (next to the
+// "data" directory that holds the buckets).
+const LogFile = "versitygw.log"
+
+// Server is a running VersityGW.
+type Server struct {
+	Endpoint  string // http://127.0.0.1:PORT
+	AccessKey string
+	SecretKey string
+	Dir       string // the posix backend root: every sub-directory is a bucket
+
+	addr    string // 127.0.0.1:PORT
+	bin     string
+	logPath string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has been waited for
+	log  *os.File
+}
+
+// Binary finds versitygw: $VERSITYGW, PATH, $(go env GOBIN), $(go env GOPATH)/bin, ~/go/bin.
+func Binary() (string, error) {
+	if p := os.Getenv("VERSITYGW"); p != "" {
+		if isExecutable(p) {
+			return p, nil
+		}
+		return "", fmt.Errorf("$VERSITYGW=%q is not an executable file; install with: %s", p, InstallHint)
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	var dirs []string
+	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) > 0 && strings.TrimSpace(lines[0]) != "" {
+			dirs = append(dirs, strings.TrimSpace(lines[0]))
+		}
+		if len(lines) > 1 {
+			for _, gp := range filepath.SplitList(strings.TrimSpace(lines[1])) {
+				dirs = append(dirs, filepath.Join(gp, "bin"))
+			}
+		}
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
+	for _, d := range dirs {
+		if p := filepath.Join(d, "versitygw"); isExecutable(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("versitygw binary not found ($VERSITYGW, PATH, GOBIN, GOPATH/bin); install it with: %s", InstallHint)
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+// Start runs VersityGW on a free 127.0.0.1 port with its posix backend rooted at dir/data
+// (Server.Dir; created if needed) and waits until it answers S3 requests. Its output goes to
+// dir/versitygw.log (LogPath). The server runs until Stop, independent of ctx, which bounds only
+// the startup.
+func Start(ctx context.Context, dir string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("versitygw: %w", err)
+	}
+	root := filepath.Join(abs, "data")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("versitygw: creating %s: %w", root, err)
+	}
+	s := &Server{
+		AccessKey: "AK" + randomHex(8),
+		SecretKey: "SK" + randomHex(16),
+		Dir:       root,
+		bin:       bin,
+		logPath:   filepath.Join(abs, LogFile),
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, fmt.Errorf("versitygw: finding a free port: %w", err)
+		}
+		s.addr, s.Endpoint = addr, "http://"+addr
+		if lastErr = s.start(ctx); lastErr == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil || !s.bindFailed() {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// LogPath is the file holding the server's stdout and stderr.
+func (s *Server) LogPath() string { return s.logPath }
+
+// LogTail returns the last few KiB of the server's output, for failure messages.
+func (s *Server) LogTail() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return ""
+	}
+	if len(b) > 4096 {
+		b = b[len(b)-4096:]
+	}
+	return string(b)
+}
+
+func (s *Server) bindFailed() bool {
+	t := s.LogTail()
+	return strings.Contains(t, "address already in use") || strings.Contains(t, "bind")
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+// start launches the process on s.addr and waits for readiness; on failure the process is gone.
+func (s *Server) start(ctx context.Context) error {
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("versitygw: opening log file: %w", err)
+	}
+	fmt.Fprintf(logf, "---- %s starting on %s\n", time.Now().Format(time.RFC3339), s.addr)
+	// Credentials go through the environment, not argv, so they do not show up in ps.
+	cmd := exec.Command(s.bin, "--port", s.addr, "--quiet", "posix", s.Dir)
+	cmd.Env = append(os.Environ(),
+		"ROOT_ACCESS_KEY_ID="+s.AccessKey,
+		"ROOT_SECRET_ACCESS_KEY="+s.SecretKey,
+		"VGW_REGION="+Region,
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return fmt.Errorf("versitygw: starting %s: %w", s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done, s.log = cmd, done, logf
+	s.mu.Unlock()
+
+	if err := s.waitReady(ctx, done); err != nil {
+		_ = s.Stop()
+		return fmt.Errorf("versitygw on %s: %w\n--- %s (tail) ---\n%s", s.addr, err, s.logPath, s.LogTail())
+	}
+	return nil
+}
+
+// waitReady polls until a TCP connection and an S3 ListBuckets succeed (at most 20s, or ctx).
+func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	client, err := s.Client()
+	if err != nil {
+		return err
+	}
+	var last error
+	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
+		select {
+		case <-exited:
+			return errors.New("server exited during startup")
+		default:
+		}
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err = client.ListBuckets(actx)
+			acancel()
+			if err == nil {
+				return nil
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w (last error: %v)", ctx.Err(), last)
+		case <-exited:
+			return errors.New("server exited during startup")
+		case <-time.After(delay):
+		}
+	}
+}
+
+// Client returns a minio-go client for this server (path-style, root credentials).
+func (s *Server) Client() (*minio.Client, error) {
+	c, err := minio.New(s.addr, &minio.Options{
+		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Region:       Region,
+		BucketLookup: minio.BucketLookupPath,
+		MaxRetries:   1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("versitygw: client for %s: %w", s.Endpoint, err)
+	}
+	return c, nil
+}
+
+// Env is the environment a subprocess needs to reach this server through minio-go's credential
+// chain (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).
+func (s *Server) Env() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + s.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + s.SecretKey,
+		"AWS_REGION=" + Region,
+	}
+}
+
+// Stop sends SIGTERM to the server's process group, SIGKILL after 3s, and waits for it. Stopping a
+// stopped server is a no-op.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	cmd, done, logf := s.cmd, s.done, s.log
+	s.cmd, s.done, s.log = nil, nil, nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	defer func() {
+		if logf != nil {
+			_ = logf.Close()
+		}
+	}()
+	signalGroup(cmd, false)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(3 * time.Second):
+	}
+	signalGroup(cmd, true)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("versitygw (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
+	}
+}
+
+// Kill stops the server abruptly (SIGKILL to the group), like a crash, and waits for it.
+func (s *Server) Kill() error {
+	s.mu.Lock()
+	cmd, done, logf := s.cmd, s.done, s.log
+	s.cmd, s.done, s.log = nil, nil, nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	defer func() {
+		if logf != nil {
+			_ = logf.Close()
+		}
+	}()
+	signalGroup(cmd, true)
+	select {
+	case <-done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("versitygw (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
+	}
+}
+
+// Running reports whether the server process is up (started and not stopped or exited).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	done := s.done
+	s.mu.Unlock()
+	if done == nil {
+		return false
+	}
+	select {
+	case <-done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Restart stops the server (if running) and starts it again on the same port with the same data
+// and credentials, for store-down tests. It retries briefly while the port is still held.
+func (s *Server) Restart(ctx context.Context) error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	return s.StartAgain(ctx)
+}
+
+// StartAgain starts a stopped server on its old port with its old data (the second half of Restart,
+// for tests that keep the store down for a while).
+func (s *Server) StartAgain(ctx context.Context) error {
+	if s.Running() {
+		return nil
+	}
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = s.start(ctx); err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || !s.bindFailed() {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// CreateBucket creates a bucket (a directory under Dir).
+func (s *Server) CreateBucket(ctx context.Context, name string) error {
+	c, err := s.Client()
+	if err != nil {
+		return err
+	}
+	if err := c.MakeBucket(ctx, name, minio.MakeBucketOptions{Region: Region}); err != nil {
+		return fmt.Errorf("versitygw %s: creating bucket %q: %w", s.Endpoint, name, err)
+	}
+	return nil
+}
+
+// StartT starts a server in t.TempDir() and stops it in t.Cleanup. It fails the test (with the
+// install hint) when the binary is missing.
+func StartT(t testing.TB) *Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatalf("starting VersityGW: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stopping VersityGW: %v", err)
+		}
+	})
+	return s
+}
+
+// BucketT creates a bucket with a name unique to the test and returns it.
+func (s *Server) BucketT(t testing.TB) string {
+	t.Helper()
+	name := "b-" + randomHex(6)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.CreateBucket(ctx, name); err != nil {
+		t.Fatalf("%v\n--- %s ---\n%s", err, s.logPath, s.LogTail())
+	}
+	return name
+}

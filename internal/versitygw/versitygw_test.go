@@ -1,0 +1,88 @@
+package versitygw_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+)
+
+func TestStartPutGetRestartStop(t *testing.T) {
+	t.Parallel()
+	s := versitygw.StartT(t)
+	if !strings.HasPrefix(s.Endpoint, "http://127.0.0.1:") {
+		t.Fatalf("Endpoint = %q, want http://127.0.0.1:PORT", s.Endpoint)
+	}
+	if s.AccessKey == "" || s.SecretKey == "" || s.AccessKey == s.SecretKey {
+		t.Fatalf("credentials not random: %q / %q", s.AccessKey, s.SecretKey)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bucket := s.BucketT(t)
+	c, err := s.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("hello\n")
+	if _, err := c.PutObject(ctx, bucket, "dt=2026-11-26/a.jsonl", bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		t.Fatalf("put: %v\n%s", err, s.LogTail())
+	}
+	// The posix backend keeps objects as plain files under Dir/bucket.
+	if got, err := os.ReadFile(filepath.Join(s.Dir, bucket, "dt=2026-11-26", "a.jsonl")); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("object file = %q, %v; want %q", got, err, body)
+	}
+
+	endpoint := s.Endpoint
+	if err := s.Restart(ctx); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if s.Endpoint != endpoint {
+		t.Fatalf("endpoint changed across restart: %s -> %s", endpoint, s.Endpoint)
+	}
+	obj, err := c.GetObject(ctx, bucket, "dt=2026-11-26/a.jsonl", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(obj)
+	_ = obj.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("after restart: %q, %v; want %q", got, err, body)
+	}
+
+	if err := s.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if s.Running() {
+		t.Fatal("Running() after Stop")
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("second stop: %v", err)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel2()
+	if _, err := c.ListBuckets(short); err == nil {
+		t.Fatal("ListBuckets succeeded on a stopped server")
+	}
+	if err := s.StartAgain(ctx); err != nil {
+		t.Fatalf("start again: %v", err)
+	}
+	if _, err := c.ListBuckets(ctx); err != nil {
+		t.Fatalf("after StartAgain: %v", err)
+	}
+}
+
+func TestBinaryHint(t *testing.T) {
+	t.Setenv("VERSITYGW", filepath.Join(t.TempDir(), "missing"))
+	_, err := versitygw.Binary()
+	if err == nil || !strings.Contains(err.Error(), versitygw.InstallHint) {
+		t.Fatalf("Binary() error = %v; want the install hint", err)
+	}
+}
