@@ -1,0 +1,132 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/livehook/terraform-provider-livehook/internal/liveapi"
+)
+
+var (
+	_ datasource.DataSource              = (*publishNotificationDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*publishNotificationDataSource)(nil)
+)
+
+// NewPublishNotificationDataSource is the livehook_publish_notification data source factory.
+func NewPublishNotificationDataSource() datasource.DataSource {
+	return &publishNotificationDataSource{}
+}
+
+type publishNotificationDataSource struct {
+	data *providerData
+}
+
+type publishNotificationDataModel struct {
+	ID             types.String `tfsdk:"id"`
+	Domain         types.String `tfsdk:"domain"`
+	URL            types.String `tfsdk:"url"`
+	CallBackArea   types.String `tfsdk:"call_back_area"`
+	AuthSignKeySet types.Bool   `tfsdk:"auth_sign_key_set"`
+	AuthSignKey    types.String `tfsdk:"auth_sign_key"`
+}
+
+func (d *publishNotificationDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_publish_notification"
+}
+
+func (d *publishNotificationDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Reads the publish notification of one Huawei Cloud Live push domain, whether or not " +
+			"Terraform manages it. Fails when the domain has no publish notification.",
+		Attributes: map[string]schema.Attribute{
+			"domain": schema.StringAttribute{
+				MarkdownDescription: "The push (ingest) domain, e.g. `push.example.com`.",
+				Required:            true,
+				Validators:          []validator.String{hostnameValidator{}},
+			},
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The push domain (same as `domain`).",
+				Computed:            true,
+			},
+			"url": schema.StringAttribute{
+				MarkdownDescription: "Callback URL that receives the `PUBLISH` and `PUBLISH_DONE` notifications.",
+				Computed:            true,
+			},
+			"call_back_area": schema.StringAttribute{
+				MarkdownDescription: "Where Live sends the callbacks from (`" + AreaMainlandChina + "` or `" +
+					AreaOutsideMainlandChina + "`); null when not set.",
+				Computed: true,
+			},
+			"auth_sign_key_set": schema.BoolAttribute{
+				MarkdownDescription: "Whether the callbacks are signed, i.e. a key is configured.",
+				Computed:            true,
+			},
+			"auth_sign_key": schema.StringAttribute{
+				MarkdownDescription: "The callback signing key; null when none. Sensitive: it ends up in the state of " +
+					"the configuration that reads it, so prefer `auth_sign_key_set` unless you need the key itself.",
+				Computed:  true,
+				Sensitive: true,
+			},
+		},
+	}
+}
+
+func (d *publishNotificationDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError("Unexpected provider data",
+			fmt.Sprintf("Expected *providerData, got %T. This is a bug in the livehook provider; please report it.", req.ProviderData))
+		return
+	}
+	d.data = data
+}
+
+func (d *publishNotificationDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	var cfg publishNotificationDataModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+
+	domain := cfg.Domain.ValueString()
+	n, err := d.data.client.Get(ctx, domain)
+	if errors.Is(err, liveapi.ErrNotFound) {
+		detail := fmt.Sprintf("The push domain %q has no publish notification configured in project %s (%s).\n\n"+
+			"Create one with the livehook_publish_notification resource, or check the domain name, project_id and region.",
+			domain, d.data.projectID, d.data.apiLocation())
+		var apiErr *liveapi.APIError
+		if errors.As(err, &apiErr) {
+			detail += fmt.Sprintf(" The Live API answered HTTP %d %s: %s (request ID %s), which it also answers for a "+
+				"domain that does not exist in this project and region.", apiErr.StatusCode, apiErr.Code, apiErr.Message,
+				orDefault(apiErr.RequestID, "(none)"))
+		}
+		resp.Diagnostics.AddAttributeError(path.Root("domain"), "No publish notification for "+domain, detail)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(apiErrorDiagnostic(d.data, "read", domain, defaultTimeout, err))
+		return
+	}
+	ctx = maskSecrets(ctx, n.AuthSignKey)
+	tflog.Debug(ctx, "read publish notification (data source)", map[string]any{"domain": domain, "key_set": n.AuthSignKey != ""})
+
+	cfg.ID = types.StringValue(domain)
+	cfg.URL = types.StringValue(n.URL)
+	cfg.CallBackArea = stringOrNull(n.CallBackArea)
+	cfg.AuthSignKeySet = types.BoolValue(n.AuthSignKey != "")
+	cfg.AuthSignKey = stringOrNull(n.AuthSignKey)
+	resp.Diagnostics.Append(resp.State.Set(ctx, cfg)...)
+}

@@ -1,0 +1,168 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+)
+
+// Limits of the Live API (see shared/spec/live-api.md).
+const (
+	minAuthSignKey = 32
+	maxAuthSignKey = 128
+	maxDomainLen   = 253 // DNS name limit; the API allows 255 but no host name is longer than 253
+	maxLabelLen    = 63
+
+	AreaMainlandChina        = "mainland_china"
+	AreaOutsideMainlandChina = "outside_mainland_china"
+)
+
+var callBackAreas = []string{AreaMainlandChina, AreaOutsideMainlandChina}
+
+var (
+	_ validator.String = hostnameValidator{}
+	_ validator.String = httpURLValidator{}
+	_ validator.String = keyLengthValidator{}
+	_ validator.String = oneOfValidator{}
+)
+
+// checkHostname returns "" when s is a DNS host name usable as a Live push domain
+// (lower-case letters, digits and hyphens in dot-separated labels), else what is wrong.
+func checkHostname(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case len(s) > maxDomainLen:
+		return fmt.Sprintf("must be at most %d characters long, got %d", maxDomainLen, len(s))
+	case strings.HasSuffix(s, "."):
+		return fmt.Sprintf("must not end with a dot, got %q", s)
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return fmt.Sprintf("must be a fully qualified host name such as push.example.com, got %q", s)
+	}
+	for _, l := range labels {
+		switch {
+		case l == "":
+			return fmt.Sprintf("must not contain empty labels (\"..\" or a leading dot), got %q", s)
+		case len(l) > maxLabelLen:
+			return fmt.Sprintf("has a label of %d characters; each dot-separated label must be at most %d", len(l), maxLabelLen)
+		case l[0] == '-' || l[len(l)-1] == '-':
+			return fmt.Sprintf("has the label %q which starts or ends with a hyphen", l)
+		}
+		for _, r := range l {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			case r >= 'A' && r <= 'Z':
+				return fmt.Sprintf("must be lower case (Live stores domains in lower case), got %q; use %q", s, strings.ToLower(s))
+			default:
+				return fmt.Sprintf("may only contain letters a-z, digits, hyphens and dots, got %q in %q", r, s)
+			}
+		}
+	}
+	tld := labels[len(labels)-1]
+	if strings.Trim(tld, "0123456789") == "" {
+		return fmt.Sprintf("must be a host name, not an IP address, got %q", s)
+	}
+	return ""
+}
+
+type hostnameValidator struct{}
+
+func (hostnameValidator) Description(context.Context) string {
+	return "must be a lower-case DNS host name (dot-separated labels of 1-63 letters, digits or hyphens; at most 253 characters)"
+}
+func (v hostnameValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (hostnameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if msg := checkHostname(req.ConfigValue.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid push domain",
+			fmt.Sprintf("Attribute %s %s.", req.Path, msg))
+	}
+}
+
+type httpURLValidator struct{}
+
+func (httpURLValidator) Description(context.Context) string {
+	return "must be an absolute http:// or https:// URL with a host"
+}
+func (v httpURLValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+func (httpURLValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if msg := checkHTTPURL(req.ConfigValue.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid URL",
+			fmt.Sprintf("Attribute %s %s.", req.Path, msg))
+	}
+}
+
+// keyLengthValidator checks the callback signing key's length without ever echoing it.
+type keyLengthValidator struct{}
+
+func (keyLengthValidator) Description(context.Context) string {
+	return fmt.Sprintf("must be %d to %d characters long", minAuthSignKey, maxAuthSignKey)
+}
+func (v keyLengthValidator) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+func (keyLengthValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if msg := checkAuthSignKey(req.ConfigValue.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid callback signing key",
+			fmt.Sprintf("Attribute %s %s.", req.Path, msg))
+	}
+}
+
+// checkAuthSignKey never includes the key itself in its answer.
+func checkAuthSignKey(k string) string {
+	if !utf8.ValidString(k) {
+		return "must be valid UTF-8 text"
+	}
+	n := utf8.RuneCountInString(k)
+	if n < minAuthSignKey || n > maxAuthSignKey {
+		return fmt.Sprintf("must be %d to %d characters long, got %d characters", minAuthSignKey, maxAuthSignKey, n)
+	}
+	return ""
+}
+
+type oneOfValidator struct{ values []string }
+
+func (v oneOfValidator) Description(context.Context) string {
+	return "must be one of " + quoteList(v.values)
+}
+func (v oneOfValidator) MarkdownDescription(context.Context) string {
+	q := make([]string, len(v.values))
+	for i, s := range v.values {
+		q[i] = "`" + s + "`"
+	}
+	return "must be one of " + strings.Join(q, ", ")
+}
+func (v oneOfValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	got := req.ConfigValue.ValueString()
+	for _, s := range v.values {
+		if got == s {
+			return
+		}
+	}
+	resp.Diagnostics.AddAttributeError(req.Path, "Invalid value",
+		fmt.Sprintf("Attribute %s must be one of %s, got %q.", req.Path, quoteList(v.values), got))
+}
+
+func quoteList(values []string) string {
+	q := make([]string, len(values))
+	for i, s := range values {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
