@@ -1,0 +1,58 @@
+package intake
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
+	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
+	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+)
+
+// instantSink makes every entry durable at once: the benchmark measures intake alone.
+type instantSink struct{}
+
+func (instantSink) Submit(e *sink.Entry) error { e.Finish(nil); return nil }
+
+type nopWriter struct{ h http.Header }
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *nopWriter) WriteHeader(int)             {}
+
+// BenchmarkHandler is the per-request CPU and allocation cost of intake (parse, validate, dedup,
+// archive line), without HTTP parsing or durability.
+func BenchmarkHandler(b *testing.B) {
+	h, err := New(Config{Sink: instantSink{}, Dedup: dedup.New(0), Metrics: metrics.NewArchiver(Reasons), Instance: "bench-host-0123456789ab", Timeout: benchTimeout})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([][]byte, 4096)
+	for i := range bodies {
+		bodies[i] = fmt.Appendf(nil, `{"domain":"push.example.com","app":"live","stream":"bench-abcdef-w001-%010d","user_args":"auth_info=yz1TG0PVN/5isfyrGrRj10gKPCWqSS2X02t6QsRrocH+mEq0gQ0g8k6KhalS84sQ+kDprFyqI0yajbYiFmUO8e45B7ryaS+MpJBlYkhwnuFLnRiKK&cdn=hw","client_ip":"116.31.96.221","node_ip":"113.96.102.42","publish_timestamp":"1764115200","event":"PUBLISH"}`, i)
+	}
+	b.ReportAllocs()
+	w := &nopWriter{h: http.Header{}}
+	r := httptest.NewRequest(http.MethodPost, "/callback", nil)
+	rd := &bytes.Reader{}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		body := bodies[i%len(bodies)]
+		if i%len(bodies) == 0 && i > 0 {
+			b.StopTimer()
+			h.cfg.Dedup = dedup.New(0) // keep events new
+			b.StartTimer()
+		}
+		rd.Reset(body)
+		r.Body = io.NopCloser(rd)
+		r.ContentLength = int64(len(body))
+		h.ServeHTTP(w, r)
+	}
+}
+
+var benchTimeout = 10 * time.Second

@@ -1,0 +1,402 @@
+// Package intake is the archiver's HTTP front: it receives publish callbacks on POST /callback,
+// validates them (size, UTF-8, JSON object, required fields, event name, allowed domain,
+// signature), turns each into one archive line and hands it to the durability backend, answering
+// 200 only once the backend says the event is durable. Redeliveries are answered 200 without
+// being stored again.
+package intake
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
+	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+	"github.com/livehook/terraform-provider-livehook/internal/callback"
+)
+
+// DefaultMaxBody is the default --max-body.
+const DefaultMaxBody = 64 << 10
+
+// Config configures a Handler.
+type Config struct {
+	Sink            sink.Sink
+	Dedup           *dedup.Set // nil: no redelivery detection
+	Keys            *KeyRing   // nil: no domain requires a signature
+	AllowDomains    []string   // empty: every domain is allowed
+	SignatureWindow time.Duration
+	MaxBody         int64
+	Location        *time.Location // partition time zone (nil => UTC)
+	Instance        string
+	Now             func() time.Time
+	// Timeout bounds how long a request waits for durability (and for a racing duplicate); then
+	// 503. 0 => only the client's own disconnect ends the wait.
+	Timeout time.Duration
+	Metrics *metrics.Archiver // required
+	Sampler *Sampler          // nil: no rejected samples
+	Logger  *slog.Logger
+}
+
+// Handler serves POST /callback (and every path below it).
+type Handler struct {
+	cfg      Config
+	allow    map[string]struct{}
+	rejected map[string]*metrics.Counter
+	log      *slog.Logger
+	draining atomic.Bool
+	lastWarn atomic.Int64 // unix nanos of the last 5xx logged at Warn
+}
+
+// warnAllowed rate-limits Warn logs of 5xx answers to one per second (a full spool would
+// otherwise log every request).
+func (h *Handler) warnAllowed() bool {
+	now := time.Now().UnixNano()
+	last := h.lastWarn.Load()
+	return now-last >= int64(time.Second) && h.lastWarn.CompareAndSwap(last, now)
+}
+
+// Compile-time check.
+var _ http.Handler = (*Handler)(nil)
+
+// New checks cfg and returns a handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Sink == nil {
+		return nil, errors.New("intake: no sink")
+	}
+	if cfg.Metrics == nil {
+		return nil, errors.New("intake: no metrics")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Keys == nil {
+		cfg.Keys = &KeyRing{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger.With("component", "intake"), rejected: make(map[string]*metrics.Counter)}
+	if len(cfg.AllowDomains) > 0 {
+		h.allow = make(map[string]struct{}, len(cfg.AllowDomains))
+		for _, d := range cfg.AllowDomains {
+			h.allow[strings.ToLower(d)] = struct{}{}
+		}
+	}
+	for _, r := range Reasons {
+		h.rejected[r] = cfg.Metrics.Rejected.With(r)
+	}
+	return h, nil
+}
+
+// SetDraining makes new requests answer 503 (shutdown in progress).
+func (h *Handler) SetDraining(v bool) { h.draining.Store(v) }
+
+// reqState is the per-request scratch space, pooled so that the hot path allocates little.
+type reqState struct {
+	body    []byte
+	compact []byte
+	line    []byte
+	resp    []byte
+	fields  Fields
+	entry   *sink.Entry
+}
+
+var statePool = sync.Pool{New: func() any {
+	return &reqState{
+		body:    make([]byte, 0, 2048),
+		compact: make([]byte, 0, 2048),
+		line:    make([]byte, 0, 2560),
+		resp:    make([]byte, 0, 96),
+		entry:   sink.NewEntry(),
+	}
+}}
+
+// maxPooled keeps one huge request from pinning its buffers in the pool.
+const maxPooled = 64 << 10
+
+func putState(st *reqState) {
+	if cap(st.body) > maxPooled || cap(st.compact) > maxPooled || cap(st.line) > maxPooled {
+		return
+	}
+	st.entry.Line = nil
+	st.entry.Resolver = nil
+	statePool.Put(st)
+}
+
+var (
+	jsonContentType = []string{"application/json"}
+	allowPost       = []string{http.MethodPost}
+)
+
+// ServeHTTP handles one callback.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m := h.cfg.Metrics
+	m.Received.Inc()
+	if r.Method != http.MethodPost {
+		w.Header()["Allow"] = allowPost
+		h.fail(w, r, nil, reject(http.StatusMethodNotAllowed, ReasonMethod, "", "method %s is not allowed on %s; the Live service POSTs callbacks", r.Method, r.URL.Path))
+		return
+	}
+	if h.draining.Load() {
+		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Connection", "close")
+		h.fail(w, r, nil, reject(http.StatusServiceUnavailable, ReasonShuttingDown, "", "%s", sink.ErrClosed.Error()))
+		return
+	}
+	max := h.cfg.MaxBody
+	if r.ContentLength > max {
+		h.fail(w, r, nil, tooLarge(r.ContentLength, max))
+		return
+	}
+	st := statePool.Get().(*reqState)
+	pooled := true
+	defer func() {
+		if pooled {
+			putState(st)
+		}
+	}()
+
+	body, err := readBody(http.MaxBytesReader(w, r.Body, max), st.body[:0], r.ContentLength)
+	st.body = body
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.fail(w, r, nil, tooLarge(-1, max))
+		} else {
+			h.fail(w, r, nil, reject(http.StatusBadRequest, ReasonReadError, "", "reading the body failed: %v", err))
+		}
+		return
+	}
+	compact, rej := prepare(st.compact[:0], body)
+	st.compact = compact
+	if rej == nil {
+		rej = parseFields(compact, &st.fields)
+	}
+	if rej != nil {
+		h.fail(w, r, body, rej)
+		return
+	}
+	f := &st.fields
+	domainKey := strings.ToLower(f.Domain) // host names are case-insensitive; no copy when already lower case
+	if h.allow != nil {
+		if _, ok := h.allow[domainKey]; !ok {
+			h.fail(w, r, body, reject(http.StatusForbidden, ReasonDomainNotAllowed, "domain",
+				"domain %q is not allowed here (not in --allow-domain)", truncate(f.Domain, 256)))
+			return
+		}
+	}
+	now := h.cfg.Now()
+	signature := layout.SignatureNone
+	if key, ok := h.cfg.Keys.Lookup(domainKey); ok {
+		if rej := h.verify(f, key, now); rej != nil {
+			h.fail(w, r, body, rej)
+			return
+		}
+		signature = layout.SignatureVerified
+	}
+
+	identTS, hasIdent := f.IdentityTimestamp()
+	idHex := layout.EventID(f.Domain, f.App, f.Stream, f.Event, identTS)
+	var id dedup.ID
+	_, _ = hex.Decode(id[:], []byte(idHex)) // layout.EventID always yields 32 hex digits
+	st.line = layout.AppendRecord(st.line[:0], compact, layout.Archive{
+		ReceivedAt:  now,
+		EventID:     idHex,
+		RemoteAddr:  r.RemoteAddr,
+		Signature:   signature,
+		PublishTime: layout.ParsePublishTimestamp(f.PublishTimestamp),
+		Instance:    h.cfg.Instance,
+	})
+
+	ctx := r.Context()
+	if h.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.cfg.Timeout)
+		defer cancel()
+	}
+	reserved := false
+	if h.cfg.Dedup != nil && hasIdent {
+		dup, err := h.cfg.Dedup.Reserve(ctx, id, now)
+		if err != nil {
+			h.fail(w, r, nil, reject(http.StatusServiceUnavailable, ReasonUnavailable, "",
+				"timed out waiting for a concurrent delivery of the same event; retry"))
+			return
+		}
+		if dup {
+			m.Duplicates.Inc()
+			h.ok(w, st, "duplicate", idHex)
+			return
+		}
+		reserved = true
+	}
+
+	e := st.entry
+	e.ID, e.Day, e.ReceivedAt, e.Line = id, layout.Day(now, h.cfg.Location), now, st.line
+	e.Resolver = nil
+	if reserved {
+		e.Resolver = h.cfg.Dedup
+	}
+	select { // a stale outcome of an abandoned wait must not be read as ours
+	case <-e.Done:
+	default:
+	}
+	if err := h.cfg.Sink.Submit(e); err != nil {
+		if reserved {
+			h.cfg.Dedup.Release(id)
+		}
+		h.unavailable(w, r, err)
+		return
+	}
+	select {
+	case err = <-e.Done:
+	case <-ctx.Done():
+		// The backend still owns e (and resolves the reservation); never reuse it.
+		pooled = false
+		h.unavailable(w, r, fmt.Errorf("the event was not durable within %s: %w", h.cfg.Timeout, ctx.Err()))
+		return
+	}
+	if err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	m.Accepted.Inc()
+	h.ok(w, st, "ok", idHex)
+}
+
+func tooLarge(n, max int64) *Rejection {
+	if n > 0 {
+		return reject(http.StatusRequestEntityTooLarge, ReasonTooLarge, "", "the body is %d bytes, over the %d-byte limit (--max-body)", n, max)
+	}
+	return reject(http.StatusRequestEntityTooLarge, ReasonTooLarge, "", "the body is over the %d-byte limit (--max-body)", max)
+}
+
+// readBody reads r into buf (grown as needed). hint is the Content-Length, or -1.
+func readBody(r io.Reader, buf []byte, hint int64) ([]byte, error) {
+	if hint > 0 && int64(cap(buf)) < hint+1 {
+		buf = make([]byte, 0, hint+1)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// verify checks auth_sign for a domain that has a key: present, correct (constant time) and fresh.
+func (h *Handler) verify(f *Fields, key string, now time.Time) *Rejection {
+	if f.AuthSign == nil {
+		return reject(http.StatusUnauthorized, ReasonSignatureMissing, "auth_sign",
+			"domain %q requires a signature but auth_sign is missing; set the same auth_sign_key in the Live notification config and in --keys", truncate(f.Domain, 256))
+	}
+	sign, ok := authSign(f.AuthSign)
+	if !ok {
+		return reject(http.StatusUnauthorized, ReasonSignatureInvalid, "auth_sign", "auth_sign must be a string (64 lower-case hex digits)")
+	}
+	if f.AuthTimestamp == nil {
+		return reject(http.StatusUnauthorized, ReasonSignatureMissing, "auth_timestamp",
+			"domain %q requires a signature but auth_timestamp is missing", truncate(f.Domain, 256))
+	}
+	ts, ok := authTimestamp(f.AuthTimestamp)
+	if !ok {
+		return reject(http.StatusUnauthorized, ReasonSignatureInvalid, "auth_timestamp",
+			"auth_timestamp must be unix seconds, as an integer or a string of digits")
+	}
+	if !callback.Valid(sign, key, f.Event, f.Domain, f.App, f.Stream, ts) {
+		return reject(http.StatusUnauthorized, ReasonSignatureInvalid, "auth_sign",
+			"auth_sign does not match: the body was altered or signed with a different auth_sign_key than the one in --keys for domain %q", truncate(f.Domain, 256))
+	}
+	if w := h.cfg.SignatureWindow; w > 0 {
+		at := time.Unix(ts, 0)
+		off := now.Sub(at)
+		dir := "behind"
+		if off < 0 {
+			off, dir = -off, "ahead of"
+		}
+		if off > w {
+			return reject(http.StatusUnauthorized, ReasonSignatureStale, "auth_timestamp",
+				"auth_timestamp %d (%s) is %s %s the archiver's clock, outside --signature-window %s; a replayed callback, or a clock to fix",
+				ts, at.UTC().Format(time.RFC3339), off.Round(time.Second), dir, w)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) ok(w http.ResponseWriter, st *reqState, status, id string) {
+	b := append(st.resp[:0], `{"status":"`...)
+	b = append(b, status...)
+	b = append(b, `","event_id":"`...)
+	b = append(b, id...)
+	b = append(b, "\"}\n"...)
+	st.resp = b
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// unavailable answers 503 for a backend error.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	reason, retry := ReasonUnavailable, "1"
+	switch {
+	case errors.Is(err, sink.ErrFull):
+		reason, retry = ReasonSpoolFull, "30"
+	case errors.Is(err, sink.ErrClosed):
+		reason, retry = ReasonShuttingDown, "5"
+	}
+	w.Header().Set("Retry-After", retry)
+	h.fail(w, r, nil, &Rejection{Status: http.StatusServiceUnavailable, Reason: reason, Msg: err.Error()})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// fail answers a rejection, counts it, and offers a sample (4xx with a body only).
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, body []byte, rej *Rejection) {
+	if c := h.rejected[rej.Reason]; c != nil {
+		c.Inc()
+	}
+	b, _ := json.Marshal(errorBody{Error: rej.Msg, Field: rej.Field})
+	w.Header()["Content-Type"] = jsonContentType
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(rej.Status)
+	_, _ = w.Write(append(b, '\n'))
+	sampled := false
+	if h.cfg.Sampler != nil && rej.Status < 500 {
+		sampled = h.cfg.Sampler.Offer(rej, h.cfg.Now(), r, body)
+	}
+	level := slog.LevelDebug
+	if sampled || (rej.Status >= 500 && h.warnAllowed()) {
+		level = slog.LevelWarn
+	}
+	if h.log.Enabled(r.Context(), level) {
+		h.log.Log(r.Context(), level, "callback refused", "status", rej.Status, "reason", rej.Reason,
+			"field", rej.Field, "error", rej.Msg, "remote_addr", r.RemoteAddr, "path", r.URL.Path)
+	}
+}

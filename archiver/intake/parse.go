@@ -1,0 +1,377 @@
+package intake
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/livehook/terraform-provider-livehook/internal/callback"
+)
+
+// Rejection reasons: the label values of livehook_archiver_rejected_total{reason=...}.
+const (
+	ReasonMethod           = "method_not_allowed"
+	ReasonTooLarge         = "body_too_large"
+	ReasonReadError        = "read_error"
+	ReasonInvalidUTF8      = "invalid_utf8"
+	ReasonNotObject        = "not_json_object"
+	ReasonInvalidJSON      = "invalid_json"
+	ReasonMissingField     = "missing_field"
+	ReasonBadField         = "bad_field"
+	ReasonBadEvent         = "bad_event"
+	ReasonDomainNotAllowed = "domain_not_allowed"
+	ReasonSignatureMissing = "signature_missing"
+	ReasonSignatureInvalid = "signature_invalid"
+	ReasonSignatureStale   = "signature_stale"
+	ReasonSpoolFull        = "spool_full"
+	ReasonUnavailable      = "unavailable"
+	ReasonShuttingDown     = "shutting_down"
+)
+
+// Reasons lists every rejection reason, so /metrics shows them all from the start.
+var Reasons = []string{
+	ReasonMethod, ReasonTooLarge, ReasonReadError, ReasonInvalidUTF8, ReasonNotObject, ReasonInvalidJSON,
+	ReasonMissingField, ReasonBadField, ReasonBadEvent, ReasonDomainNotAllowed,
+	ReasonSignatureMissing, ReasonSignatureInvalid, ReasonSignatureStale,
+	ReasonSpoolFull, ReasonUnavailable, ReasonShuttingDown,
+}
+
+// Rejection is a refused request: the HTTP status, the metrics reason, the field at fault (may be
+// empty) and a message telling the sender what to fix.
+type Rejection struct {
+	Status int
+	Reason string
+	Field  string
+	Msg    string
+}
+
+func (r *Rejection) Error() string { return r.Msg }
+
+func reject(status int, reason, field, format string, args ...any) *Rejection {
+	return &Rejection{Status: status, Reason: reason, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Fields are the parts of a callback body intake interprets. Everything else is kept verbatim in
+// the archived line. String fields are unescaped; raw fields are JSON values as received.
+type Fields struct {
+	Domain, App, Stream, Event string
+	PublishTimestamp           []byte // raw JSON value, nil when absent
+	AuthTimestamp              []byte // raw JSON value, nil when absent
+	AuthSign                   []byte // raw JSON value, nil when absent
+}
+
+// IdentityTimestamp is publish_timestamp as it enters the event identity: a string's contents, or
+// the literal text of any other value. ok is false when the field is absent, null or "" (such an
+// event has no usable identity and is never treated as a redelivery).
+func (f *Fields) IdentityTimestamp() (s string, ok bool) {
+	raw := f.PublishTimestamp
+	if len(raw) == 0 || string(raw) == "null" || string(raw) == `""` {
+		return "", false
+	}
+	if raw[0] == '"' {
+		s, err := unquote(raw)
+		if err != nil || s == "" {
+			return "", false
+		}
+		return s, true
+	}
+	return string(raw), true
+}
+
+// prepare checks that body is UTF-8 and one JSON object, and appends its compact form to dst.
+func prepare(dst, body []byte) ([]byte, *Rejection) {
+	if !utf8.Valid(body) {
+		return dst, reject(http.StatusBadRequest, ReasonInvalidUTF8, "", "the body is not valid UTF-8; send the callback as UTF-8 JSON")
+	}
+	first := firstNonSpace(body)
+	switch {
+	case first < 0:
+		return dst, reject(http.StatusBadRequest, ReasonNotObject, "", "the body is empty; expected a JSON object")
+	case body[first] != '{':
+		return dst, reject(http.StatusBadRequest, ReasonNotObject, "", "the body must be a JSON object, got %s", describeJSONStart(body[first]))
+	}
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, body); err != nil {
+		return dst, reject(http.StatusBadRequest, ReasonInvalidJSON, "", "the body is not valid JSON: %v", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func firstNonSpace(b []byte) int {
+	for i, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return i
+		}
+	}
+	return -1
+}
+
+func describeJSONStart(c byte) string {
+	switch {
+	case c == '[':
+		return "an array"
+	case c == '"':
+		return "a string"
+	case c == '-' || (c >= '0' && c <= '9'):
+		return "a number"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == 'n':
+		return "null"
+	default:
+		return "something that is not JSON"
+	}
+}
+
+// field indexes for duplicate detection.
+const (
+	fDomain = 1 << iota
+	fApp
+	fStream
+	fEvent
+	fPublishTS
+	fAuthTS
+	fAuthSign
+)
+
+// parseFields scans a compacted JSON object (as produced by prepare: valid, no insignificant
+// whitespace) once, picking out the fields intake needs. It allocates one string for the whole
+// body; field strings are substrings of it unless they contain escapes.
+func parseFields(compact []byte, f *Fields) *Rejection {
+	*f = Fields{}
+	if len(compact) < 2 || compact[0] != '{' {
+		return reject(http.StatusBadRequest, ReasonNotObject, "", "the body must be a JSON object")
+	}
+	s := string(compact)
+	seen := 0
+	i := 1
+	if s[i] == '}' {
+		return missing("domain")
+	}
+	for i < len(s) {
+		// key
+		if s[i] != '"' {
+			return malformed()
+		}
+		kend := stringEnd(s, i)
+		if kend < 0 {
+			return malformed()
+		}
+		key := s[i+1 : kend-1]
+		if bytes.IndexByte(compact[i:kend], '\\') >= 0 {
+			k, err := unquote(compact[i:kend])
+			if err != nil {
+				return malformed()
+			}
+			key = k
+		}
+		i = kend
+		if i >= len(s) || s[i] != ':' {
+			return malformed()
+		}
+		i++
+		vend := valueEnd(s, i)
+		if vend < 0 {
+			return malformed()
+		}
+		raw := compact[i:vend]
+		var bit int
+		var dst *string
+		switch key {
+		case "domain":
+			bit, dst = fDomain, &f.Domain
+		case "app":
+			bit, dst = fApp, &f.App
+		case "stream":
+			bit, dst = fStream, &f.Stream
+		case "event":
+			bit, dst = fEvent, &f.Event
+		case "publish_timestamp":
+			bit, f.PublishTimestamp = fPublishTS, raw
+		case "auth_timestamp":
+			bit, f.AuthTimestamp = fAuthTS, raw
+		case "auth_sign":
+			bit, f.AuthSign = fAuthSign, raw
+		}
+		if bit != 0 {
+			if seen&bit != 0 {
+				return reject(http.StatusBadRequest, ReasonBadField, key, "field %q appears more than once; send it once", key)
+			}
+			seen |= bit
+		}
+		if dst != nil {
+			if raw[0] != '"' {
+				return reject(http.StatusBadRequest, ReasonBadField, key, "field %q must be a string, got %s", key, describeJSONStart(raw[0]))
+			}
+			if bytes.IndexByte(raw, '\\') >= 0 {
+				v, err := unquote(raw)
+				if err != nil {
+					return reject(http.StatusBadRequest, ReasonBadField, key, "field %q is not a valid JSON string: %v", key, err)
+				}
+				*dst = v
+			} else {
+				*dst = s[i+1 : vend-1]
+			}
+		}
+		i = vend
+		if i >= len(s) {
+			return malformed()
+		}
+		if s[i] == '}' {
+			if i != len(s)-1 {
+				return malformed()
+			}
+			break
+		}
+		if s[i] != ',' {
+			return malformed()
+		}
+		i++
+	}
+	for _, req := range [...]struct {
+		name string
+		v    string
+	}{{"domain", f.Domain}, {"app", f.App}, {"stream", f.Stream}, {"event", f.Event}} {
+		if req.v == "" {
+			if !hasField(seen, req.name) {
+				return missing(req.name)
+			}
+			return reject(http.StatusBadRequest, ReasonMissingField, req.name, "field %q is empty; it must be a non-empty string", req.name)
+		}
+	}
+	if f.Event != callback.EventPublish && f.Event != callback.EventPublishDone {
+		return reject(http.StatusBadRequest, ReasonBadEvent, "event", "field \"event\" must be %q or %q, got %q",
+			callback.EventPublish, callback.EventPublishDone, truncate(f.Event, 64))
+	}
+	return nil
+}
+
+func hasField(seen int, name string) bool {
+	switch name {
+	case "domain":
+		return seen&fDomain != 0
+	case "app":
+		return seen&fApp != 0
+	case "stream":
+		return seen&fStream != 0
+	case "event":
+		return seen&fEvent != 0
+	}
+	return false
+}
+
+func missing(name string) *Rejection {
+	return reject(http.StatusBadRequest, ReasonMissingField, name, "field %q is missing; a publish callback carries domain, app, stream and event", name)
+}
+
+// malformed cannot happen after json.Compact; it guards against a scanner bug turning into a panic.
+func malformed() *Rejection {
+	return reject(http.StatusBadRequest, ReasonInvalidJSON, "", "the body is not a well-formed JSON object")
+}
+
+// stringEnd returns the index just past the JSON string starting at s[i] == '"', or -1.
+func stringEnd(s string, i int) int {
+	for j := i + 1; j < len(s); j++ {
+		switch s[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the index just past the compact JSON value starting at s[i], or -1.
+func valueEnd(s string, i int) int {
+	if i >= len(s) {
+		return -1
+	}
+	switch s[i] {
+	case '"':
+		return stringEnd(s, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				e := stringEnd(s, j)
+				if e < 0 {
+					return -1
+				}
+				j = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default: // number, true, false, null: runs to the next delimiter
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case ',', '}', ']':
+				if j == i {
+					return -1
+				}
+				return j
+			}
+		}
+		return -1
+	}
+}
+
+func unquote(raw []byte) (string, error) {
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// authTimestamp reads auth_timestamp: a JSON integer or a string of decimal digits.
+func authTimestamp(raw []byte) (int64, bool) {
+	if len(raw) >= 2 && raw[0] == '"' {
+		raw = raw[1 : len(raw)-1]
+	}
+	if len(raw) == 0 || len(raw) > 19 {
+		return 0, false
+	}
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	return n, err == nil
+}
+
+// authSign reads auth_sign: a JSON string (its contents are compared in constant time).
+func authSign(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		s, err := unquote(raw)
+		return s, err == nil
+	}
+	return string(raw[1 : len(raw)-1]), true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,50 @@
+// Command archiver receives Huawei Cloud Live publish callbacks and archives them as
+// day-partitioned JSON Lines objects in S3 (or a local directory), and reads the archive back.
+//
+//	archiver serve  [flags]   receive callbacks (see archiver serve -h)
+//	archiver events [flags]   print archived events as JSON Lines (see archiver events -h)
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	_ "time/tzdata" // --partition-tz works on hosts without a zoneinfo database
+
+	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/server"
+)
+
+const usage = `usage: archiver <command> [flags]
+
+Commands:
+  serve    receive publish callbacks on POST /callback and archive them (S3 or ./archive)
+  events   read archived events back as JSON Lines
+
+Run "archiver <command> -h" for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return server.Run(ctx, args[1:], stdout, stderr)
+	case "events":
+		return readback.Run(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "archiver: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

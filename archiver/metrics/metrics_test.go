@@ -1,0 +1,36 @@
+package metrics
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestExposition(t *testing.T) {
+	m := NewArchiver([]string{"b", "a"})
+	m.Received.Add(3)
+	m.Rejected.With("a").Inc()
+	m.Rejected.With("new").Inc()
+	m.UploadSeconds.Observe(0.003)
+	m.UploadSeconds.Observe(7)
+	m.Registry.GaugeFunc("g", "A gauge.", func() float64 { return 1.5 })
+	var buf bytes.Buffer
+	if _, err := m.Registry.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"# TYPE livehook_archiver_received_total counter\nlivehook_archiver_received_total 3\n",
+		`livehook_archiver_rejected_total{reason="a"} 1` + "\n" + `livehook_archiver_rejected_total{reason="b"} 0` + "\n" + `livehook_archiver_rejected_total{reason="new"} 1`,
+		`livehook_archiver_upload_seconds_bucket{le="0.005"} 1`,
+		`livehook_archiver_upload_seconds_bucket{le="5"} 1`,
+		`livehook_archiver_upload_seconds_bucket{le="10"} 2`,
+		`livehook_archiver_upload_seconds_bucket{le="+Inf"} 2`,
+		"livehook_archiver_upload_seconds_sum 7.003\nlivehook_archiver_upload_seconds_count 2\n",
+		"# TYPE g gauge\ng 1.5\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,253 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/intake"
+	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/archiver/uploader"
+)
+
+// Ack modes.
+const (
+	AckSpool = "spool"
+	AckStore = "store"
+)
+
+// Config is everything `archiver serve` can be told. The zero values of the non-flag fields are
+// what the command uses; tests set them to run the server in-process.
+type Config struct {
+	Listen          string
+	Store           string
+	S3Endpoint      string
+	S3Region        string
+	Spool           string
+	Ack             string
+	FlushInterval   time.Duration
+	FlushBytes      int64
+	Keys            string
+	AllowDomains    []string
+	SignatureWindow time.Duration
+	PartitionTZ     string
+	MaxBody         int64
+	SpoolMaxBytes   int64
+	TLSCert, TLSKey string
+	Instance        string
+	Gzip            bool
+	LogLevel        string
+	StoreTimeout    time.Duration
+	ShutdownTimeout time.Duration
+
+	// Not flags.
+	Now    func() time.Time // clock for received_at and partition days (tests fake it)
+	Logger *slog.Logger     // nil => JSON to stderr at LogLevel
+	// S3 static credentials (tests); empty => minio-go's chain (AWS_* env, files, IAM role).
+	S3AccessKey, S3SecretKey string
+}
+
+// DefaultConfig is the flag defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          ":8080",
+		Spool:           "./spool",
+		Ack:             AckSpool,
+		FlushInterval:   spool.DefaultFlushInterval,
+		FlushBytes:      spool.DefaultFlushBytes,
+		SignatureWindow: 5 * time.Minute,
+		PartitionTZ:     "UTC",
+		MaxBody:         intake.DefaultMaxBody,
+		SpoolMaxBytes:   spool.DefaultMaxBytes,
+		Gzip:            true,
+		LogLevel:        "info",
+		StoreTimeout:    uploader.DefaultTimeout,
+		ShutdownTimeout: 20 * time.Second,
+	}
+}
+
+const serveUsage = `usage: archiver serve [flags]
+
+Receives Huawei Cloud Live publish callbacks on POST /callback and archives them as
+day-partitioned JSON Lines objects (dt=YYYY-MM-DD/*.jsonl.gz) in S3 or a local directory.
+
+Flags:
+`
+
+// ParseFlags parses `archiver serve` arguments.
+func ParseFlags(args []string, stderr io.Writer) (Config, error) {
+	c := DefaultConfig()
+	fs := flag.NewFlagSet("archiver serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, serveUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on (host:port; port 0 picks a free one, the real address is logged)")
+	fs.StringVar(&c.Store, "store", "", "where the archive goes: s3://BUCKET/PREFIX or file:///DIR (default: the directory ./archive)")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "S3 endpoint URL for S3-compatible servers, e.g. http://127.0.0.1:7070 (default: AWS)")
+	fs.StringVar(&c.S3Region, "s3-region", "", "S3 region (default: $AWS_REGION, else us-east-1)")
+	fs.StringVar(&c.Spool, "spool", c.Spool, "spool directory for --ack spool (write-ahead log, dedup journal, instance id)")
+	fs.StringVar(&c.Ack, "ack", c.Ack, "when to answer 200: spool (event fsynced to the local spool) or store (event's object stored; no local state)")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "spool: seal and upload a segment at least this often; store: longest wait before an event's Put starts")
+	sizeVar(fs, &c.FlushBytes, "flush-bytes", "seal a spool segment (or put a store batch) once it holds this much, e.g. 8MiB")
+	fs.StringVar(&c.Keys, "keys", "", "JSON file {\"push.domain\": \"auth_sign_key\"}; callbacks for these domains must be signed (re-read on SIGHUP)")
+	fs.Func("allow-domain", "accept callbacks only for this push domain (repeatable, or comma-separated)", func(v string) error {
+		for _, d := range strings.Split(v, ",") {
+			if d = strings.TrimSpace(d); d != "" {
+				c.AllowDomains = append(c.AllowDomains, d)
+			}
+		}
+		return nil
+	})
+	fs.DurationVar(&c.SignatureWindow, "signature-window", c.SignatureWindow, "accept a signed callback when |now - auth_timestamp| is within this (0 disables the freshness check)")
+	fs.StringVar(&c.PartitionTZ, "partition-tz", c.PartitionTZ, "IANA time zone of the dt= partition day, e.g. UTC or Asia/Shanghai")
+	sizeVar(fs, &c.MaxBody, "max-body", "largest accepted callback body (larger => 413)")
+	sizeVar(fs, &c.SpoolMaxBytes, "spool-max-bytes", "above this much spooled data, answer 503 with Retry-After (store unreachable)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "private key for --tls-cert (PEM)")
+	fs.StringVar(&c.Instance, "instance", "", "instance name in object keys (letters, digits, . _ -); default: spool mode persists <hostname>-<random> in the spool, store mode uses <hostname>-<random boot id>")
+	fs.BoolVar(&c.Gzip, "gzip", c.Gzip, "gzip archive objects (.jsonl.gz); --gzip=false writes .jsonl")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&c.StoreTimeout, "store-timeout", c.StoreTimeout, "longest a request waits for durability (store mode: for its object) before 503")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM, how long to keep uploading the spool before exiting (the rest is uploaded on the next start)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	return c, c.Validate()
+}
+
+// Validate checks values that flag parsing cannot.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Ack {
+	case AckSpool, AckStore:
+	default:
+		errs = append(errs, fmt.Errorf("--ack %q: use spool or store", c.Ack))
+	}
+	if c.Ack == AckSpool && c.Spool == "" {
+		errs = append(errs, errors.New("--spool is empty; --ack spool needs a directory"))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--flush-interval %s must be positive", c.FlushInterval))
+	}
+	if c.FlushBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--flush-bytes must be positive"))
+	}
+	if c.MaxBody <= 0 || c.MaxBody > 16<<20 {
+		errs = append(errs, fmt.Errorf("--max-body %d must be between 1 byte and 16MiB", c.MaxBody))
+	}
+	if c.SpoolMaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--spool-max-bytes must be positive"))
+	}
+	if c.SignatureWindow < 0 {
+		errs = append(errs, fmt.Errorf("--signature-window %s must not be negative (0 disables the check)", c.SignatureWindow))
+	}
+	if c.StoreTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--store-timeout %s must be positive", c.StoreTimeout))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together; give both or neither"))
+	}
+	if _, err := time.LoadLocation(c.PartitionTZ); err != nil || c.PartitionTZ == "" {
+		errs = append(errs, fmt.Errorf("--partition-tz %q is not an IANA time zone name (e.g. UTC, Asia/Shanghai)", c.PartitionTZ))
+	}
+	if c.Instance != "" {
+		if err := spool.ValidateInstance(c.Instance); err != nil {
+			errs = append(errs, fmt.Errorf("--instance: %w", err))
+		}
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+}
+
+type sizeValue struct{ p *int64 }
+
+func sizeVar(fs *flag.FlagSet, p *int64, name, usage string) {
+	fs.Var(sizeValue{p}, name, usage) // flag prints the default through String()
+}
+
+func (v sizeValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return FormatSize(*v.p)
+}
+
+func (v sizeValue) Set(s string) error {
+	n, err := ParseSize(s)
+	if err != nil {
+		return err
+	}
+	*v.p = n
+	return nil
+}
+
+// ParseSize reads a byte size: plain bytes ("65536"), binary units (KiB, MiB, GiB, TiB; also K, M,
+// G, T) or decimal units (KB, MB, GB, TB). Case-insensitive; a space before the unit is fine.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	if num == "" {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with a unit like KiB, MiB or GiB", s)
+	}
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
+		"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+	}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)", s, t[i:])
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q: %w", s, err)
+	}
+	v := f * mult
+	if v < 0 || v > math.MaxInt64/2 {
+		return 0, fmt.Errorf("size %q is out of range", s)
+	}
+	return int64(v), nil
+}
+
+// FormatSize writes n with the largest binary unit that divides it.
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		v int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.v && n%u.v == 0 {
+			return strconv.FormatInt(n/u.v, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -1,0 +1,463 @@
+// Package server wires `archiver serve`: flags, the store, the durability backend (spool +
+// uploader, or the store batcher), dedup, the intake handler, operational endpoints, signals and
+// graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
+	"github.com/livehook/terraform-provider-livehook/archiver/intake"
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
+	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/archiver/uploader"
+)
+
+// Server is a running archiver.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	loc      *time.Location
+	store    storage.Store
+	metrics  *metrics.Archiver
+	dedup    *dedup.Set
+	keys     *intake.KeyRing
+	handler  *intake.Handler
+	sampler  *intake.Sampler
+	instance string
+
+	spool    *spool.Spool
+	journal  *dedup.Journal
+	uploader *uploader.Uploader
+	upCancel context.CancelFunc
+	upDone   chan error
+
+	batcher *uploader.Batcher
+
+	httpSrv  *http.Server
+	ln       net.Listener
+	scheme   string
+	serveErr chan error
+
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New builds the archiver from cfg: opens the store and (spool mode) the spool, recovering what a
+// previous process left, and loads the dedup memory. It does not listen yet (see Start).
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		lvl, _ := parseLevel(cfg.LogLevel)
+		log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	}
+	if cfg.Store == "" {
+		abs, _ := filepath.Abs(storage.DefaultDir)
+		// The first log line says where data goes when nobody said.
+		log.Warn("no --store given: writing the archive to the local directory ./"+storage.DefaultDir+" (use --store s3://BUCKET/PREFIX for S3)", "dir", abs)
+	}
+	loc, _ := time.LoadLocation(cfg.PartitionTZ) // validated
+	s := &Server{cfg: cfg, log: log, loc: loc, metrics: metrics.NewArchiver(intake.Reasons), keys: &intake.KeyRing{}, serveErr: make(chan error, 1)}
+
+	store, err := storage.Open(ctx, storage.Options{
+		URL: cfg.Store, Endpoint: cfg.S3Endpoint, Region: cfg.S3Region,
+		AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+		MaxRetries: 1, // the uploader retries with its own backoff
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the store: %w", err)
+	}
+	s.store = store
+
+	if cfg.Keys != "" {
+		keys, err := intake.LoadKeysFile(cfg.Keys)
+		if err != nil {
+			return nil, err
+		}
+		s.keys.Set(keys)
+	}
+
+	bg, bgCancel := context.WithCancel(context.Background())
+	s.bgCancel = bgCancel
+	ok := false
+	defer func() {
+		if !ok {
+			if s.spool != nil {
+				_ = s.spool.Close(ctx)
+			}
+			s.closeBackground()
+		}
+	}()
+
+	s.dedup = dedup.New(dedup.DefaultTTL)
+	var backend sink.Sink
+	switch cfg.Ack {
+	case AckSpool:
+		sp, err := spool.Open(ctx, spool.Options{
+			Dir: cfg.Spool, Instance: cfg.Instance, Gzip: cfg.Gzip,
+			FlushInterval: cfg.FlushInterval, FlushBytes: cfg.FlushBytes, MaxBytes: cfg.SpoolMaxBytes,
+			Logger: log,
+			OnCommit: func(_ int, took time.Duration) {
+				s.metrics.SpoolCommits.Inc()
+				s.metrics.SpoolCommitSecs.Observe(took.Seconds())
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening the spool: %w", err)
+		}
+		s.spool, s.instance = sp, sp.Instance()
+		j, items, err := dedup.OpenJournal(filepath.Join(cfg.Spool, spool.JournalFile), dedup.DefaultTTL, cfg.Now)
+		if err != nil {
+			return nil, err
+		}
+		s.journal = j
+		s.dedup.Add(items...)
+		s.dedup.Add(sp.TakeRecovered()...)
+		backend = sp
+	case AckStore:
+		s.instance = cfg.Instance
+		if s.instance == "" {
+			s.instance = spool.NewInstanceName() // random boot id: keys never collide across restarts
+		}
+		s.batcher = uploader.NewBatcher(uploader.BatcherOptions{
+			Store: store, Instance: s.instance, Gzip: cfg.Gzip,
+			FlushInterval: cfg.FlushInterval, FlushBytes: cfg.FlushBytes, MaxPending: cfg.SpoolMaxBytes,
+			Timeout: cfg.StoreTimeout, Metrics: s.metrics, Logger: log,
+		})
+		s.loadDedupFromStore(ctx)
+		backend = s.batcher
+	}
+
+	s.sampler = intake.NewSampler(store, s.instance, loc, s.metrics, log)
+	// Both modes bound the wait: a hung disk or store gives 503, never a hung sender.
+	timeout := cfg.StoreTimeout
+	s.handler, err = intake.New(intake.Config{
+		Sink: backend, Dedup: s.dedup, Keys: s.keys, AllowDomains: cfg.AllowDomains,
+		SignatureWindow: cfg.SignatureWindow, MaxBody: cfg.MaxBody, Location: loc, Instance: s.instance,
+		Now: cfg.Now, Timeout: timeout, Metrics: s.metrics, Sampler: s.sampler, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.registerGauges()
+
+	s.bgWG.Add(2)
+	go func() { defer s.bgWG.Done(); s.sampler.Run(bg) }()
+	go func() { defer s.bgWG.Done(); s.dedup.RunSweeper(bg, time.Minute, cfg.Now) }()
+	if s.spool != nil {
+		s.uploader = uploader.New(uploader.Options{Store: store, Spool: s.spool, Journal: s.journal, Metrics: s.metrics, Logger: log})
+		upCtx, upCancel := context.WithCancel(context.Background())
+		s.upCancel, s.upDone = upCancel, make(chan error, 1)
+		go func() { s.upDone <- s.uploader.Run(upCtx) }()
+	}
+	ok = true
+	return s, nil
+}
+
+// loadDedupFromStore (store mode, which keeps no local state) remembers the events archived in the
+// last 24 hours by reading them back, so redeliveries across a restart are still recognised.
+func (s *Server) loadDedupFromStore(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	now := s.cfg.Now()
+	start := time.Now()
+	n := 0
+	q := readback.Query{From: layout.Day(now.Add(-dedup.DefaultTTL), s.loc), To: layout.Day(now.Add(time.Hour), s.loc)}
+	err := readback.Read(ctx, s.store, q, func(ev readback.Event) error {
+		if now.Sub(ev.Archive.ReceivedAt) > dedup.DefaultTTL {
+			return nil
+		}
+		id, err := dedup.ParseID(ev.Archive.EventID)
+		if err != nil {
+			return nil
+		}
+		s.dedup.Add(dedup.Item{ID: id, At: ev.Archive.ReceivedAt})
+		n++
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("could not read the last 24h of the archive back for redelivery detection; redeliveries of events archived before this start may be stored twice", "error", err)
+		return
+	}
+	s.log.Info("loaded recent event ids from the archive for redelivery detection", "events", n, "took", time.Since(start).Round(time.Millisecond).String())
+}
+
+func (s *Server) registerGauges() {
+	r := s.metrics.Registry
+	const p = "livehook_archiver_"
+	r.GaugeFunc(p+"dedup_entries", "Event identities remembered for redelivery detection.", func() float64 { return float64(s.dedup.Len()) })
+	if s.spool != nil {
+		r.GaugeFunc(p+"spool_bytes", "Bytes in the local spool (not yet uploaded).", func() float64 { return float64(s.spool.Bytes()) })
+		r.GaugeFunc(p+"spool_segments_pending", "Sealed spool segments waiting for upload.", func() float64 { return float64(s.spool.Pending()) })
+		r.GaugeFunc(p+"spool_max_bytes", "--spool-max-bytes.", func() float64 { return float64(s.cfg.SpoolMaxBytes) })
+	} else {
+		r.GaugeFunc(p+"spool_bytes", "Bytes in the local spool (always 0 with --ack store).", func() float64 { return 0 })
+	}
+}
+
+// Instance is the name in this process's object keys.
+func (s *Server) Instance() string { return s.instance }
+
+// Metrics exposes the counters (tests).
+func (s *Server) Metrics() *metrics.Archiver { return s.metrics }
+
+// Store is the archive store.
+func (s *Server) Store() storage.Store { return s.store }
+
+// Spool is the spool (nil with --ack store).
+func (s *Server) Spool() *spool.Spool { return s.spool }
+
+// Handler is the whole HTTP surface: /callback, /healthz, /readyz, /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/callback", s.handler)
+	mux.Handle("/callback/", s.handler)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("/readyz", s.readyz)
+	mux.Handle("/metrics", s.metrics.Registry.Handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": fmt.Sprintf("no such endpoint %s; callbacks go to POST /callback", r.URL.Path)})
+	})
+	return mux
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	var problems []string
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		problems = append(problems, "store unreachable: "+err.Error())
+	}
+	if s.spool != nil && s.spool.Full() {
+		problems = append(problems, fmt.Sprintf("spool holds %d bytes, at its limit (--spool-max-bytes %s)", s.spool.Bytes(), FormatSize(s.cfg.SpoolMaxBytes)))
+	}
+	if len(problems) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "store": s.store.String()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// Start listens on cfg.Listen and serves in the background. The real address (port 0 resolved)
+// is logged as "listening on http://ADDR" and returned by Addr.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	s.scheme = "http"
+	s.httpSrv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      s.cfg.StoreTimeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("loading --tls-cert/--tls-key: %w", err)
+		}
+		s.httpSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.scheme = "https"
+	}
+	s.log.Info("listening on "+s.URL(), "addr", ln.Addr().String(), "ack", s.cfg.Ack, "store", s.store.String(),
+		"instance", s.instance, "signed_domains", s.keys.Domains())
+	go func() {
+		var err error
+		if s.scheme == "https" {
+			err = s.httpSrv.ServeTLS(ln, "", "")
+		} else {
+			err = s.httpSrv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr <- err
+	}()
+	return nil
+}
+
+// Addr is the listening address (after Start).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the base URL, e.g. http://127.0.0.1:43210.
+func (s *Server) URL() string { return s.scheme + "://" + s.Addr() }
+
+// ReloadKeys re-reads --keys; on error the old keys stay.
+func (s *Server) ReloadKeys() error {
+	if s.cfg.Keys == "" {
+		return nil
+	}
+	keys, err := intake.LoadKeysFile(s.cfg.Keys)
+	if err != nil {
+		s.log.Error("reloading --keys failed; keeping the previous keys", "error", err)
+		return err
+	}
+	s.keys.Set(keys)
+	s.log.Info("reloaded --keys", "signed_domains", s.keys.Domains())
+	return nil
+}
+
+// Shutdown stops accepting (503, then closes the listener), waits for requests in flight, seals
+// the spool and uploads it (bounded by cfg.ShutdownTimeout; the rest stays for the next start) or
+// flushes the store batcher, then stops everything. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	start := time.Now()
+	s.log.Info("shutting down: refusing new callbacks, flushing")
+	s.handler.SetDraining(true)
+	var errs []error
+	if s.httpSrv != nil {
+		hctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout+5*time.Second)
+		if err := s.httpSrv.Shutdown(hctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the HTTP server: %w", err))
+			s.httpSrv.Close()
+		}
+		cancel()
+		if err := <-s.serveErr; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+	defer cancel()
+	if s.spool != nil {
+		if err := s.spool.Close(fctx); err != nil {
+			errs = append(errs, err)
+		}
+		select {
+		case err := <-s.upDone:
+			if err != nil {
+				errs = append(errs, err)
+			}
+		case <-fctx.Done():
+			s.upCancel()
+			<-s.upDone
+			s.log.Warn("shutdown timeout reached with spool segments not yet uploaded; they stay in the spool and are uploaded on the next start",
+				"segments", s.spool.Pending(), "bytes", s.spool.Bytes(), "spool", s.cfg.Spool)
+		}
+		s.upCancel()
+	}
+	if s.batcher != nil {
+		if err := s.batcher.Close(fctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.closeBackground()
+	s.log.Info("archiver stopped", "took", time.Since(start).Round(time.Millisecond).String(),
+		"accepted", s.metrics.Accepted.Value(), "stored", s.metrics.Stored.Value(), "duplicates", s.metrics.Duplicates.Value())
+	return errors.Join(errs...)
+}
+
+func (s *Server) closeBackground() {
+	if s.bgCancel != nil {
+		s.bgCancel()
+	}
+	s.bgWG.Wait()
+	if s.journal != nil {
+		s.journal.Close()
+	}
+	if s.spool != nil {
+		s.spool.Release()
+	}
+}
+
+// Run is `archiver serve`: it parses args, serves until SIGTERM/SIGINT (graceful shutdown, exit
+// 0) and re-reads --keys on SIGHUP.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := ParseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver serve: %v\n", err)
+		return 2
+	}
+	lvl, _ := parseLevel(cfg.LogLevel)
+	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	s, err := New(ctx, cfg)
+	if err != nil {
+		cfg.Logger.Error("archiver cannot start", "error", err)
+		return 1
+	}
+	if err := s.Start(); err != nil {
+		cfg.Logger.Error("archiver cannot start", "error", err)
+		_ = s.Shutdown(context.Background())
+		return 1
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				_ = s.ReloadKeys()
+				continue
+			}
+			cfg.Logger.Info("received signal", "signal", sig.String())
+			if err := s.Shutdown(context.Background()); err != nil {
+				cfg.Logger.Error("shutdown finished with errors", "error", err)
+				return 1
+			}
+			return 0
+		case <-ctx.Done():
+			if err := s.Shutdown(context.Background()); err != nil {
+				cfg.Logger.Error("shutdown finished with errors", "error", err)
+				return 1
+			}
+			return 0
+		case err := <-s.serveErr:
+			cfg.Logger.Error("HTTP server failed", "error", err)
+			s.serveErr <- err
+			_ = s.Shutdown(context.Background())
+			return 1
+		}
+	}
+}
