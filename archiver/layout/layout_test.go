@@ -14,7 +14,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 )
 
-const callbacksDir = "../../../shared/testdata/callbacks"
+const callbacksDir = "../testdata/callbacks" // byte-for-byte copies of the spec samples
 
 func samples(t testing.TB) map[string][]byte {
 	t.Helper()

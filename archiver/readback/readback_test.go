@@ -19,7 +19,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
-const callbacksDir = "../../../shared/testdata/callbacks"
+const callbacksDir = "../testdata/callbacks" // byte-for-byte copies of the spec samples
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

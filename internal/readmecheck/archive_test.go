@@ -46,7 +46,7 @@ func TestJSONBlocks(t *testing.T) {
 		}
 		real, ok := sameIdentity(ex)
 		if !ok {
-			t.Errorf("README.md:%d: no archived record has this example's domain/app/stream/event/publish_timestamp; add its callback to testdata/callbacks", f.Line)
+			t.Errorf("README.md:%d: no archived record has this example's domain/app/stream/event/publish_timestamp; add its callback to archiver/testdata/callbacks", f.Line)
 			continue
 		}
 		if got, want := strings.Join(ex.Keys, ","), strings.Join(real.Keys, ","); got != want {
@@ -361,7 +361,7 @@ func TestAthenaTable(t *testing.T) {
 	}
 	for c := range cols {
 		if !written[c] {
-			t.Errorf("README.md:%d: column %q is no field of an archived record (sample callbacks in testdata/callbacks)", f.Line, c)
+			t.Errorf("README.md:%d: column %q is no field of an archived record (sample callbacks in archiver/testdata/callbacks)", f.Line, c)
 		}
 	}
 	loc, tmpl := athenaLocationRE.FindStringSubmatch(q), athenaTemplateRE.FindStringSubmatch(q)

@@ -195,9 +195,9 @@ func populate(ctx context.Context, env *devenv.Env, dir string) (*archiveFixture
 	if err != nil {
 		return nil, err
 	}
-	bodies, err := filepath.Glob("testdata/callbacks/*.json")
+	bodies, err := filepath.Glob("../../archiver/testdata/callbacks/*.json")
 	if err != nil || len(bodies) == 0 {
-		return nil, fmt.Errorf("no sample callbacks in testdata/callbacks (%v)", err)
+		return nil, fmt.Errorf("no sample callbacks in archiver/testdata/callbacks (%v)", err)
 	}
 	sort.Strings(bodies)
 	for _, f := range bodies {
