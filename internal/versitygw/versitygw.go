@@ -259,36 +259,13 @@ func (s *Server) Env() []string {
 
 // Stop sends SIGTERM to the server's process group, SIGKILL after 3s, and waits for it. Stopping a
 // stopped server is a no-op.
-func (s *Server) Stop() error {
-	s.mu.Lock()
-	cmd, done, logf := s.cmd, s.done, s.log
-	s.cmd, s.done, s.log = nil, nil, nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return nil
-	}
-	defer func() {
-		if logf != nil {
-			_ = logf.Close()
-		}
-	}()
-	signalGroup(cmd, false)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(3 * time.Second):
-	}
-	signalGroup(cmd, true)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("versitygw (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
-	}
-}
+func (s *Server) Stop() error { return s.halt(true) }
 
 // Kill stops the server abruptly (SIGKILL to the group), like a crash, and waits for it.
-func (s *Server) Kill() error {
+func (s *Server) Kill() error { return s.halt(false) }
+
+// halt ends the process: gracefully (SIGTERM first) or as a crash (SIGKILL only).
+func (s *Server) halt(graceful bool) error {
 	s.mu.Lock()
 	cmd, done, logf := s.cmd, s.done, s.log
 	s.cmd, s.done, s.log = nil, nil, nil
@@ -301,6 +278,14 @@ func (s *Server) Kill() error {
 			_ = logf.Close()
 		}
 	}()
+	if graceful {
+		signalGroup(cmd, false)
+		select {
+		case <-done:
+			return nil
+		case <-time.After(3 * time.Second):
+		}
+	}
 	signalGroup(cmd, true)
 	select {
 	case <-done:
@@ -310,7 +295,6 @@ func (s *Server) Kill() error {
 	}
 }
 
-// Running reports whether the server process is up (started and not stopped or exited).
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	done := s.done
