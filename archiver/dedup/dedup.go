@@ -114,6 +114,24 @@ func (s *Set) Reserve(ctx context.Context, id ID, now time.Time) (dup bool, err 
 	}
 }
 
+// TryReserve is Reserve without waiting: busy is true (and nothing reserved) when another
+// delivery of the same event holds a reservation; the caller then waits with Reserve. It lets the
+// hot path skip building a deadline context for the rare race.
+func (s *Set) TryReserve(id ID, now time.Time) (dup, busy bool) {
+	sh := s.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	at, ok := sh.m[id]
+	switch {
+	case !ok || (at != pending && now.UnixNano()-at > int64(s.ttl)):
+		sh.m[id] = pending
+		return false, false
+	case at != pending:
+		return true, false
+	}
+	return false, true
+}
+
 // Commit marks a reserved id as archived at t.
 func (s *Set) Commit(id ID, t time.Time) {
 	sh := s.shard(id)

@@ -115,3 +115,23 @@ func TestJournal(t *testing.T) {
 		t.Fatalf("sweep kept %d, want 1", n)
 	}
 }
+
+func TestTryReserve(t *testing.T) {
+	t.Parallel()
+	s := New(time.Hour)
+	now := time.Unix(1764115200, 0)
+	id := ID{9}
+	if dup, busy := s.TryReserve(id, now); dup || busy {
+		t.Fatalf("first TryReserve = dup %v busy %v, want a reservation", dup, busy)
+	}
+	if dup, busy := s.TryReserve(id, now); dup || !busy {
+		t.Fatalf("TryReserve of a pending id = dup %v busy %v, want busy", dup, busy)
+	}
+	s.Commit(id, now)
+	if dup, busy := s.TryReserve(id, now.Add(time.Minute)); !dup || busy {
+		t.Fatalf("TryReserve of an archived id = dup %v busy %v, want dup", dup, busy)
+	}
+	if dup, busy := s.TryReserve(id, now.Add(2*time.Hour)); dup || busy {
+		t.Fatalf("TryReserve after the TTL = dup %v busy %v, want a new reservation", dup, busy)
+	}
+}

@@ -47,6 +47,8 @@ type Config struct {
 	Metrics *metrics.Archiver // required
 	Sampler *Sampler          // nil: no rejected samples
 	Logger  *slog.Logger
+	// Load, if set, counts the requests in flight for the backend's group commit (sink.Load).
+	Load *sink.Load
 }
 
 // Handler serves POST /callback (and every path below it).
@@ -117,6 +119,7 @@ type reqState struct {
 	resp    []byte
 	fields  Fields
 	entry   *sink.Entry
+	timer   *time.Timer // bounds the wait for durability; pooled with the rest
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -166,9 +169,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, tooLarge(r.ContentLength, max))
 		return
 	}
+	ld := h.cfg.Load
+	ld.Enter()
 	st := statePool.Get().(*reqState)
-	pooled := true
+	pooled, arriving := true, true
 	defer func() {
+		if arriving {
+			ld.Submitted()
+		}
+		ld.Exit()
 		if pooled {
 			putState(st)
 		}
@@ -226,19 +235,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Instance:    h.cfg.Instance,
 	})
 
-	ctx := r.Context()
-	if h.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.cfg.Timeout)
-		defer cancel()
-	}
 	reserved := false
 	if h.cfg.Dedup != nil && hasIdent {
-		dup, err := h.cfg.Dedup.Reserve(ctx, id, now)
-		if err != nil {
-			h.fail(w, r, nil, reject(http.StatusServiceUnavailable, ReasonUnavailable, "",
-				"timed out waiting for a concurrent delivery of the same event; retry"))
-			return
+		// The deadline context is built only for the rare race with a pending duplicate: per
+		// request it was a tenth of intake's CPU (allocations and a timer).
+		dup, busy := h.cfg.Dedup.TryReserve(id, now)
+		if busy {
+			ctx, cancel := r.Context(), context.CancelFunc(func() {})
+			if h.cfg.Timeout > 0 {
+				ctx, cancel = context.WithTimeout(ctx, h.cfg.Timeout)
+			}
+			var err error
+			dup, err = h.cfg.Dedup.Reserve(ctx, id, now)
+			cancel()
+			if err != nil {
+				h.fail(w, r, nil, reject(http.StatusServiceUnavailable, ReasonUnavailable, "",
+					"timed out waiting for a concurrent delivery of the same event; retry"))
+				return
+			}
 		}
 		if dup {
 			m.Duplicates.Inc()
@@ -258,27 +272,54 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-e.Done:
 	default:
 	}
-	if err := h.cfg.Sink.Submit(e); err != nil {
+	err = h.cfg.Sink.Submit(e)
+	arriving = false
+	ld.Submitted()
+	if err != nil {
 		if reserved {
 			h.cfg.Dedup.Release(id)
 		}
 		h.unavailable(w, r, err)
 		return
 	}
-	select {
-	case err = <-e.Done:
-	case <-ctx.Done():
+	if ok, err := h.wait(st, r); !ok {
 		// The backend still owns e (and resolves the reservation); never reuse it.
 		pooled = false
-		h.unavailable(w, r, fmt.Errorf("the event was not durable within %s: %w", h.cfg.Timeout, ctx.Err()))
+		h.unavailable(w, r, err)
 		return
-	}
-	if err != nil {
+	} else if err != nil {
 		h.unavailable(w, r, err)
 		return
 	}
 	m.Accepted.Inc()
 	h.ok(w, st, "ok", idHex)
+}
+
+// wait waits for the outcome of st.entry. ok is false when the wait was given up (Timeout, or the
+// client went away): err then says why. A pooled timer bounds it: a context per request
+// (WithTimeout) cost allocations, a timer and the parent context's child map every time.
+func (h *Handler) wait(st *reqState, r *http.Request) (ok bool, err error) {
+	e := st.entry
+	if h.cfg.Timeout <= 0 {
+		select {
+		case err = <-e.Done:
+			return true, err
+		case <-r.Context().Done():
+			return false, fmt.Errorf("the client went away before the event was durable: %w", r.Context().Err())
+		}
+	}
+	if st.timer == nil {
+		st.timer = time.NewTimer(h.cfg.Timeout)
+	} else {
+		st.timer.Reset(h.cfg.Timeout) // stopped or fired and drained (Go 1.23 timers): no stale tick
+	}
+	select {
+	case err = <-e.Done:
+		st.timer.Stop()
+		return true, err
+	case <-st.timer.C:
+		return false, fmt.Errorf("the event was not durable within %s: %w", h.cfg.Timeout, context.DeadlineExceeded)
+	}
 }
 
 func tooLarge(n, max int64) *Rejection {

@@ -118,13 +118,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 
 	s.dedup = dedup.New(dedup.DefaultTTL)
+	load := &sink.Load{}
 	var backend sink.Sink
 	switch cfg.Ack {
 	case AckSpool:
 		sp, err := spool.Open(ctx, spool.Options{
 			Dir: cfg.Spool, Instance: cfg.Instance, Gzip: cfg.Gzip,
 			FlushInterval: cfg.FlushInterval, FlushBytes: cfg.FlushBytes, MaxBytes: cfg.SpoolMaxBytes,
-			Logger: log,
+			Logger: log, Load: load,
 			OnCommit: func(_ int, took time.Duration) {
 				s.metrics.SpoolCommits.Inc()
 				s.metrics.SpoolCommitSecs.Observe(took.Seconds())
@@ -162,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.handler, err = intake.New(intake.Config{
 		Sink: backend, Dedup: s.dedup, Keys: s.keys, AllowDomains: cfg.AllowDomains,
 		SignatureWindow: cfg.SignatureWindow, MaxBody: cfg.MaxBody, Location: loc, Instance: s.instance,
-		Now: cfg.Now, Timeout: timeout, Metrics: s.metrics, Sampler: s.sampler, Logger: log,
+		Now: cfg.Now, Timeout: timeout, Metrics: s.metrics, Sampler: s.sampler, Logger: log, Load: load,
 	})
 	if err != nil {
 		return nil, err

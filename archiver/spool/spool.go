@@ -32,6 +32,8 @@ const (
 	DefaultFlushBytes    = 8 << 20
 	DefaultMaxBytes      = 1 << 30
 	DefaultLanes         = 1
+	DefaultLinger        = time.Millisecond
+	DefaultLingerGap     = 300 * time.Microsecond
 )
 
 const (
@@ -67,6 +69,12 @@ type Options struct {
 	// 2-core benchmark machine one lane was as fast or faster (fewer syscalls, bigger batches);
 	// devices that flush in parallel (NVMe) may gain from 2. Light load only uses lane 0.
 	Lanes int
+	// Load, if set, is intake's count of requests in flight. A commit then waits a little for
+	// entries that are on their way (see gather).
+	Load *sink.Load
+	// Linger bounds that wait in all (0 => DefaultLinger; < 0 => never wait), LingerGap the wait
+	// for each next entry (0 => DefaultLingerGap).
+	Linger, LingerGap time.Duration
 }
 
 // Segment is a sealed segment waiting for upload.
@@ -116,6 +124,8 @@ type Spool struct {
 	idleMu  sync.Mutex
 	idle    uint64        // bit i: lane i waits for work
 	idleSig chan struct{} // cap 1: a lane became idle
+
+	linger *time.Timer // gather's, stopped when unused
 }
 
 // Compile-time check: the spool is a durability backend.
@@ -142,6 +152,12 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 	if o.Lanes <= 0 {
 		o.Lanes = DefaultLanes
 	}
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
+	}
+	if o.LingerGap <= 0 {
+		o.LingerGap = DefaultLingerGap
+	}
 	o.Lanes = min(o.Lanes, 64)
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating spool directory: %w", err)
@@ -160,7 +176,9 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 		done:      make(chan struct{}),
 		notify:    make(chan struct{}, 1),
 		idleSig:   make(chan struct{}, 1),
+		linger:    time.NewTimer(time.Hour),
 	}
+	s.linger.Stop()
 	ok := false
 	defer func() {
 		if !ok {

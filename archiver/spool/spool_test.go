@@ -283,3 +283,30 @@ func TestInstancePersistedAndLocked(t *testing.T) {
 		}
 	}
 }
+
+// With intake reporting more requests in flight than ever arrive (rejected ones, say), a commit
+// still happens: the linger is bounded, and every entry is committed exactly once, in order.
+func TestLingerBoundedWhenExpectedEntriesNeverCome(t *testing.T) {
+	t.Parallel()
+	load := &sink.Load{}
+	for range 50 {
+		load.Enter() // 50 requests "in flight" that never submit
+	}
+	s := open(t, Options{Dir: t.TempDir(), Instance: "inst", Load: load, Linger: 20 * time.Millisecond})
+	const n = 20
+	for i := range n {
+		submit(t, s, entry(i, "2026-11-26"))
+	}
+	if err := s.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, recs := collect(t, s)
+	if len(recs) != n {
+		t.Fatalf("got %d records, want %d", len(recs), n)
+	}
+	for i, r := range recs {
+		if want := fmt.Sprintf("{\"n\":%d}\n", i); string(r.Line) != want {
+			t.Fatalf("record %d = %q, want %q", i, r.Line, want)
+		}
+	}
+}
