@@ -6,127 +6,79 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	lproc "github.com/livehook/terraform-provider-livehook/internal/proc"
 )
 
 // proc is one target process, started in its own process group (so a Ctrl-C in the terminal
 // reaches only the bench, which then stops it in order) and killed with the bench if it dies
 // (Pdeathsig).
 type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	waitErr error
-	exited  time.Time
+	*lproc.Process
+	name string
 }
 
 func startProc(name, path string, args, env []string, logPath string) (*proc, error) {
-	logf, err := os.Create(logPath)
-	if err != nil {
+	// A fresh log per run: lproc.Start appends.
+	if err := os.Remove(logPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: log file: %w", name, err)
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start %s (%s): %w", name, path, err)
+	p, err := lproc.Start(cmd, logPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		p.waitErr = cmd.Wait()
-		p.exited = time.Now()
-		logf.Close()
-		close(p.done)
-	}()
-	return p, nil
+	return &proc{Process: p, name: name}, nil
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+func (p *proc) pid() int { return p.PID() }
 
 // exitCode is the process's exit status (-1 when killed by a signal or still running).
-func (p *proc) exitCode() int {
-	if p.running() || p.cmd.ProcessState == nil {
-		return -1
-	}
-	return p.cmd.ProcessState.ExitCode()
-}
+func (p *proc) exitCode() int { return p.ExitCode() }
 
 // terminate sends SIGTERM and waits up to timeout for the exit; past that it kills the group.
 // It returns how long the process took to exit after the signal.
 // Cancelling ctx (Ctrl-C) kills it at once.
 func (p *proc) terminate(ctx context.Context, timeout time.Duration) (time.Duration, error) {
-	if !p.running() {
-		return 0, fmt.Errorf("%s had already exited: %v; log: %s", p.name, p.waitErr, p.logTail())
+	if !p.Running() {
+		return 0, fmt.Errorf("%s had already exited: %v; log: %s", p.name, p.Err(), p.logTail())
 	}
 	t0 := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return 0, fmt.Errorf("SIGTERM %s: %w", p.name, err)
-	}
-	select {
-	case <-p.done:
-		return p.exited.Sub(t0), nil
-	case <-time.After(timeout):
-		p.kill()
+	err := p.Stop(ctx, timeout)
+	switch {
+	case err == nil:
+		return p.Exited().Sub(t0), nil
+	case errors.Is(err, lproc.ErrKilled):
 		return time.Since(t0), fmt.Errorf("%s did not exit within %s of SIGTERM (killed); log:\n%s", p.name, timeout, p.logTail())
-	case <-ctx.Done():
-		p.kill()
-		return time.Since(t0), fmt.Errorf("%s killed while draining: %w", p.name, ctx.Err())
+	default:
+		return time.Since(t0), fmt.Errorf("%s killed while draining: %w", p.name, err)
 	}
 }
 
 // kill SIGKILLs the whole process group and waits; safe to call more than once.
-func (p *proc) kill() {
-	if !p.running() {
-		return
-	}
-	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-	}
-}
+func (p *proc) kill() { _ = p.Kill() }
 
 // logTail returns the last lines of the process's log, for error messages.
 func (p *proc) logTail() string {
-	b, err := os.ReadFile(p.logPath)
+	b, err := p.Tail(1500)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
-	if len(b) > 1500 {
-		b = b[len(b)-1500:]
-	}
-	return string(bytes.TrimSpace(b))
+	return strings.TrimSpace(b)
 }
 
 // freePort asks the kernel for a free 127.0.0.1 port. Another process could take it before the
 // target binds it; on this benchmark machine that race is accepted (the start fails loudly).
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+func freePort() (string, error) { return lproc.FreeAddr() }
 
 // waitReady polls GET /readyz until the target answers anything but 503 (a 404 means the
 // target has no readiness endpoint and is up), the process exits, or timeout passes.
@@ -135,8 +87,8 @@ func waitReady(ctx context.Context, p *proc, addr string, timeout time.Duration)
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		if !p.running() {
-			return fmt.Errorf("%s exited before it was ready (%v); log:\n%s", p.name, p.waitErr, p.logTail())
+		if !p.Running() {
+			return fmt.Errorf("%s exited before it was ready (%v); log:\n%s", p.name, p.Err(), p.logTail())
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
 		resp, err := client.Do(req)

@@ -8,12 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/livehook/terraform-provider-livehook/internal/proc"
 )
 
 // Env owns a working directory and a stack of cleanups (processes to stop, servers to close).
@@ -76,12 +77,8 @@ func (e *Env) Path(elem ...string) string {
 // letting a server listen on 127.0.0.1:0 and report its address; use this only for
 // programs that cannot.
 func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proc.FreeAddr()
 	if err != nil {
-		return "", fmt.Errorf("devenv: find a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
 		return "", fmt.Errorf("devenv: find a free port: %w", err)
 	}
 	return addr, nil

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/livehook/terraform-provider-livehook/internal/proc"
 )
 
 // Spec describes a long-running subprocess.
@@ -40,10 +42,8 @@ type Process struct {
 	URL     string // "http://" + Addr
 	LogPath string
 
-	cmd         *exec.Cmd
+	proc        *proc.Process
 	stopTimeout time.Duration
-	done        chan struct{}
-	waitErr     error
 	stopOnce    sync.Once
 	stopErr     error
 }
@@ -77,32 +77,19 @@ func (e *Env) spawn(spec Spec) (*Process, error) {
 		return nil, fmt.Errorf("devenv: %w", err)
 	}
 	logPath := e.Path("logs", spec.Name+".log")
-	// The child writes straight into the file (no pipe, no copying goroutine), so a
-	// grandchild holding the descriptor can never block our Wait.
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("devenv: log file for %s: %w", spec.Name, err)
-	}
-	defer f.Close()
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Dir = spec.Dir
 	if cmd.Dir == "" {
 		cmd.Dir = e.Dir
 	}
 	cmd.Env = append(os.Environ(), spec.Env...)
-	cmd.Stdout, cmd.Stderr = f, f
 	// Own process group: Ctrl-C in the terminal reaches only us, and we stop the whole
 	// group (the program and anything it started) ourselves.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s (%s): %w", spec.Name, spec.Path, err)
+	pp, err := proc.Start(cmd, logPath)
+	if err != nil {
+		return nil, fmt.Errorf("devenv: %s: %w", spec.Name, err)
 	}
-	p := &Process{Name: spec.Name, LogPath: logPath, cmd: cmd, stopTimeout: spec.StopTimeout, done: make(chan struct{})}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
+	return &Process{Name: spec.Name, LogPath: logPath, proc: pp, stopTimeout: spec.StopTimeout}, nil
 }
 
 func (p *Process) waitReady(ctx context.Context, spec Spec) error {
@@ -113,8 +100,8 @@ func (p *Process) waitReady(ctx context.Context, spec Spec) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
 		select {
-		case <-p.done:
-			return fmt.Errorf("exited early (%v)", p.waitErr)
+		case <-p.proc.Done():
+			return fmt.Errorf("exited early (%v)", p.proc.Err())
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("not ready after %s", spec.StartTimeout)
@@ -152,10 +139,10 @@ func (p *Process) waitReady(ctx context.Context, spec Spec) error {
 }
 
 // PID is the process ID (also its process group ID).
-func (p *Process) PID() int { return p.cmd.Process.Pid }
+func (p *Process) PID() int { return p.proc.PID() }
 
 // Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (p *Process) Done() <-chan struct{} { return p.proc.Done() }
 
 // Stop sends SIGTERM to the process group, waits up to the stop timeout, then SIGKILLs the
 // group and waits. It returns nil when the program exited on SIGTERM (status 0 or killed by
@@ -166,26 +153,15 @@ func (p *Process) Stop() error {
 }
 
 func (p *Process) stop() error {
-	pgid := p.cmd.Process.Pid
-	select {
-	case <-p.done:
+	if !p.proc.Running() {
 		// Already gone: sweep anything it left in its group.
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		return exitError(p.waitErr, "exited before it was stopped")
-	default:
+		_ = p.proc.Kill()
+		return exitError(p.proc.Err(), "exited before it was stopped")
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	t := time.NewTimer(p.stopTimeout)
-	defer t.Stop()
-	select {
-	case <-p.done:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		return exitError(p.waitErr, "")
-	case <-t.C:
+	if err := p.proc.Stop(context.Background(), p.stopTimeout); err != nil {
+		return err
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	<-p.done
-	return fmt.Errorf("did not exit within %s of SIGTERM; killed", p.stopTimeout)
+	return exitError(p.proc.Err(), "")
 }
 
 // exitError accepts a clean exit and death by SIGTERM as success.

@@ -20,6 +20,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/livehook/terraform-provider-livehook/internal/proc"
 )
 
 // InstallHint is how to get the binary.
@@ -44,9 +46,7 @@ type Server struct {
 	logPath string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been waited for
-	log  *os.File
+	proc *proc.Process // nil when stopped
 }
 
 // Binary finds versitygw: $VERSITYGW, PATH, $(go env GOBIN), $(go env GOPATH)/bin, ~/go/bin.
@@ -114,7 +114,7 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		addr, err := freeAddr()
+		addr, err := proc.FreeAddr()
 		if err != nil {
 			return nil, fmt.Errorf("versitygw: finding a free port: %w", err)
 		}
@@ -134,28 +134,13 @@ func (s *Server) LogPath() string { return s.logPath }
 
 // LogTail returns the last few KiB of the server's output, for failure messages.
 func (s *Server) LogTail() string {
-	b, err := os.ReadFile(s.logPath)
-	if err != nil {
-		return ""
-	}
-	if len(b) > 4096 {
-		b = b[len(b)-4096:]
-	}
-	return string(b)
+	t, _ := proc.Tail(s.logPath, 4096)
+	return t
 }
 
 func (s *Server) bindFailed() bool {
 	t := s.LogTail()
 	return strings.Contains(t, "address already in use") || strings.Contains(t, "bind")
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := l.Addr().String()
-	return addr, l.Close()
 }
 
 func randomHex(n int) string {
@@ -166,11 +151,9 @@ func randomHex(n int) string {
 
 // start launches the process on s.addr and waits for readiness; on failure the process is gone.
 func (s *Server) start(ctx context.Context) error {
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("versitygw: opening log file: %w", err)
+	if err := s.logStart(); err != nil {
+		return err
 	}
-	fmt.Fprintf(logf, "---- %s starting on %s\n", time.Now().Format(time.RFC3339), s.addr)
 	// Credentials go through the environment, not argv, so they do not show up in ps.
 	cmd := exec.Command(s.bin, "--port", s.addr, "--quiet", "posix", s.Dir)
 	cmd.Env = append(os.Environ(),
@@ -178,23 +161,29 @@ func (s *Server) start(ctx context.Context) error {
 		"ROOT_SECRET_ACCESS_KEY="+s.SecretKey,
 		"VGW_REGION="+Region,
 	)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
-		return fmt.Errorf("versitygw: starting %s: %w", s.bin, err)
+	p, err := proc.Start(cmd, s.logPath)
+	if err != nil {
+		return fmt.Errorf("versitygw: %w", err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	s.mu.Lock()
-	s.cmd, s.done, s.log = cmd, done, logf
+	s.proc = p
 	s.mu.Unlock()
 
-	if err := s.waitReady(ctx, done); err != nil {
+	if err := s.waitReady(ctx, p.Done()); err != nil {
 		_ = s.Stop()
 		return fmt.Errorf("versitygw on %s: %w\n--- %s (tail) ---\n%s", s.addr, err, s.logPath, s.LogTail())
 	}
 	return nil
+}
+
+// logStart marks a (re)start in the log file, which every start appends to.
+func (s *Server) logStart() error {
+	f, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("versitygw: opening log file: %w", err)
+	}
+	fmt.Fprintf(f, "---- %s starting on %s\n", time.Now().Format(time.RFC3339), s.addr)
+	return f.Close()
 }
 
 // waitReady polls until a TCP connection and an S3 ListBuckets succeed (at most 20s, or ctx).
@@ -267,47 +256,32 @@ func (s *Server) Kill() error { return s.halt(false) }
 // halt ends the process: gracefully (SIGTERM first) or as a crash (SIGKILL only).
 func (s *Server) halt(graceful bool) error {
 	s.mu.Lock()
-	cmd, done, logf := s.cmd, s.done, s.log
-	s.cmd, s.done, s.log = nil, nil, nil
+	p := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd == nil {
+	if p == nil {
 		return nil
 	}
-	defer func() {
-		if logf != nil {
-			_ = logf.Close()
-		}
-	}()
+	var err error
 	if graceful {
-		signalGroup(cmd, false)
-		select {
-		case <-done:
-			return nil
-		case <-time.After(3 * time.Second):
+		// Past the grace period the group is killed; that still counts as stopped.
+		if err = p.Stop(context.Background(), 3*time.Second); errors.Is(err, proc.ErrKilled) {
+			err = nil
 		}
+	} else {
+		err = p.Kill()
 	}
-	signalGroup(cmd, true)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("versitygw (pid %d) did not exit after SIGKILL", cmd.Process.Pid)
+	if err != nil {
+		return fmt.Errorf("versitygw: %w", err)
 	}
+	return nil
 }
 
 func (s *Server) Running() bool {
 	s.mu.Lock()
-	done := s.done
+	p := s.proc
 	s.mu.Unlock()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
+	return p != nil && p.Running()
 }
 
 // Restart stops the server (if running) and starts it again on the same port with the same data

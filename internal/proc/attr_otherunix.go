@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package versitygw
+package proc
 
 import "syscall"
 
