@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -325,17 +326,20 @@ func (s *Spool) Remove(seg *Segment) error {
 	}
 	// A lost unlink only means a harmless re-upload of identical bytes after a crash.
 	_ = fsutil.SyncDir(s.o.Dir)
+	s.forget(seg)
+	return nil
+}
+
+// forget drops a segment that left the spool (uploaded or quarantined) from the upload queue and
+// the byte count, and wakes intake that may be waiting for room.
+func (s *Spool) forget(seg *Segment) {
 	s.bytes.Add(-seg.Size)
 	s.smu.Lock()
-	for i, x := range s.sealed {
-		if x == seg {
-			s.sealed = append(s.sealed[:i], s.sealed[i+1:]...)
-			break
-		}
+	if i := slices.Index(s.sealed, seg); i >= 0 {
+		s.sealed = slices.Delete(s.sealed, i, i+1)
 	}
 	s.smu.Unlock()
 	s.wake()
-	return nil
 }
 
 // Quarantine takes a segment that cannot be read out of the upload queue, renaming it to
@@ -346,16 +350,7 @@ func (s *Spool) Quarantine(seg *Segment) (string, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("quarantining spool segment: %w", err)
 	}
-	s.bytes.Add(-seg.Size)
-	s.smu.Lock()
-	for i, x := range s.sealed {
-		if x == seg {
-			s.sealed = append(s.sealed[:i], s.sealed[i+1:]...)
-			break
-		}
-	}
-	s.smu.Unlock()
-	s.wake()
+	s.forget(seg)
 	return dst, nil
 }
 
