@@ -50,7 +50,7 @@ func (d *publishNotificationDataSource) Schema(_ context.Context, _ datasource.S
 			"domain": schema.StringAttribute{
 				MarkdownDescription: "The push (ingest) domain, e.g. `push.example.com`.",
 				Required:            true,
-				Validators:          []validator.String{hostnameValidator{}},
+				Validators:          []validator.String{hostnameValidator},
 			},
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The push domain (same as `domain`).",

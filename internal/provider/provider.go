@@ -127,7 +127,7 @@ func (p *livehookProvider) Schema(_ context.Context, _ provider.SchemaRequest, r
 					"emulator or a private deployment. Falls back to `" + EnvEndpoint + "`. When set, `region` is not needed.",
 				Optional: true,
 				Validators: []validator.String{
-					httpURLValidator{},
+					httpURLValidator,
 				},
 			},
 			"max_retries": schema.Int64Attribute{

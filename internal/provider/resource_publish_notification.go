@@ -10,12 +10,14 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -77,13 +79,13 @@ func (r *publishNotificationResource) Schema(ctx context.Context, _ resource.Sch
 					"console in the provider's project and region. Changing it replaces the resource.",
 				Required:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
-				Validators:    []validator.String{hostnameValidator{}},
+				Validators:    []validator.String{hostnameValidator},
 			},
 			"url": schema.StringAttribute{
 				MarkdownDescription: "Callback URL that receives the notifications; `http://` or `https://` with a host. It is " +
 					"sent and stored exactly as written (no normalisation).",
 				Required:   true,
-				Validators: []validator.String{httpURLValidator{}},
+				Validators: []validator.String{httpURLValidator},
 			},
 			"auth_sign_key": schema.StringAttribute{
 				MarkdownDescription: "Key (" + keyRules + ") Live uses to sign each callback (`auth_sign`, see the callback " +
@@ -91,7 +93,7 @@ func (r *publishNotificationResource) Schema(ctx context.Context, _ resource.Sch
 					"which keeps the key out of the state. Omit both to send unsigned callbacks.",
 				Optional:   true,
 				Sensitive:  true,
-				Validators: []validator.String{keyLengthValidator{}},
+				Validators: []validator.String{keyLengthValidator},
 			},
 			"auth_sign_key_wo": schema.StringAttribute{
 				MarkdownDescription: "Write-only variant of `auth_sign_key` (Terraform 1.11 or later): the key (" + keyRules +
@@ -101,7 +103,7 @@ func (r *publishNotificationResource) Schema(ctx context.Context, _ resource.Sch
 				Optional:   true,
 				Sensitive:  true,
 				WriteOnly:  true,
-				Validators: []validator.String{keyLengthValidator{}, stringvalidator.AlsoRequires(path.MatchRoot("auth_sign_key_wo_version"))},
+				Validators: []validator.String{keyLengthValidator, stringvalidator.AlsoRequires(path.MatchRoot("auth_sign_key_wo_version"))},
 			},
 			"auth_sign_key_wo_version": schema.Int64Attribute{
 				MarkdownDescription: "Version of `auth_sign_key_wo`. Any change (e.g. incrementing it) triggers an update " +
@@ -161,27 +163,48 @@ func (r *publishNotificationResource) Configure(_ context.Context, req resource.
 	r.data = data
 }
 
+// begin reads the plan or state (get) into a model and starts the operation's timeout (one of
+// timeouts.Value's Create, Read, Update, Delete). ok is false when diags got an error.
+func begin(ctx context.Context, get func(context.Context, any) diag.Diagnostics,
+	timeoutOf func(timeouts.Value, context.Context, time.Duration) (time.Duration, diag.Diagnostics),
+	diags *diag.Diagnostics,
+) (m publishNotificationModel, timeout time.Duration, opCtx context.Context, cancel context.CancelFunc, ok bool) {
+	diags.Append(get(ctx, &m)...)
+	if diags.HasError() {
+		return m, 0, ctx, nil, false
+	}
+	timeout, d := timeoutOf(m.Timeouts, ctx, defaultTimeout)
+	diags.Append(d...)
+	if diags.HasError() {
+		return m, 0, ctx, nil, false
+	}
+	opCtx, cancel = context.WithTimeout(ctx, timeout)
+	return m, timeout, opCtx, cancel, true
+}
+
+// configNotification is what Create and Update send: the planned values plus the write-only
+// key, which only the configuration holds.
+func configNotification(ctx context.Context, config tfsdk.Config, plan publishNotificationModel, diags *diag.Diagnostics) (liveapi.Notification, types.String, bool) {
+	var wo types.String
+	diags.Append(config.GetAttribute(ctx, path.Root("auth_sign_key_wo"), &wo)...)
+	if diags.HasError() {
+		return liveapi.Notification{}, wo, false
+	}
+	return notificationFromModel(plan, wo), wo, true
+}
+
 func (r *publishNotificationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan publishNotificationModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
+	plan, timeout, ctx, cancel, ok := begin(ctx, req.Plan.Get, timeouts.Value.Create, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	timeout, diags := plan.Timeouts.Create(ctx, defaultTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	domain := plan.Domain.ValueString()
-	var wo types.String
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("auth_sign_key_wo"), &wo)...)
-	if resp.Diagnostics.HasError() {
+	n, wo, ok := configNotification(ctx, req.Config, plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	n := notificationFromModel(plan, wo)
 	ctx = maskSecrets(ctx, n.AuthSignKey)
 
 	// Refuse to take over a config made elsewhere: it would silently overwrite it.
@@ -219,17 +242,10 @@ func (r *publishNotificationResource) Create(ctx context.Context, req resource.C
 }
 
 func (r *publishNotificationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state publishNotificationModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
+	state, timeout, ctx, cancel, ok := begin(ctx, req.State.Get, timeouts.Value.Read, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	timeout, diags := state.Timeouts.Read(ctx, defaultTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	domain := state.Domain.ValueString()
@@ -268,26 +284,17 @@ func (r *publishNotificationResource) Read(ctx context.Context, req resource.Rea
 }
 
 func (r *publishNotificationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan publishNotificationModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() {
+	plan, timeout, ctx, cancel, ok := begin(ctx, req.Plan.Get, timeouts.Value.Update, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	timeout, diags := plan.Timeouts.Update(ctx, defaultTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	var wo types.String
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("auth_sign_key_wo"), &wo)...)
-	if resp.Diagnostics.HasError() {
+	domain := plan.Domain.ValueString()
+	n, wo, ok := configNotification(ctx, req.Config, plan, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	domain := plan.Domain.ValueString()
-	n := notificationFromModel(plan, wo)
 	ctx = maskSecrets(ctx, n.AuthSignKey)
 
 	// The API's PUT replaces the whole config, so every field is sent.
@@ -304,17 +311,10 @@ func (r *publishNotificationResource) Update(ctx context.Context, req resource.U
 }
 
 func (r *publishNotificationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state publishNotificationModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
+	state, timeout, ctx, cancel, ok := begin(ctx, req.State.Get, timeouts.Value.Delete, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	timeout, diags := state.Timeouts.Delete(ctx, defaultTimeout)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	domain := state.Domain.ValueString()

@@ -23,9 +23,7 @@ const (
 var callBackAreas = []string{AreaMainlandChina, AreaOutsideMainlandChina}
 
 var (
-	_ validator.String = hostnameValidator{}
-	_ validator.String = httpURLValidator{}
-	_ validator.String = keyLengthValidator{}
+	_ validator.String = checkValidator{}
 	_ validator.String = oneOfValidator{}
 )
 
@@ -70,54 +68,34 @@ func checkHostname(s string) string {
 	return ""
 }
 
-type hostnameValidator struct{}
-
-func (hostnameValidator) Description(context.Context) string {
-	return "must be a lower-case DNS host name (dot-separated labels of 1-63 letters, digits or hyphens; at most 253 characters)"
+// checkValidator adapts a check function (empty answer = valid) to a plan-time validator, so each
+// rule is written once as a plain function that unit tests call directly.
+type checkValidator struct {
+	summary     string
+	description string
+	check       func(string) string
 }
-func (v hostnameValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-func (hostnameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+
+var (
+	hostnameValidator = checkValidator{"Invalid push domain",
+		"must be a lower-case DNS host name (dot-separated labels of 1-63 letters, digits or hyphens; at most 253 characters)",
+		checkHostname}
+	httpURLValidator = checkValidator{"Invalid URL", "must be an absolute http:// or https:// URL with a host", checkHTTPURL}
+	// keyLengthValidator checks the callback signing key's length without ever echoing it.
+	keyLengthValidator = checkValidator{"Invalid callback signing key",
+		fmt.Sprintf("must be %d to %d characters long", minAuthSignKey, maxAuthSignKey), checkAuthSignKey}
+)
+
+func (v checkValidator) Description(context.Context) string { return v.description }
+func (v checkValidator) MarkdownDescription(context.Context) string {
+	return v.description
+}
+func (v checkValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
 	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
 		return
 	}
-	if msg := checkHostname(req.ConfigValue.ValueString()); msg != "" {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid push domain",
-			fmt.Sprintf("Attribute %s %s.", req.Path, msg))
-	}
-}
-
-type httpURLValidator struct{}
-
-func (httpURLValidator) Description(context.Context) string {
-	return "must be an absolute http:// or https:// URL with a host"
-}
-func (v httpURLValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-func (httpURLValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if msg := checkHTTPURL(req.ConfigValue.ValueString()); msg != "" {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid URL",
-			fmt.Sprintf("Attribute %s %s.", req.Path, msg))
-	}
-}
-
-// keyLengthValidator checks the callback signing key's length without ever echoing it.
-type keyLengthValidator struct{}
-
-func (keyLengthValidator) Description(context.Context) string {
-	return fmt.Sprintf("must be %d to %d characters long", minAuthSignKey, maxAuthSignKey)
-}
-func (v keyLengthValidator) MarkdownDescription(ctx context.Context) string {
-	return v.Description(ctx)
-}
-func (keyLengthValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	if msg := checkAuthSignKey(req.ConfigValue.ValueString()); msg != "" {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid callback signing key",
-			fmt.Sprintf("Attribute %s %s.", req.Path, msg))
+	if msg := v.check(req.ConfigValue.ValueString()); msg != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, v.summary, fmt.Sprintf("Attribute %s %s.", req.Path, msg))
 	}
 }
 
