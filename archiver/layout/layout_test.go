@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 )
 
-const callbacksDir = "../testdata/callbacks" // byte-for-byte copies of the spec samples
+// callbacksDir holds byte-for-byte copies of the spec samples.
+var callbacksDir = archivertest.SamplesDir()
 
 func samples(t testing.TB) map[string][]byte {
 	t.Helper()

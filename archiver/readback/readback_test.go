@@ -13,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
-const callbacksDir = "../testdata/callbacks" // byte-for-byte copies of the spec samples
+// callbacksDir holds byte-for-byte copies of the spec samples.
+var callbacksDir = archivertest.SamplesDir()
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
