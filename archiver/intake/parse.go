@@ -72,6 +72,10 @@ func (f *Fields) IdentityTimestamp() (s string, ok bool) {
 		return "", false
 	}
 	if raw[0] == '"' {
+		if bytes.IndexByte(raw, '\\') < 0 { // the usual case: no escapes, no json.Unmarshal
+			s := string(raw[1 : len(raw)-1])
+			return s, s != ""
+		}
 		s, err := unquote(raw)
 		if err != nil || s == "" {
 			return "", false

@@ -80,6 +80,8 @@ func TestParseFields(t *testing.T) {
 		{name: "pretty", body: "{\n  \"domain\" : \"d\",\n\t\"app\":\"a\",\"stream\":\"s\",\"event\":\"PUBLISH_DONE\"}\n", domain: "d"},
 		{name: "seed comma", body: `{"domain":"d","app":"a","stream":"s","event":"PUBLISH","publish_timestamp":"1587954134,"}`, domain: "d", pts: "1587954134,", hasIdent: true},
 		{name: "numeric timestamp", body: `{"domain":"d","app":"a","stream":"s","event":"PUBLISH","publish_timestamp":1587954134}`, domain: "d", pts: "1587954134", hasIdent: true},
+		{name: "escaped timestamp", body: `{"domain":"d","app":"a","stream":"s","event":"PUBLISH","publish_timestamp":"\u0031587954134"}`, domain: "d", pts: "1587954134", hasIdent: true},
+		{name: "empty timestamp", body: `{"domain":"d","app":"a","stream":"s","event":"PUBLISH","publish_timestamp":""}`, domain: "d", pts: "", hasIdent: false},
 		{name: "null timestamp", body: `{"domain":"d","app":"a","stream":"s","event":"PUBLISH","publish_timestamp":null}`, domain: "d"},
 		{name: "escaped domain", body: `{"domain":"d\u00e9","app":"a","stream":"s","event":"PUBLISH"}`, domain: "dé"},
 		{name: "escaped key", body: `{"dom\u0061in":"d","app":"a","stream":"s","event":"PUBLISH"}`, domain: "d"},

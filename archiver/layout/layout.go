@@ -20,7 +20,6 @@ package layout
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -30,6 +29,10 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	// klauspost's gzip: the same format at about twice the speed of compress/gzip (the upload
+	// path's biggest CPU cost in store mode), for objects about a fifth larger at BestSpeed.
+	"github.com/klauspost/compress/gzip"
 )
 
 // ContentType is the Content-Type of every archive object. Objects are stored as plain .gz files
@@ -268,7 +271,9 @@ func EncodeObject(lines []byte, gz bool) ([]byte, error) {
 	buf.Grow(len(lines)/4 + 64)
 	w := gzipWriters.Get().(*gzip.Writer)
 	defer gzipWriters.Put(w)
-	w.Reset(&buf) // Reset clears the header: no name, no comment, zero ModTime
+	w.Reset(&buf) // Reset clears the header: no name, no comment
+	// Unlike compress/gzip, klauspost writes a zero time.Time as a (bogus) non-zero mtime.
+	w.ModTime = time.Unix(0, 0)
 	if _, err := w.Write(lines); err != nil {
 		return nil, fmt.Errorf("compressing archive object: %w", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,5 +86,36 @@ func TestBinaryHint(t *testing.T) {
 	_, err := versitygw.Binary()
 	if err == nil || !strings.Contains(err.Error(), versitygw.InstallHint) {
 		t.Fatalf("Binary() error = %v; want the install hint", err)
+	}
+}
+
+// TestKeepAlive: the server keeps connections open between requests, as real S3 endpoints do;
+// otherwise every Put in the benchmarks would pay a TCP connect that production does not.
+func TestKeepAlive(t *testing.T) {
+	t.Parallel()
+	s := versitygw.StartT(t)
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	var reused []bool
+	for range 2 {
+		req, err := http.NewRequest(http.MethodGet, s.Endpoint+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) },
+		}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.Close {
+			t.Fatalf("response %s asks to close the connection (Connection: close)", resp.Status)
+		}
+	}
+	if len(reused) != 2 || !reused[1] {
+		t.Fatalf("second request reused the connection: %v, want [false true]", reused)
 	}
 }
