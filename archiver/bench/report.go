@@ -238,6 +238,17 @@ func WriteMarkdown(w io.Writer, r *Results) {
 			o.Load.AllErrors, fmtDur(o.Load.P99), fmtDur(o.Load.Max), fmtBytes(o.PeakRSSMax()), o.Drain.Round(time.Millisecond))
 	}
 
+	var batching []string
+	for _, t := range r.Targets {
+		if t.Batching != nil {
+			batching = append(batching, fmt.Sprintf("- archiver %s: %s", t.Name, t.Batching))
+		}
+	}
+	if len(batching) > 0 {
+		fmt.Fprintf(w, "\nDurable writes (from each archiver's /metrics; with %d connections, req/s is about events per write / time per write cycle):\n%s\n",
+			r.Options.Conns, strings.Join(batching, "\n"))
+	}
+
 	if notes := storeNotes(r); notes != "" {
 		fmt.Fprintf(w, "\n%s\n", notes)
 	}

@@ -70,6 +70,7 @@ type TargetResult struct {
 	ExitCode      int            `json:"exit_code"`
 	FlushInterval time.Duration  `json:"flush_interval_ns,omitempty"`
 	Outage        *OutageFigures `json:"outage,omitempty"`
+	Batching      *Batching      `json:"batching,omitempty"` // archiver targets: from its /metrics
 	Err           string         `json:"error,omitempty"`
 	LogPath       string         `json:"log,omitempty"`
 }
@@ -358,6 +359,13 @@ func (r *runner) runTarget(ctx context.Context, name string, flush time.Duration
 		return fail(err)
 	}
 	res.Load = load
+	if res.Archiver() {
+		if b, err := scrapeBatching(ctx, addr); err != nil {
+			r.logf("%s: %v", name, err) // a report detail, not a failure
+		} else {
+			res.Batching = b
+		}
+	}
 	if _, hwm, err := memStatus(p.pid()); err == nil {
 		res.PeakRSS = hwm
 	}
