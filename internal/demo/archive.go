@@ -275,12 +275,3 @@ func parseOutputs(out string) map[string]string {
 	}
 	return m
 }
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}

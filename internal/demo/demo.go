@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -359,7 +361,7 @@ func (r *runner) apply(ctx context.Context) error {
 		return err
 	}
 	r.res.TerraformOutputs = parseOutputs(out.Output)
-	for _, k := range sortedKeys(r.res.TerraformOutputs) {
+	for _, k := range slices.Sorted(maps.Keys(r.res.TerraformOutputs)) {
 		r.detail("%s = %s", k, r.res.TerraformOutputs[k])
 	}
 

@@ -20,8 +20,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -247,7 +249,7 @@ func (s *Server) addDomain(domain string) (added bool, err error) {
 func (s *Server) Domains() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sortedKeys(s.domains)
+	return slices.Sorted(maps.Keys(s.domains))
 }
 
 // Config returns a domain's notification config.

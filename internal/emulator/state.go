@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,7 +51,7 @@ func (s *Server) persistLocked() error {
 	if s.cfg.StatePath == "" {
 		return nil
 	}
-	st := stateFile{Version: 1, Domains: sortedKeys(s.domains), Configs: s.configs}
+	st := stateFile{Version: 1, Domains: slices.Sorted(maps.Keys(s.domains)), Configs: s.configs}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("emulator: encode state: %w", err)
@@ -76,15 +77,6 @@ func (s *Server) persistLocked() error {
 		return fmt.Errorf("emulator: write state file %s: %w", s.cfg.StatePath, err)
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // validDomain: 1 to 255 characters, no spaces or control characters.

@@ -3,10 +3,12 @@ package readmecheck_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -105,7 +107,7 @@ func TestArchiveLayoutBlock(t *testing.T) {
 	}
 	var pats []*regexp.Regexp
 	for i, l := range f.Lines {
-		re, err := layoutPattern(strings.Fields(l)[0], sortedKeys(inst))
+		re, err := layoutPattern(strings.Fields(l)[0], slices.Sorted(maps.Keys(inst)))
 		if err != nil {
 			t.Fatalf("README.md:%d: %v", f.bodyLine(i), err)
 		}
@@ -344,17 +346,17 @@ func TestAthenaTable(t *testing.T) {
 			archWritten[k] = true
 		}
 	}
-	for _, k := range sortedKeys(written) {
+	for _, k := range slices.Sorted(maps.Keys(written)) {
 		if !cols[k] && !leftOut[k] {
 			t.Errorf("README.md:%d: the archiver writes %q, which the Athena table lacks", f.Line, k)
 		}
 	}
-	for _, k := range sortedKeys(archWritten) {
+	for _, k := range slices.Sorted(maps.Keys(archWritten)) {
 		if !sub[k] {
 			t.Errorf("README.md:%d: the archiver writes archive.%s, which the table's archive struct lacks", f.Line, k)
 		}
 	}
-	for _, k := range sortedKeys(sub) {
+	for _, k := range slices.Sorted(maps.Keys(sub)) {
 		if !archWritten[k] {
 			t.Errorf("README.md:%d: the table's archive struct has %s, which the archiver does not write", f.Line, k)
 		}

@@ -1,7 +1,9 @@
 package readmecheck_test
 
 import (
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +88,7 @@ func TestArchiverUsageBlock(t *testing.T) {
 				t.Errorf("README.md:%d: the usage block names --%s, which `archiver %s -h` does not have", line, f, part.sub)
 			}
 		}
-		for _, f := range sortedKeys(have) {
+		for _, f := range slices.Sorted(maps.Keys(have)) {
 			if !contains(named, f) {
 				t.Errorf("README.md:%d: the `archiver %s` synopsis lacks --%s (it is in `archiver %s -h`)", line, part.sub, f, part.sub)
 			}
@@ -133,7 +135,7 @@ func TestArchiverFlagsTable(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range sortedKeys(have) {
+	for _, f := range slices.Sorted(maps.Keys(have)) {
 		if !seen[f] {
 			t.Errorf("README.md:%d: the flags table lacks --%s (it is in `archiver serve -h`)", tb.Lines[0]-2, f)
 		}
@@ -164,7 +166,7 @@ func TestEmulatorFlagsParagraph(t *testing.T) {
 			t.Errorf("README.md:%d: the paragraph names --%s, which `live-emulator -h` does not have", line, f)
 		}
 	}
-	for _, f := range sortedKeys(have) {
+	for _, f := range slices.Sorted(maps.Keys(have)) {
 		if !contains(named, f) {
 			t.Errorf("README.md:%d: the emulator's Flags paragraph lacks --%s (it is in `live-emulator -h`)", line, f)
 		}

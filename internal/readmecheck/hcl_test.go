@@ -3,9 +3,11 @@ package readmecheck_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -95,7 +97,7 @@ func TestHCLBlocksValidate(t *testing.T) {
 					vars[m[1]] = true
 				}
 			}
-			for _, v := range sortedKeys(vars) {
+			for _, v := range slices.Sorted(maps.Keys(vars)) {
 				fmt.Fprintf(&scaffold, "variable %q {\n  type      = string\n  sensitive = true\n}\n", v)
 			}
 			if err := os.WriteFile(filepath.Join(dir, "scaffold.tf"), []byte(scaffold.String()), 0o644); err != nil {

@@ -2,8 +2,9 @@ package readmecheck_test
 
 import (
 	"context"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -93,7 +94,7 @@ func TestProviderArgumentTable(t *testing.T) {
 			}
 		}
 	}
-	for _, a := range sortedKeys(s.Provider) {
+	for _, a := range slices.Sorted(maps.Keys(s.Provider)) {
 		if !seen[a] {
 			t.Errorf("README.md:%d: the provider argument table lacks %q", tb.Lines[0]-2, a)
 		}
@@ -113,7 +114,7 @@ func TestResourceParagraph(t *testing.T) {
 	typ := spans[0]
 	rs, ok := s.Resources[typ]
 	if !ok {
-		t.Fatalf("README.md:%d: the provider has no resource %q (it has %v)", line, typ, keys(s.Resources))
+		t.Fatalf("README.md:%d: the provider has no resource %q (it has %v)", line, typ, slices.Sorted(maps.Keys(s.Resources)))
 	}
 	text := strings.Join(spans, " ")
 	words := map[string]bool{}
@@ -153,14 +154,3 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func keys[V any](m map[string]V) []string { return sortedKeys(m) }
