@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
 // LoadConfig describes one closed-loop load run against one target.
@@ -267,16 +269,5 @@ func (ws *workerStats) fail(inWindow bool, err error) {
 
 // sleepUntil sleeps d, but not past end and not after ctx is done.
 func sleepUntil(ctx context.Context, d time.Duration, end time.Time) {
-	if rem := time.Until(end); rem < d {
-		d = rem
-	}
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	_ = ctxsleep.Sleep(ctx, min(d, time.Until(end)))
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 	"github.com/minio/minio-go/v7"
 )
@@ -404,16 +405,7 @@ func (r *runner) runTarget(ctx context.Context, name string, flush time.Duration
 // outage stops the S3 server OutageBefore after the load starts and restarts it Outage later.
 func (r *runner) outage(ctx context.Context, start time.Time, f *OutageFigures, done chan<- struct{}) {
 	defer close(done)
-	wait := func(until time.Time) bool {
-		t := time.NewTimer(time.Until(until))
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
+	wait := func(until time.Time) bool { return ctxsleep.Sleep(ctx, time.Until(until)) == nil }
 	restart := func() {
 		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -18,6 +18,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
 // Putter is the part of storage.Store the uploader needs.
@@ -105,7 +106,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 			u.o.Metrics.UploadFailures.Inc()
 			if failures < unreadableAttempts {
 				u.log.Error("spool segment cannot be read for upload; retrying", "segment", seg.Path, "attempt", failures, "error", err)
-				if !sleep(ctx, time.Duration(failures)*u.o.UnreadableDelay) {
+				if ctxsleep.Sleep(ctx, time.Duration(failures)*u.o.UnreadableDelay) != nil {
 					return ctx.Err()
 				}
 				continue
@@ -115,17 +116,6 @@ func (u *Uploader) Run(ctx context.Context) error {
 			u.log.Error("spool segment cannot be read; set aside so uploads continue (its events are NOT in the archive; inspect the file)",
 				"segment", seg.Path, "moved_to", dst, "error", err, "quarantine_error", qerr)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -219,7 +209,7 @@ func putRetry(ctx context.Context, store Putter, m *metrics.Archiver, log *slog.
 		m.UploadFailures.Inc()
 		wait := time.Duration(rand.Int64N(int64(backoff)) + 1)
 		log.Warn("storing archive object failed; retrying", "key", key, "attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "error", err)
-		if !sleep(ctx, wait) {
+		if ctxsleep.Sleep(ctx, wait) != nil {
 			return fmt.Errorf("storing %s: gave up after %d attempts: %w (last error: %w)", key, attempt, ctx.Err(), err)
 		}
 		backoff = min(2*backoff, maxB)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
 // Errors of Publish / PublishDone (the control API maps them to statuses).
@@ -248,11 +249,7 @@ func (s *Server) deliver(ctx context.Context, target string, body []byte) *Repor
 	backoff := s.cfg.CallbackBackoff
 	for i := 0; i <= s.cfg.CallbackRetries; i++ {
 		if i > 0 {
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
+			if ctxsleep.Sleep(ctx, backoff) != nil {
 				return rep
 			}
 			backoff = min(2*backoff, time.Minute)

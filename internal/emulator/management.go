@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/livehook/terraform-provider-livehook/internal/aksk"
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
 // Error codes the emulator answers with (spec/live-api.md).
@@ -132,11 +133,7 @@ func (s *Server) serveManagement(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Latency > 0 {
-		t := time.NewTimer(f.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+		if ctxsleep.Sleep(r.Context(), f.Latency) != nil {
 			return
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/livehook/terraform-provider-livehook/internal/aksk"
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
 const (
@@ -178,7 +179,7 @@ func New(cfg Config) (*Client, error) {
 		minBackoff: cfg.MinBackoff,
 		maxBackoff: cfg.MaxBackoff,
 		now:        time.Now,
-		sleep:      sleepCtx,
+		sleep:      ctxsleep.Sleep,
 	}
 	switch {
 	case c.maxRetries == 0:
@@ -523,20 +524,6 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func plural(n int) string {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/aksk"
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
 const (
@@ -434,7 +435,7 @@ func TestContextStopsWaiting(t *testing.T) {
 	sleeping := make(chan time.Duration, 1)
 	c.sleep = func(ctx context.Context, d time.Duration) error {
 		sleeping <- d
-		return sleepCtx(ctx, d) // the real wait, which only cancellation can end in time
+		return ctxsleep.Sleep(ctx, d) // the real wait, which only cancellation can end in time
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
