@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/fsutil"
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 )
 
 // Journal is the durable memory of events whose spool segments were uploaded and deleted. It is

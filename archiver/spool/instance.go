@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/fsutil"
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 )
 
 // maxInstanceLen keeps object keys well below S3's 1024-byte limit.

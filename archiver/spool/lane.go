@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/fsutil"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 )
 
 // lane is one group-commit writer with its own active segment. The dispatcher (Spool.run) hands

@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/fsutil"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 )
 
 // Defaults of the flags this package serves.

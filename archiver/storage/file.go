@@ -12,10 +12,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-)
 
-// tmpPrefix marks files being written; List skips them and a crash leaves only such files behind.
-const tmpPrefix = ".tmp-"
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
+)
 
 // fileStore keeps objects as files under dir; the key's '/' become directories, so the tree looks
 // like the bucket (dt=YYYY-MM-DD/...), readable with DuckDB's hive partitioning as well.
@@ -77,50 +76,10 @@ func (s *fileStore) Put(ctx context.Context, key string, body []byte, contentTyp
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("file store %s: put %s: creating directory: %w (check that the directory is writable)", s, key, err)
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+filepath.Base(dst)+"-*")
-	if err != nil {
-		return fmt.Errorf("file store %s: put %s: %w (check that the directory is writable)", s, key, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(body); err != nil {
-		return fmt.Errorf("file store %s: put %s: writing: %w (is the disk full?)", s, key, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("file store %s: put %s: %w", s, key, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("file store %s: put %s: fsync: %w", s, key, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("file store %s: put %s: closing: %w", s, key, err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return fmt.Errorf("file store %s: put %s: renaming into place: %w", s, key, err)
-	}
-	ok = true
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("file store %s: put %s: fsync directory: %w", s, key, err)
+	if err := fsutil.WriteFileAtomic(dst, body, 0o644); err != nil {
+		return fmt.Errorf("file store %s: put %s: %w (is the directory writable, the disk full?)", s, key, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func (s *fileStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
@@ -170,7 +129,7 @@ func (s *fileStore) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), tmpPrefix) {
+		if strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
 			if d.IsDir() {
 				return fs.SkipDir
 			}
@@ -213,7 +172,7 @@ func (s *fileStore) Ping(ctx context.Context) error {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("file store %s: cannot create the directory: %w", s, err)
 	}
-	f, err := os.CreateTemp(s.dir, tmpPrefix+"ping-*")
+	f, err := os.CreateTemp(s.dir, fsutil.TempPrefix+"ping-*")
 	if err != nil {
 		return fmt.Errorf("file store %s: directory is not writable: %w", s, err)
 	}

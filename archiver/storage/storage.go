@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 )
 
 // ObjectInfo describes one stored object.
@@ -152,8 +154,8 @@ func checkKey(key string) error {
 		if seg == "" || seg == "." || seg == ".." {
 			return fmt.Errorf("object key %q has an empty, \".\" or \"..\" segment", key)
 		}
-		if strings.HasPrefix(seg, tmpPrefix) {
-			return fmt.Errorf("object key %q: segments starting with %q are reserved for temporary files", key, tmpPrefix)
+		if strings.HasPrefix(seg, fsutil.TempPrefix) {
+			return fmt.Errorf("object key %q: segments starting with %q are reserved for temporary files", key, fsutil.TempPrefix)
 		}
 	}
 	return nil

@@ -7,9 +7,10 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 )
 
 // stateFile is what StatePath holds. It contains auth_sign_key values, so it is written 0600.
@@ -46,7 +47,7 @@ func (s *Server) load() error {
 	return nil
 }
 
-// persistLocked writes the state atomically (temp file + rename). Callers hold s.mu.
+// persistLocked writes the state atomically (fsutil.WriteFileAtomic). Callers hold s.mu.
 func (s *Server) persistLocked() error {
 	if s.cfg.StatePath == "" {
 		return nil
@@ -56,25 +57,8 @@ func (s *Server) persistLocked() error {
 	if err != nil {
 		return fmt.Errorf("emulator: encode state: %w", err)
 	}
-	dir := filepath.Dir(s.cfg.StatePath)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(s.cfg.StatePath)+".tmp*")
-	if err != nil {
+	if err := fsutil.WriteFileAtomic(s.cfg.StatePath, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("emulator: write state file: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.cfg.StatePath)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("emulator: write state file %s: %w", s.cfg.StatePath, err)
 	}
 	return nil
 }

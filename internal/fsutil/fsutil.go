@@ -1,4 +1,5 @@
-// Package fsutil holds the few durable-file primitives the spool and the dedup journal share.
+// Package fsutil holds the few durable-file primitives the module shares: the spool, the dedup
+// journal, the local-directory archive store and the emulator's state file.
 package fsutil
 
 import (
@@ -20,10 +21,15 @@ func SyncDir(dir string) error {
 	return nil
 }
 
+// TempPrefix starts the name of every file WriteFileAtomic is still writing: listings skip such
+// files, and a crash leaves only such files behind.
+const TempPrefix = ".tmp-"
+
 // WriteFileAtomic replaces path with data durably: temp file, fsync, rename, fsync of the directory.
+// Readers see the old content or the new, never a torn file.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, TempPrefix+filepath.Base(path)+"-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
