@@ -173,20 +173,7 @@ func newEmu(t *testing.T, mod func(*emulator.Config)) (*emulator.Server, string)
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := emulator.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	base, err := s.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s, base
+	return emulator.StartT(t, cfg)
 }
 
 type answer struct {

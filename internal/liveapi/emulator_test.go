@@ -36,16 +36,7 @@ func startEmulator(t *testing.T, mod func(*emulator.Config)) (*emulator.Server, 
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := emulator.New(cfg)
-	if err != nil {
-		t.Fatalf("emulator.New: %v", err)
-	}
-	base, err := srv.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("emulator Start: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv, base
+	return emulator.StartT(t, cfg)
 }
 
 func emuClient(t *testing.T, base string, mod func(*liveapi.Config)) *liveapi.Client {

@@ -63,22 +63,10 @@ func newTestLive(t *testing.T, domains ...string) *testLive {
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance test: set TF_ACC=1 to run it (it runs terraform against an in-process Live emulator)")
 	}
-	srv, err := emulator.New(emulator.Config{
+	srv, url := emulator.StartT(t, emulator.Config{
 		ProjectID: testProjectID, AccessKey: testAccessKey, SecretKey: testSecretKey,
 		Domains: domains,
 		Logger:  slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatalf("emulator.New: %v", err)
-	}
-	url, err := srv.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("emulator.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("emulator.Close: %v", err)
-		}
 	})
 	return &testLive{Server: srv, URL: url}
 }
