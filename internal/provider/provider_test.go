@@ -327,22 +327,14 @@ func TestSchemas(t *testing.T) {
 	if d := presp.Schema.ValidateImplementation(ctx); d.HasError() {
 		t.Fatalf("provider schema: %v", d)
 	}
-	for name, a := range presp.Schema.Attributes {
-		if a.GetMarkdownDescription() == "" {
-			t.Errorf("provider attribute %s has no MarkdownDescription", name)
-		}
-	}
+	requireDescriptions(t, "provider", presp.Schema.Attributes)
 	for _, f := range p.Resources(ctx) {
 		var rresp resource.SchemaResponse
 		f().Schema(ctx, resource.SchemaRequest{}, &rresp)
 		if d := rresp.Schema.ValidateImplementation(ctx); d.HasError() {
 			t.Fatalf("resource schema: %v", d)
 		}
-		for name, a := range rresp.Schema.Attributes {
-			if a.GetMarkdownDescription() == "" {
-				t.Errorf("resource attribute %s has no MarkdownDescription", name)
-			}
-		}
+		requireDescriptions(t, "resource", rresp.Schema.Attributes)
 		for name, b := range rresp.Schema.Blocks {
 			if b.GetMarkdownDescription() == "" {
 				t.Errorf("resource block %s has no MarkdownDescription", name)
@@ -360,10 +352,17 @@ func TestSchemas(t *testing.T) {
 		if d := dresp.Schema.ValidateImplementation(ctx); d.HasError() {
 			t.Fatalf("data source schema: %v", d)
 		}
-		for name, a := range dresp.Schema.Attributes {
-			if a.GetMarkdownDescription() == "" {
-				t.Errorf("data source attribute %s has no MarkdownDescription", name)
-			}
+		requireDescriptions(t, "data source", dresp.Schema.Attributes)
+	}
+}
+
+// requireDescriptions fails the test for every attribute without a MarkdownDescription: the
+// generated docs are built from them.
+func requireDescriptions[A interface{ GetMarkdownDescription() string }](t *testing.T, kind string, attrs map[string]A) {
+	t.Helper()
+	for name, a := range attrs {
+		if a.GetMarkdownDescription() == "" {
+			t.Errorf("%s attribute %s has no MarkdownDescription", kind, name)
 		}
 	}
 }

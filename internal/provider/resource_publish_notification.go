@@ -151,16 +151,7 @@ func (r *publishNotificationResource) ConfigValidators(context.Context) []resour
 }
 
 func (r *publishNotificationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil { // not configured yet (validation)
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError("Unexpected provider data",
-			fmt.Sprintf("Expected *providerData, got %T. This is a bug in the livehook provider; please report it.", req.ProviderData))
-		return
-	}
-	r.data = data
+	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics)
 }
 
 // begin reads the plan or state (get) into a model and starts the operation's timeout (one of
@@ -182,63 +173,71 @@ func begin(ctx context.Context, get func(context.Context, any) diag.Diagnostics,
 	return m, timeout, opCtx, cancel, true
 }
 
-// configNotification is what Create and Update send: the planned values plus the write-only
-// key, which only the configuration holds.
-func configNotification(ctx context.Context, config tfsdk.Config, plan publishNotificationModel, diags *diag.Diagnostics) (liveapi.Notification, types.String, bool) {
-	var wo types.String
-	diags.Append(config.GetAttribute(ctx, path.Root("auth_sign_key_wo"), &wo)...)
-	if diags.HasError() {
-		return liveapi.Notification{}, wo, false
-	}
-	return notificationFromModel(plan, wo), wo, true
-}
-
-func (r *publishNotificationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	plan, timeout, ctx, cancel, ok := begin(ctx, req.Plan.Get, timeouts.Value.Create, &resp.Diagnostics)
+// write is Create and Update: the planned values plus the write-only key (which only the
+// configuration holds), one PUT (the API replaces the whole config, so every field is sent), and
+// the plan as the new state. precheck, if set, runs just before the PUT with the secrets already
+// masked. created is the PUT's report that no config existed; ok is false when diags got an error.
+func (r *publishNotificationResource) write(ctx context.Context, op string, planIn tfsdk.Plan, config tfsdk.Config,
+	timeoutOf func(timeouts.Value, context.Context, time.Duration) (time.Duration, diag.Diagnostics),
+	precheck func(ctx context.Context, domain string, timeout time.Duration, diags *diag.Diagnostics) bool,
+	state *tfsdk.State, diags *diag.Diagnostics,
+) (domain string, created, ok bool) {
+	plan, timeout, ctx, cancel, ok := begin(ctx, planIn.Get, timeoutOf, diags)
 	if !ok {
-		return
+		return "", false, false
 	}
 	defer cancel()
 
-	domain := plan.Domain.ValueString()
-	n, wo, ok := configNotification(ctx, req.Config, plan, &resp.Diagnostics)
-	if !ok {
-		return
+	domain = plan.Domain.ValueString()
+	var wo types.String
+	diags.Append(config.GetAttribute(ctx, path.Root("auth_sign_key_wo"), &wo)...)
+	if diags.HasError() {
+		return domain, false, false
 	}
+	n := notificationFromModel(plan, wo)
 	ctx = maskSecrets(ctx, n.AuthSignKey)
-
-	// Refuse to take over a config made elsewhere: it would silently overwrite it.
-	existing, err := r.data.client.Get(ctx, domain)
-	switch {
-	case err == nil:
-		resp.Diagnostics.AddAttributeError(path.Root("domain"), "Publish notification already exists",
-			alreadyExistsDetail(domain, existing))
-		return
-	case errors.Is(err, liveapi.ErrNotFound):
-		// expected: go on and create it (an unknown domain is reported by the PUT)
-	default:
-		// The check is a GET: say so, rather than blaming the create itself.
-		resp.Diagnostics.Append(apiErrorDiagnostic(r.data, "look up", domain, timeout, err))
-		return
+	if precheck != nil && !precheck(ctx, domain, timeout, diags) {
+		return domain, false, false
 	}
 
-	tflog.Debug(ctx, "creating publish notification", map[string]any{
+	tflog.Debug(ctx, op+" publish notification", map[string]any{
 		"domain": domain, "url": n.URL, "call_back_area": n.CallBackArea, "key_set": n.AuthSignKey != "", "write_only_key": !wo.IsNull(),
 	})
 	created, err := r.data.client.Put(ctx, domain, n)
 	if err != nil {
-		resp.Diagnostics.Append(apiErrorDiagnostic(r.data, "create", domain, timeout, err))
-		return
+		diags.Append(apiErrorDiagnostic(r.data, op, domain, timeout, err))
+		return domain, false, false
 	}
-	if !created {
+	plan.ID = types.StringValue(domain)
+	plan.AuthSignKeyWO = types.StringNull() // never in state (the framework nulls it too)
+	diags.Append(state.Set(ctx, plan)...)
+	return domain, created, !diags.HasError()
+}
+
+func (r *publishNotificationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	domain, created, ok := r.write(ctx, "create", req.Plan, req.Config, timeouts.Value.Create, r.refuseExisting, &resp.State, &resp.Diagnostics)
+	if ok && !created {
 		resp.Diagnostics.AddWarning("Publish notification overwritten",
 			fmt.Sprintf("A publish notification for %q appeared between the provider's existence check and its write, and "+
 				"was overwritten with this configuration.", domain))
 	}
+}
 
-	plan.ID = types.StringValue(domain)
-	plan.AuthSignKeyWO = types.StringNull() // never in state (the framework nulls it too)
-	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+// refuseExisting is Create's precheck: taking over a config made elsewhere would silently
+// overwrite it, so an existing one is an error with the import hint.
+func (r *publishNotificationResource) refuseExisting(ctx context.Context, domain string, timeout time.Duration, diags *diag.Diagnostics) bool {
+	existing, err := r.data.client.Get(ctx, domain)
+	switch {
+	case err == nil:
+		diags.AddAttributeError(path.Root("domain"), "Publish notification already exists", alreadyExistsDetail(domain, existing))
+		return false
+	case errors.Is(err, liveapi.ErrNotFound):
+		return true // expected: go on and create it (an unknown domain is reported by the PUT)
+	default:
+		// The check is a GET: say so, rather than blaming the create itself.
+		diags.Append(apiErrorDiagnostic(r.data, "look up", domain, timeout, err))
+		return false
+	}
 }
 
 func (r *publishNotificationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -284,30 +283,7 @@ func (r *publishNotificationResource) Read(ctx context.Context, req resource.Rea
 }
 
 func (r *publishNotificationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	plan, timeout, ctx, cancel, ok := begin(ctx, req.Plan.Get, timeouts.Value.Update, &resp.Diagnostics)
-	if !ok {
-		return
-	}
-	defer cancel()
-
-	domain := plan.Domain.ValueString()
-	n, wo, ok := configNotification(ctx, req.Config, plan, &resp.Diagnostics)
-	if !ok {
-		return
-	}
-	ctx = maskSecrets(ctx, n.AuthSignKey)
-
-	// The API's PUT replaces the whole config, so every field is sent.
-	tflog.Debug(ctx, "updating publish notification", map[string]any{
-		"domain": domain, "url": n.URL, "call_back_area": n.CallBackArea, "key_set": n.AuthSignKey != "", "write_only_key": !wo.IsNull(),
-	})
-	if _, err := r.data.client.Put(ctx, domain, n); err != nil {
-		resp.Diagnostics.Append(apiErrorDiagnostic(r.data, "update", domain, timeout, err))
-		return
-	}
-	plan.ID = types.StringValue(domain)
-	plan.AuthSignKeyWO = types.StringNull()
-	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+	r.write(ctx, "update", req.Plan, req.Config, timeouts.Value.Update, nil, &resp.State, &resp.Diagnostics)
 }
 
 func (r *publishNotificationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
