@@ -223,9 +223,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	identTS, hasIdent := f.IdentityTimestamp()
-	idHex := layout.EventID(f.Domain, f.App, f.Stream, f.Event, identTS)
-	var id dedup.ID
-	_, _ = hex.Decode(id[:], []byte(idHex)) // layout.EventID always yields 32 hex digits
+	id := layout.EventIDBytes(f.Domain, f.App, f.Stream, f.Event, identTS)
+	idHex := hex.EncodeToString(id[:])
 	st.line = layout.AppendRecord(st.line[:0], compact, layout.Archive{
 		ReceivedAt:  now,
 		EventID:     idHex,

@@ -88,15 +88,20 @@ func RejectedKey(day, instance string, seq uint64) string {
 // sha256(domain \x00 app \x00 stream \x00 event \x00 publishTimestamp). publishTimestamp is the raw
 // value as received (string contents, or the number's literal text).
 func EventID(domain, app, stream, event, publishTimestamp string) string {
-	h := sha256.New()
-	for i, s := range [...]string{domain, app, stream, event, publishTimestamp} {
-		if i > 0 {
-			h.Write([]byte{0})
-		}
-		h.Write([]byte(s))
+	id := EventIDBytes(domain, app, stream, event, publishTimestamp)
+	return hex.EncodeToString(id[:])
+}
+
+// EventIDBytes is EventID in binary (the dedup key): intake needs both forms, and encoding once
+// is cheaper than decoding the hex again.
+func EventIDBytes(domain, app, stream, event, publishTimestamp string) [16]byte {
+	var stack [256]byte // the usual identity fits: no allocation
+	b := append(stack[:0], domain...)
+	for _, s := range [...]string{app, stream, event, publishTimestamp} {
+		b = append(append(b, 0), s...)
 	}
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	sum := sha256.Sum256(b)
+	return [16]byte(sum[:16])
 }
 
 // Archive is the "archive" field livehook adds to every record.

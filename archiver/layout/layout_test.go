@@ -3,6 +3,7 @@ package layout_test
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -277,6 +278,14 @@ func TestEventID(t *testing.T) {
 	// Value from: python3 -c "import hashlib;print(hashlib.sha256(b'a\x00b\x00c\x00PUBLISH\x001').hexdigest()[:32])"
 	if got := layout.EventID("a", "b", "c", "PUBLISH", "1"); got != "4a61f4b4181b19d82f3619b2cac37f4c" {
 		t.Errorf("EventID(a,b,c,PUBLISH,1) = %s, want 4a61f4b4181b19d82f3619b2cac37f4c", got)
+	}
+	// An identity longer than EventIDBytes' stack buffer hashes the same way.
+	long := strings.Repeat("s", 300)
+	if got := layout.EventID("push.example.com", "live", long, "PUBLISH_DONE", ""); got != "2fc8e48ea7ff45468bf096b881df347c" {
+		t.Errorf("EventID(long stream) = %s, want 2fc8e48ea7ff45468bf096b881df347c", got)
+	}
+	if b := layout.EventIDBytes("push.example.com", "live", "s", "PUBLISH", "1587954134"); hex.EncodeToString(b[:]) != id {
+		t.Errorf("EventIDBytes = %x, want the bytes of EventID %s", b, id)
 	}
 }
 
