@@ -21,6 +21,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/internal/devenv"
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
@@ -37,9 +38,14 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		binary = filepath.Join(dir, "archiver")
-		if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building the archiver: %v\n%s", err, out)
+		root, err := devenv.RepoRoot()
+		if err == nil {
+			var bins devenv.Binaries
+			bins, err = devenv.Build(context.Background(), root, dir, "", "archiver")
+			binary = bins.Archiver
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "building the archiver: %v\n", err)
 			return 1
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
+	"github.com/livehook/terraform-provider-livehook/internal/devenv"
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 	"github.com/minio/minio-go/v7"
 )
@@ -270,12 +270,15 @@ func (r *runner) buildArchiver(ctx context.Context) error {
 		r.archBin = r.opts.ArchiverBin
 		return nil
 	}
-	r.archBin = filepath.Join(r.dir, "archiver")
 	r.logf("building the archiver")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", r.archBin, "github.com/livehook/terraform-provider-livehook/archiver")
-	out, err := cmd.CombinedOutput()
+	root, err := devenv.RepoRoot()
+	if err == nil {
+		var bins devenv.Binaries
+		bins, err = devenv.Build(ctx, root, r.dir, "", "archiver")
+		r.archBin = bins.Archiver
+	}
 	if err != nil {
-		return fmt.Errorf("go build ./archiver: %w (run from inside the repository, e.g. make bench-archiver, or pass --archiver-bin)\n%s", err, out)
+		return fmt.Errorf("building the archiver: %w (run from inside the repository, e.g. make bench-archiver, or pass --archiver-bin)", err)
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/aksk"
+	"github.com/livehook/terraform-provider-livehook/internal/devenv"
 )
 
 const secret = "cmd-test-secret-key-0123456789"
@@ -47,11 +47,15 @@ func TestBinary(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "live-emulator")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	root, err := devenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
+	bins, err := devenv.Build(context.Background(), root, dir, "", "emulator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := bins.Emulator
 	state := filepath.Join(dir, "state.json")
 	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--domain", "push.example.com", "--domain", "a.example.com,b.example.com",
 		"--state", state, "--log-format", "json", "--rate-limit", "600")
