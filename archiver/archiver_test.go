@@ -3,10 +3,10 @@ package main
 // Subprocess tests: the real archiver binary against a real VersityGW, killed and restarted.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +22,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/internal/devenv"
+	lproc "github.com/livehook/terraform-provider-livehook/internal/proc"
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
@@ -60,93 +61,60 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// proc is a running `archiver serve`.
+// proc is a running `archiver serve`, run by devenv: its own process group, stdout and stderr in
+// a log file, the address taken from its "listening on" line.
 type proc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	url  string
-	mu   sync.Mutex
-	logs []string
-	done chan struct{}
+	t   *testing.T
+	p   *devenv.Process
+	url string
 }
 
 // serve starts the binary with args (plus --listen 127.0.0.1:0) in dir and waits for its address.
 func serve(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), gw.Env()...)
-	stderr, err := cmd.StderrPipe()
+	env, err := devenv.NewEnv(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	t.Cleanup(func() { _ = env.Close() }) // stops it if the test did not; a killed one is expected
+	dp, err := env.Start(context.Background(), devenv.Spec{
+		Name: "archiver", Path: binary, Dir: dir, Env: gw.Env(),
+		Args:          append([]string{"serve", "--listen", "127.0.0.1:0"}, args...),
+		WaitListening: true,
+		StopTimeout:   60 * time.Second, // hang guard for terminate
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.logs = append(p.logs, line)
-			p.mu.Unlock()
-			var rec struct{ Msg string }
-			if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Msg, "listening on ") {
-				addr <- strings.TrimPrefix(rec.Msg, "listening on ")
-			}
-		}
-		close(p.done)
-	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
 		if t.Failed() {
-			t.Logf("archiver logs:\n%s", strings.Join(p.Logs(), "\n"))
+			t.Logf("archiver log:\n%s", dp.Tail(200))
 		}
 	})
-	select {
-	case p.url = <-addr:
-	case <-p.done:
-		cmd.Wait()
-		t.Fatalf("archiver exited before listening:\n%s", strings.Join(p.Logs(), "\n"))
-	case <-time.After(30 * time.Second):
-		t.Fatalf("archiver did not log its address:\n%s", strings.Join(p.Logs(), "\n"))
-	}
-	return p
+	return &proc{t: t, p: dp, url: dp.URL}
 }
 
+// Logs returns the archiver's log lines so far.
 func (p *proc) Logs() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.logs...)
+	b, err := os.ReadFile(p.p.LogPath)
+	if err != nil {
+		p.t.Fatalf("archiver log: %v", err)
+	}
+	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 }
 
 // terminate sends SIGTERM and returns the exit code and how long the exit took.
 func (p *proc) terminate() (int, time.Duration) {
 	p.t.Helper()
 	start := time.Now()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	waited := make(chan error, 1)
-	go func() { <-p.done; waited <- p.cmd.Wait() }()
-	select {
-	case <-waited:
-	case <-time.After(60 * time.Second): // hang guard
-		p.cmd.Process.Kill()
-		p.t.Fatalf("archiver did not exit after SIGTERM:\n%s", strings.Join(p.Logs(), "\n"))
+	if err := p.p.Stop(); errors.Is(err, lproc.ErrKilled) {
+		p.t.Fatalf("archiver did not exit after SIGTERM: %v\n%s", err, p.p.Tail(50))
 	}
-	return p.cmd.ProcessState.ExitCode(), time.Since(start)
+	return p.p.ExitCode(), time.Since(start)
 }
 
-func (p *proc) kill() {
-	p.cmd.Process.Kill()
-	<-p.done
-	p.cmd.Wait()
-}
+// kill SIGKILLs it, like a crash.
+func (p *proc) kill() { _ = p.p.Kill() }
 
 func s3Args(bucket string) []string {
 	return []string{"--store", "s3://" + bucket + "/a/", "--s3-endpoint", gw.Endpoint}
@@ -367,7 +335,9 @@ func TestSIGHUPReloadsKeys(t *testing.T) {
 		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
 	os.WriteFile(keys, []byte(`{"push.example.com":"rotated-key-0000"}`), 0o600)
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	if err := syscall.Kill(p.p.PID(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
 	archivertest.Eventually(t, 10*time.Second, "the reload to be logged", func() bool {
 		return strings.Contains(strings.Join(p.Logs(), "\n"), "reloaded --keys")
 	})

@@ -144,6 +144,13 @@ func (p *Process) PID() int { return p.proc.PID() }
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.proc.Done() }
 
+// ExitCode is the exit status once the process has exited (-1 while running or when a signal
+// ended it).
+func (p *Process) ExitCode() int { return p.proc.ExitCode() }
+
+// Kill SIGKILLs the process group, like a crash, and waits for it.
+func (p *Process) Kill() error { return p.proc.Kill() }
+
 // Stop sends SIGTERM to the process group, waits up to the stop timeout, then SIGKILLs the
 // group and waits. It returns nil when the program exited on SIGTERM (status 0 or killed by
 // it). Calling it again returns the first result.
