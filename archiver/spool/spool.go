@@ -32,7 +32,6 @@ const (
 	DefaultFlushInterval = 10 * time.Second
 	DefaultFlushBytes    = 8 << 20
 	DefaultMaxBytes      = 1 << 30
-	DefaultLanes         = 1
 	DefaultLinger        = time.Millisecond
 	DefaultLingerGap     = 300 * time.Microsecond
 )
@@ -64,12 +63,6 @@ type Options struct {
 	Logger        *slog.Logger
 	// OnCommit, if set, is told about every successful group commit (metrics).
 	OnCommit func(events int, took time.Duration)
-	// Lanes is the number of segments written in parallel (default 1). While one lane waits
-	// for its fdatasync, the next commits what arrived meanwhile: a request waits about one
-	// fdatasync instead of one and a half, at the price of more, smaller fdatasyncs. On the
-	// 2-core benchmark machine one lane was as fast or faster (fewer syscalls, bigger batches);
-	// devices that flush in parallel (NVMe) may gain from 2. Light load only uses lane 0.
-	Lanes int
 	// Load, if set, is intake's count of requests in flight. A commit then waits a little for
 	// entries that are on their way (see gather).
 	Load *sink.Load
@@ -121,10 +114,7 @@ type Spool struct {
 
 	recovered []dedup.Item
 
-	lanes   []*lane
-	idleMu  sync.Mutex
-	idle    uint64        // bit i: lane i waits for work
-	idleSig chan struct{} // cap 1: a lane became idle
+	w *writer
 
 	linger *time.Timer // gather's, stopped when unused
 }
@@ -150,16 +140,12 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Lanes <= 0 {
-		o.Lanes = DefaultLanes
-	}
 	if o.Linger == 0 {
 		o.Linger = DefaultLinger
 	}
 	if o.LingerGap <= 0 {
 		o.LingerGap = DefaultLingerGap
 	}
-	o.Lanes = min(o.Lanes, 64)
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating spool directory: %w", err)
 	}
@@ -176,7 +162,6 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 		rotateReq: make(chan chan struct{}),
 		done:      make(chan struct{}),
 		notify:    make(chan struct{}, 1),
-		idleSig:   make(chan struct{}, 1),
 		linger:    time.NewTimer(time.Hour),
 	}
 	s.linger.Stop()
@@ -192,14 +177,8 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 	if err := s.recover(ctx); err != nil {
 		return nil, err
 	}
-	for i := range o.Lanes {
-		l := newLane(s, i)
-		s.lanes = append(s.lanes, l)
-		s.idle |= 1 << i
-		if i == 0 {
-			l.prepareNext() // lane 0 takes all light traffic: have its first segment ready
-		}
-	}
+	s.w = newWriter(s)
+	s.w.prepareNext() // have the first segment ready
 	ok = true
 	go s.run()
 	return s, nil
@@ -570,7 +549,7 @@ const minPrefill = 64 << 10
 // createSegment makes a new segment file whose header and directory entry are durable. The file
 // is pre-zeroed to prefill bytes (bounded by FlushBytes): commits then overwrite blocks that are
 // already allocated and written, so fdatasync flushes data only instead of also committing the
-// file system journal (20-50% faster here under load). Lanes ask for about the size their last
+// file system journal (20-50% faster here under load). The writer asks for about the size its last
 // segment reached, so a quiet archiver does not write megabytes of zeros every flush interval.
 // Recovery and sealing cut the zero tail off.
 func (s *Spool) createSegment(prefill int64) (*active, error) {

@@ -66,16 +66,7 @@ func collect(t *testing.T, s *Spool) (segs []*Segment, recs []Record) {
 
 func TestGroupCommitConcurrent(t *testing.T) {
 	t.Parallel()
-	for _, lanes := range []int{1, 3} {
-		t.Run(fmt.Sprintf("lanes=%d", lanes), func(t *testing.T) {
-			t.Parallel()
-			testGroupCommit(t, lanes)
-		})
-	}
-}
-
-func testGroupCommit(t *testing.T, lanes int) {
-	s := open(t, Options{Dir: t.TempDir(), Instance: "inst-a", Gzip: true, Lanes: lanes})
+	s := open(t, Options{Dir: t.TempDir(), Instance: "inst-a", Gzip: true})
 	const n = 500
 	var wg sync.WaitGroup
 	for i := range n {
@@ -90,7 +81,7 @@ func testGroupCommit(t *testing.T, lanes int) {
 		t.Fatal(err)
 	}
 	segs, recs := collect(t, s)
-	for _, seg := range segs { // one per lane that got work
+	for _, seg := range segs {
 		if seg.Instance != "inst-a" || !seg.Gzip {
 			t.Fatalf("segment %+v, want inst-a with gzip", seg)
 		}
@@ -109,7 +100,7 @@ func testGroupCommit(t *testing.T, lanes int) {
 	if len(seen) != n {
 		t.Fatalf("%d distinct records, want %d", len(seen), n)
 	}
-	// Shutdown with lanes: everything sealed, nothing lost.
+	// Shutdown: everything sealed, nothing lost.
 	for i := n; i < n+50; i++ {
 		e := entry(i, "2026-11-26")
 		if err := s.Submit(e); err != nil {
@@ -142,8 +133,8 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 	}
 	// Simulate kill -9 in the middle of an append: a partial record after the valid ones, and
 	// no orderly close (the writer is stopped, the active segment is left as it is on disk).
-	path := s.lanes[0].act.seg.Path
-	good := s.lanes[0].act.seg.Size
+	path := s.w.act.seg.Path
+	good := s.w.act.seg.Size
 	// A crash leaves the active segment with its unused pre-zeroed tail: a clean end.
 	crashed := t.TempDir()
 	b, err := os.ReadFile(path)
@@ -191,8 +182,8 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 	}
 	// New segments get numbers above every old one.
 	submit(t, s2, entry(100, "2026-11-26"))
-	if s2.lanes[0].act.seg.Seq <= segs[0].Seq {
-		t.Fatalf("new segment %d not after recovered %d", s2.lanes[0].act.seg.Seq, segs[0].Seq)
+	if s2.w.act.seg.Seq <= segs[0].Seq {
+		t.Fatalf("new segment %d not after recovered %d", s2.w.act.seg.Seq, segs[0].Seq)
 	}
 }
 

@@ -25,7 +25,7 @@ func TestSyncData(t *testing.T) {
 }
 
 // BenchmarkSyncData is the floor under a spool group commit on this disk: one 8 KiB write into a
-// pre-zeroed file and one fdatasync, as lane.commit does. Run it with the machine idle and again
+// pre-zeroed file and one fdatasync, as the spool writer's commit does. Run it with the machine idle and again
 // under load: on the 2-vCPU benchmark VM it was about 0.2-0.3 ms idle and 0.4-0.7 ms with both
 // vCPUs busy, and a spool request waits for about one and a half of them.
 func BenchmarkSyncData(b *testing.B) {

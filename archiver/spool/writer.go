@@ -2,7 +2,6 @@ package spool
 
 import (
 	"fmt"
-	"math/bits"
 	"os"
 	"sync"
 	"time"
@@ -11,37 +10,32 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 )
 
-// lane is one group-commit writer with its own active segment. The dispatcher (Spool.run) hands
-// each batch of queued entries to the lowest-numbered idle lane.
-type lane struct {
-	s   *Spool
-	idx int
-
-	work   chan []*sink.Entry // cap 1; closed at shutdown
-	rotate chan chan struct{}
-	done   chan struct{}
+// writer is the spool's one group-commit writer: it owns the active segment and commits, with
+// one write and one fdatasync, every entry queued since its last commit. (Writers on parallel
+// segments were measured twice on the 2-core benchmark VM: flushes there serialise, and one
+// writer with bigger batches was as fast or faster, so there is one.)
+type writer struct {
+	s *Spool
 
 	act       *active
 	prepared  chan *active
 	preparing bool // a prepareNext goroutine will deliver on prepared
 	wbuf      []byte
-	lastSize  int64 // size of the lane's last sealed segment: the next one's pre-zeroed size
+	lastSize  int64 // size of the last sealed segment: the next one's pre-zeroed size
 	timer     *time.Timer
 	armed     bool
 }
 
-func newLane(s *Spool, idx int) *lane {
-	l := &lane{s: s, idx: idx, work: make(chan []*sink.Entry, 1), rotate: make(chan chan struct{}),
-		done: make(chan struct{}), prepared: make(chan *active, 1)}
-	l.timer = time.NewTimer(time.Hour)
-	l.timer.Stop()
-	return l
+func newWriter(s *Spool) *writer {
+	w := &writer{s: s, prepared: make(chan *active, 1)}
+	w.timer = time.NewTimer(time.Hour)
+	w.timer.Stop()
+	return w
 }
 
 var batchPool = sync.Pool{New: func() any { b := make([]*sink.Entry, 0, 256); return &b }}
 
-// run drives the lanes. With one lane, the lane itself takes entries from the queue (no hop);
-// with several, run is a dispatcher giving everything queued to the lowest-numbered idle lane.
+// run drives the writer until Close, then marks the spool drained of writes.
 func (s *Spool) run() {
 	defer func() {
 		s.smu.Lock()
@@ -50,85 +44,7 @@ func (s *Spool) run() {
 		close(s.done)
 		s.wake()
 	}()
-	if len(s.lanes) == 1 {
-		s.lanes[0].run(true)
-		return
-	}
-	for _, l := range s.lanes {
-		go l.run(false)
-	}
-	for {
-		select {
-		case e := <-s.ch:
-			// Pick the lane only now: the lowest idle one at this moment, so light traffic
-			// stays on lane 0.
-			s.dispatch(s.waitIdle(), e)
-		case ack := <-s.rotateReq:
-			s.rotateAll()
-			close(ack)
-		case <-s.quit:
-			goto shutdown
-		}
-	}
-shutdown:
-	for {
-		select {
-		case e := <-s.ch:
-			s.dispatch(s.waitIdle(), e)
-			continue
-		default:
-		}
-		break
-	}
-	for _, l := range s.lanes {
-		close(l.work)
-	}
-	for _, l := range s.lanes {
-		<-l.done
-	}
-}
-
-func (s *Spool) dispatch(lane int, first *sink.Entry) {
-	bp := batchPool.Get().(*[]*sink.Entry)
-	*bp = s.gather(append((*bp)[:0], first))
-	s.lanes[lane].work <- *bp
-}
-
-// waitIdle claims the lowest-numbered idle lane, waiting for one (lanes always finish their
-// batch, successfully or not).
-func (s *Spool) waitIdle() int {
-	for {
-		s.idleMu.Lock()
-		if s.idle != 0 {
-			i := bits.TrailingZeros64(s.idle)
-			s.idle &^= 1 << i
-			s.idleMu.Unlock()
-			return i
-		}
-		s.idleMu.Unlock()
-		<-s.idleSig
-	}
-}
-
-func (s *Spool) markIdle(i int) {
-	s.idleMu.Lock()
-	s.idle |= 1 << i
-	s.idleMu.Unlock()
-	select {
-	case s.idleSig <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Spool) rotateAll() {
-	acks := make([]chan struct{}, len(s.lanes))
-	for i, l := range s.lanes {
-		acks[i] = make(chan struct{})
-		l.rotate <- acks[i]
-	}
-	for _, a := range acks {
-		<-a
-	}
+	s.w.run()
 }
 
 // drain adds whatever else is queued, up to the batch limits.
@@ -184,41 +100,24 @@ func (s *Spool) gather(batch []*sink.Entry) []*sink.Entry {
 	return batch
 }
 
-// run is the lane's loop. direct: the lane is the only one and serves the spool's queue,
-// rotation requests and shutdown itself.
-func (l *lane) run(direct bool) {
-	defer close(l.done)
-	var in <-chan *sink.Entry
-	var rot <-chan chan struct{}
-	var quit <-chan struct{}
-	if direct {
-		in, rot, quit = l.s.ch, l.s.rotateReq, l.s.quit
-	}
+// run is the writer's loop: commits, the flush-interval timer, rotation requests and shutdown.
+func (l *writer) run() {
 	for {
 		var timerC <-chan time.Time
 		if l.armed {
 			timerC = l.timer.C
 		}
 		select {
-		case e := <-in:
+		case e := <-l.s.ch:
 			bp := batchPool.Get().(*[]*sink.Entry)
 			l.commitPooled(bp, l.s.gather(append((*bp)[:0], e)))
-		case batch, ok := <-l.work:
-			if !ok {
-				l.stop()
-				return
-			}
-			l.commitPooled(&batch, batch)
 		case <-timerC:
 			l.armed = false
 			l.seal("flush interval")
-		case ack := <-l.rotate:
+		case ack := <-l.s.rotateReq:
 			l.seal("requested")
 			close(ack)
-		case ack := <-rot:
-			l.seal("requested")
-			close(ack)
-		case <-quit:
+		case <-l.s.quit:
 			for {
 				bp := batchPool.Get().(*[]*sink.Entry)
 				batch := l.s.drain((*bp)[:0])
@@ -233,21 +132,21 @@ func (l *lane) run(direct bool) {
 	}
 }
 
-func (l *lane) commitPooled(bp *[]*sink.Entry, batch []*sink.Entry) {
+func (l *writer) commitPooled(bp *[]*sink.Entry, batch []*sink.Entry) {
 	l.commit(batch)
 	clear(batch)
 	*bp = batch[:0]
 	batchPool.Put(bp)
 }
 
-func (l *lane) stop() {
+func (l *writer) stop() {
 	l.seal("shutdown")
 	l.discardPrepared()
 }
 
-// prepareNext creates the lane's next segment in the background so rotation costs the writer no
+// prepareNext creates the next segment in the background so rotation costs the writer no
 // fsyncs. At most one preparation is outstanding; the preparer always delivers (nil on failure).
-func (l *lane) prepareNext() {
+func (l *writer) prepareNext() {
 	if l.preparing {
 		return
 	}
@@ -264,7 +163,7 @@ func (l *lane) prepareNext() {
 }
 
 // takePrepared waits for the outstanding preparation, if any.
-func (l *lane) takePrepared() *active {
+func (l *writer) takePrepared() *active {
 	if !l.preparing {
 		return nil
 	}
@@ -272,7 +171,7 @@ func (l *lane) takePrepared() *active {
 	return <-l.prepared
 }
 
-func (l *lane) discardPrepared() {
+func (l *writer) discardPrepared() {
 	if a := l.takePrepared(); a != nil {
 		a.f.Close()
 		os.Remove(a.seg.Path)
@@ -280,7 +179,7 @@ func (l *lane) discardPrepared() {
 	}
 }
 
-func (l *lane) openActive() error {
+func (l *writer) openActive() error {
 	a := l.takePrepared()
 	if a == nil {
 		var err error
@@ -294,11 +193,10 @@ func (l *lane) openActive() error {
 }
 
 // commit writes a batch with one write and one fdatasync, then answers every waiter.
-func (l *lane) commit(batch []*sink.Entry) {
+func (l *writer) commit(batch []*sink.Entry) {
 	s := l.s
 	if l.act == nil {
 		if err := l.openActive(); err != nil {
-			s.markIdle(l.idx)
 			s.log.Error("cannot open a spool segment; answering 503", "error", err)
 			for _, e := range batch {
 				e.Finish(err)
@@ -322,9 +220,6 @@ func (l *lane) commit(batch []*sink.Entry) {
 	if err == nil {
 		err = fsutil.SyncData(a.f)
 	}
-	// Idle before answering: the next batch (queued on l.work) goes to this lane again rather
-	// than to another one, so light sequential traffic stays in one segment.
-	s.markIdle(l.idx)
 	if err != nil {
 		err = fmt.Errorf("appending to spool segment: %w", err)
 		s.log.Error("spool write failed; answering 503 and starting a new segment", "error", err)
@@ -357,8 +252,8 @@ func (l *lane) commit(batch []*sink.Entry) {
 	}
 }
 
-// seal closes the lane's active segment and queues it for upload (or deletes it when empty).
-func (l *lane) seal(reason string) {
+// seal closes the active segment and queues it for upload (or deletes it when empty).
+func (l *writer) seal(reason string) {
 	s := l.s
 	a := l.act
 	if a == nil {
@@ -382,14 +277,7 @@ func (l *lane) seal(reason string) {
 	}
 	s.log.Debug("sealed spool segment", "segment", a.seg.Path, "records", a.records, "bytes", a.seg.Size, "reason", reason)
 	s.smu.Lock()
-	// Keep the queue in segment order (lanes seal independently).
-	i := len(s.sealed)
-	for i > 0 && s.sealed[i-1].Seq > a.seg.Seq {
-		i--
-	}
-	s.sealed = append(s.sealed, nil)
-	copy(s.sealed[i+1:], s.sealed[i:])
-	s.sealed[i] = a.seg
+	s.sealed = append(s.sealed, a.seg) // one writer: sealed in segment order
 	s.smu.Unlock()
 	s.wake()
 }
