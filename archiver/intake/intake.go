@@ -172,11 +172,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ld := h.cfg.Load
 	ld.Enter()
 	st := statePool.Get().(*reqState)
-	pooled, arriving := true, true
+	pooled := true
 	defer func() {
-		if arriving {
-			ld.Submitted()
-		}
 		ld.Exit()
 		if pooled {
 			putState(st)
@@ -272,8 +269,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 	}
 	err = h.cfg.Sink.Submit(e)
-	arriving = false
-	ld.Submitted()
 	if err != nil {
 		if reserved {
 			h.cfg.Dedup.Release(id)

@@ -65,22 +65,13 @@ type Sink interface {
 // one more fdatasync, and with many concurrent senders it doubles the events per fdatasync. The
 // zero value is ready to use; a nil *Load counts nothing.
 type Load struct {
-	active   atomic.Int64 // requests inside intake (entered, not yet answered)
-	arriving atomic.Int64 // of those, the ones not yet submitted (or rejected)
+	active atomic.Int64 // requests inside intake (entered, not yet answered)
 }
 
-// Enter marks a request entering intake; Submitted (or Rejected) and then Exit must follow.
+// Enter marks a request entering intake; Exit must follow.
 func (l *Load) Enter() {
 	if l != nil {
 		l.active.Add(1)
-		l.arriving.Add(1)
-	}
-}
-
-// Submitted marks the end of a request's way to the backend (submitted, refused or rejected).
-func (l *Load) Submitted() {
-	if l != nil {
-		l.arriving.Add(-1)
 	}
 }
 
@@ -97,12 +88,4 @@ func (l *Load) Active() int {
 		return 0
 	}
 	return int(l.active.Load())
-}
-
-// Arriving is the number of requests inside intake that have not reached the backend yet.
-func (l *Load) Arriving() int {
-	if l == nil {
-		return 0
-	}
-	return int(l.arriving.Load())
 }
