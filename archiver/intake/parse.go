@@ -104,15 +104,20 @@ func prepare(dst, body []byte) ([]byte, *Rejection) {
 	return buf.Bytes(), nil
 }
 
+// firstNonSpace is the index of the first byte that is not JSON white space, or -1.
 func firstNonSpace(b []byte) int {
-	for i, c := range b {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-		default:
-			return i
-		}
+	if i := skipBlanks(b, 0); i < len(b) {
+		return i
 	}
 	return -1
+}
+
+// skipBlanks returns the index of the first byte at or after i that is not JSON white space.
+func skipBlanks(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 func describeJSONStart(c byte) string {
@@ -279,7 +284,7 @@ func malformed() *Rejection {
 }
 
 // stringEnd returns the index just past the JSON string starting at s[i] == '"', or -1.
-func stringEnd(s string, i int) int {
+func stringEnd[T string | []byte](s T, i int) int {
 	for j := i + 1; j < len(s); j++ {
 		switch s[j] {
 		case '\\':
@@ -374,8 +379,13 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	return s[:runeCut(s, n)] + "…"
+}
+
+// runeCut is the largest cut point <= n (n < len(s)) that does not split a UTF-8 sequence.
+func runeCut[T string | []byte](s T, n int) int {
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	return s[:n] + "…"
+	return n
 }

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
@@ -114,11 +113,7 @@ func (s *Sampler) Offer(rej *Rejection, now time.Time, r *http.Request, body []b
 		ContentType: truncate(r.Header.Get("Content-Type"), 256), BodyBytes: len(body),
 	}
 	if len(redacted) > SampleBodyLimit {
-		n := SampleBodyLimit
-		for n > 0 && !utf8.RuneStart(redacted[n]) {
-			n--
-		}
-		redacted, smp.BodyTruncated = redacted[:n], true
+		redacted, smp.BodyTruncated = redacted[:runeCut(redacted, SampleBodyLimit)], true
 	}
 	smp.Body = string(redacted) // invalid UTF-8 becomes U+FFFD when marshalled
 	b, err := json.Marshal(smp)
@@ -193,7 +188,7 @@ func Redact(body []byte) []byte {
 			break
 		}
 		q += i
-		end := rawStringEnd(body, q)
+		end := stringEnd(body, q)
 		if end < 0 {
 			break
 		}
@@ -208,7 +203,7 @@ func Redact(body []byte) []byte {
 		if j >= len(body) || body[j] != '"' {
 			continue
 		}
-		vend := rawStringEnd(body, j)
+		vend := stringEnd(body, j)
 		if !sensitiveKey(string(body[q+1 : end-1])) {
 			continue
 		}
@@ -220,23 +215,4 @@ func Redact(body []byte) []byte {
 		i = vend
 	}
 	return append(out, body[i:]...)
-}
-
-func rawStringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-func skipBlanks(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
 }
