@@ -773,3 +773,28 @@ func TestStatsCountsThrottled(t *testing.T) {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }
+
+// TestErrorTextRedactedBeforeShortened: a secret echoed in a non-JSON error body across the
+// 200-character cut of the message leaves no piece of itself behind.
+func TestErrorTextRedactedBeforeShortened(t *testing.T) {
+	t.Parallel()
+	for _, at := range []int{0, maxSnippet - 5, maxSnippet - 1} {
+		t.Run(fmt.Sprint(at), func(t *testing.T) {
+			t.Parallel()
+			body := strings.Repeat("x", at) + testSK + " <html>upstream error</html>"
+			_, url := serve(t, answer{status: 400, body: body})
+			c, err := New(Config{Endpoint: url, ProjectID: testProject, Credentials: aksk.Credentials{AccessKey: testAK, SecretKey: testSK}, MaxRetries: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Get(context.Background(), testDomain)
+			var ae *APIError
+			if !errors.As(err, &ae) {
+				t.Fatalf("error %v, want an *APIError", err)
+			}
+			if strings.Contains(ae.Message, testSK[:5]) || strings.Contains(err.Error(), testSK[:5]) {
+				t.Fatalf("error text keeps part of the secret key: %q", ae.Message)
+			}
+		})
+	}
+}

@@ -84,7 +84,7 @@ func (r *response) apiError(c *Client, op, domain, secret string) *APIError {
 		e.Code = firstNonEmpty(body.ErrorCode, body.Code)
 		e.Message = firstNonEmpty(body.ErrorMsg, body.Message)
 	} else {
-		e.Message = snippet(string(r.body))
+		e.Message = string(r.body) // redacted before snippet shortens it, so a cut cannot split a secret
 	}
 	e.Code = snippet(c.redact(e.Code, secret))
 	e.Message = snippet(c.redact(e.Message, secret))
