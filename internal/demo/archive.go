@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
 // readBack waits until the archive holds every delivered event, then shows what an auditor
@@ -42,17 +44,13 @@ func (r *runner) readBack(ctx context.Context) error {
 			r.step("archive", "only %d of %d events after 30s; comparing what is there", len(evs), len(want))
 			break
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		if err := ctxsleep.Sleep(ctx, 250*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	// Give a wrongly stored redelivery the chance to show up: one more flush, then read again.
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(FlushInterval + FlushInterval/2):
+	if err := ctxsleep.Sleep(ctx, FlushInterval+FlushInterval/2); err != nil {
+		return err
 	}
 	evs, err := r.archiverEvents(ctx)
 	if err != nil {

@@ -499,18 +499,18 @@ func (r *runner) verify() error {
 		archived[a.Event]++
 	}
 	for _, e := range r.res.Delivered {
-		if archived[e] == 0 && !contains(r.res.Missing, e) {
+		if archived[e] == 0 && !slices.Contains(r.res.Missing, e) {
 			r.res.Missing = append(r.res.Missing, e)
 		}
 	}
 	for _, a := range r.res.Archived {
 		switch {
 		case delivered[a.Event] == 0:
-			if !contains(r.res.Unexpected, a.Event) {
+			if !slices.Contains(r.res.Unexpected, a.Event) {
 				r.res.Unexpected = append(r.res.Unexpected, a.Event)
 			}
 		case archived[a.Event] > 1:
-			if !contains(r.res.Duplicated, a.Event) {
+			if !slices.Contains(r.res.Duplicated, a.Event) {
 				r.res.Duplicated = append(r.res.Duplicated, a.Event)
 			}
 		}
@@ -553,13 +553,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func contains(es []Event, e Event) bool {
-	for _, x := range es {
-		if x == e {
-			return true
-		}
-	}
-	return false
 }

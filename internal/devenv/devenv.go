@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-
-	"github.com/livehook/terraform-provider-livehook/internal/proc"
 )
 
 // Env owns a working directory and a stack of cleanups (processes to stop, servers to close).
@@ -71,17 +69,6 @@ func (e *Env) Close() error {
 // Path joins elem onto the working directory.
 func (e *Env) Path(elem ...string) string {
 	return filepath.Join(append([]string{e.Dir}, elem...)...)
-}
-
-// FreeAddr returns a 127.0.0.1 address with a port that was free a moment ago. Prefer
-// letting a server listen on 127.0.0.1:0 and report its address; use this only for
-// programs that cannot.
-func FreeAddr() (string, error) {
-	addr, err := proc.FreeAddr()
-	if err != nil {
-		return "", fmt.Errorf("devenv: find a free port: %w", err)
-	}
-	return addr, nil
 }
 
 // RepoRoot finds the livehook module root: the nearest directory at or above the current

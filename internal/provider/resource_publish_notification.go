@@ -247,10 +247,7 @@ func (r *publishNotificationResource) Read(ctx context.Context, req resource.Rea
 	}
 	defer cancel()
 
-	domain := state.Domain.ValueString()
-	if domain == "" { // imported by id only
-		domain = state.ID.ValueString()
-	}
+	domain := state.Domain.ValueString() // import sets it too
 	n, err := r.data.client.Get(ctx, domain)
 	if errors.Is(err, liveapi.ErrNotFound) {
 		// Deleted outside Terraform: drop it so the next plan re-creates it.
@@ -296,7 +293,7 @@ func (r *publishNotificationResource) Delete(ctx context.Context, req resource.D
 	domain := state.Domain.ValueString()
 	tflog.Debug(ctx, "deleting publish notification", map[string]any{"domain": domain})
 	// liveapi treats "already gone" as success.
-	if err := r.data.client.Delete(ctx, domain); err != nil && !errors.Is(err, liveapi.ErrNotFound) {
+	if err := r.data.client.Delete(ctx, domain); err != nil {
 		resp.Diagnostics.Append(apiErrorDiagnostic(r.data, "delete", domain, timeout, err))
 	}
 }

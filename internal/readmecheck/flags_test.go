@@ -89,7 +89,7 @@ func TestArchiverUsageBlock(t *testing.T) {
 			}
 		}
 		for _, f := range slices.Sorted(maps.Keys(have)) {
-			if !contains(named, f) {
+			if !slices.Contains(named, f) {
 				t.Errorf("README.md:%d: the `archiver %s` synopsis lacks --%s (it is in `archiver %s -h`)", line, part.sub, f, part.sub)
 			}
 		}
@@ -167,7 +167,7 @@ func TestEmulatorFlagsParagraph(t *testing.T) {
 		}
 	}
 	for _, f := range slices.Sorted(maps.Keys(have)) {
-		if !contains(named, f) {
+		if !slices.Contains(named, f) {
 			t.Errorf("README.md:%d: the emulator's Flags paragraph lacks --%s (it is in `live-emulator -h`)", line, f)
 		}
 	}

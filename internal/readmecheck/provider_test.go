@@ -86,7 +86,7 @@ func TestProviderArgumentTable(t *testing.T) {
 				t.Errorf("README.md:%d: the provider has no argument %q", tb.Lines[i], arg)
 				continue
 			}
-			if m := fallsBackRE.FindStringSubmatch(desc); m != nil && !contains(codeIn(row[1]), m[1]) {
+			if m := fallsBackRE.FindStringSubmatch(desc); m != nil && !slices.Contains(codeIn(row[1]), m[1]) {
 				t.Errorf("README.md:%d: %s falls back to $%s, but the environment column says %q", tb.Lines[i], arg, m[1], row[1])
 			}
 			if m := fallsBackRE.FindStringSubmatch(desc); m == nil && len(codeIn(row[1])) > 0 {
@@ -144,13 +144,4 @@ func TestResourceParagraph(t *testing.T) {
 	} else if !s.DataSources[m[1]] {
 		t.Errorf("README.md:%d: the provider has no data source %q", line, m[1])
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

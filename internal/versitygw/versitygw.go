@@ -21,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 	"github.com/livehook/terraform-provider-livehook/internal/proc"
 )
 
@@ -310,10 +311,8 @@ func (s *Server) StartAgain(ctx context.Context) error {
 		if ctx.Err() != nil || !s.bindFailed() {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if ctxsleep.Sleep(ctx, 250*time.Millisecond) != nil {
 			return err
-		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	return err
