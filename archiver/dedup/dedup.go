@@ -70,9 +70,6 @@ func New(ttl time.Duration) *Set {
 	return s
 }
 
-// TTL is how long events are remembered.
-func (s *Set) TTL() time.Duration { return s.ttl }
-
 func (s *Set) shard(id ID) *shard { return &s.shards[id[0]%shards] }
 
 // pollInterval is how often a delivery racing a pending duplicate checks its outcome. Races are
@@ -210,23 +207,6 @@ func (s *Set) Len() int {
 		sh.mu.Unlock()
 	}
 	return n
-}
-
-// Snapshot returns every committed item received after since (for journal compaction).
-func (s *Set) Snapshot(since time.Time) []Item {
-	cut := since.UnixNano()
-	var out []Item
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for id, at := range sh.m {
-			if at != pending && at >= cut {
-				out = append(out, Item{ID: id, At: time.Unix(0, at)})
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return out
 }
 
 // RunSweeper sweeps every interval until ctx is done.

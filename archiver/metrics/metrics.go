@@ -72,9 +72,6 @@ func (h *Histogram) Observe(v float64) {
 	}
 }
 
-// Count is the number of observations.
-func (h *Histogram) Count() uint64 { return h.count.Load() }
-
 type family struct {
 	name, help, typ string
 	write           func(w *bufio.Writer, name string)

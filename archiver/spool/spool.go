@@ -187,9 +187,6 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 // Instance is the instance name new segments carry (recovered ones keep their own).
 func (s *Spool) Instance() string { return s.instance }
 
-// Dir is the spool directory.
-func (s *Spool) Dir() string { return s.o.Dir }
-
 // Bytes is the size of all segment files.
 func (s *Spool) Bytes() int64 { return s.bytes.Load() }
 

@@ -24,11 +24,9 @@ const awsEndpoint = "s3.amazonaws.com"
 type s3Store struct {
 	client   *minio.Client
 	bucket   string
-	prefix   string // "" or ends in "/"
-	endpoint string // for messages: "http://127.0.0.1:7070" or "https://s3.amazonaws.com"
-	custom   bool   // endpoint given with --s3-endpoint
-	anon     bool   // credentials resolved to anonymous
-	creds    *credentials.Credentials
+	prefix   string   // "" or ends in "/"
+	endpoint string   // for messages: "http://127.0.0.1:7070" or "https://s3.amazonaws.com"
+	anon     bool     // credentials resolved to anonymous
 	secrets  []string // values scrubbed from every error text (defence in depth)
 }
 
@@ -85,7 +83,7 @@ func newS3Store(ctx context.Context, bucket, prefix string, o Options) (*s3Store
 		scheme = "http"
 	}
 	s := &s3Store{client: client, bucket: bucket, prefix: prefix, endpoint: scheme + "://" + host,
-		custom: custom, creds: creds, secrets: secrets}
+		secrets: secrets}
 	if err != nil {
 		return nil, s.wrap("connect", "", err)
 	}

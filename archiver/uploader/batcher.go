@@ -10,16 +10,19 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 )
 
-// Batcher defaults. One Put in flight measured best on the 2-core benchmark machine: the store
-// is CPU-bound there, so fewer, larger objects beat parallel small ones (about 30% more req/s
-// than two in flight).
+// Batcher defaults.
 const (
-	DefaultMaxInFlight = 1
-	DefaultMaxPending  = 64 << 20
-	DefaultTimeout     = 10 * time.Second
+	DefaultMaxPending = 64 << 20
+	DefaultTimeout    = 10 * time.Second
 )
+
+// maxInFlight is how many Puts run while the next batch gathers. One measured best on the 2-core
+// benchmark machine (the store is CPU-bound there, so fewer, larger objects beat parallel small
+// ones; two in flight lost in every paired run), and nothing needed another value.
+const maxInFlight = 1
 
 // BatcherOptions configure --ack store.
 type BatcherOptions struct {
@@ -27,10 +30,9 @@ type BatcherOptions struct {
 	Instance string // unique per process (hostname + boot id): keys never collide across restarts
 	Gzip     bool
 	// FlushInterval caps how long an event waits in memory before its object's Put starts. It is
-	// reached only while MaxInFlight Puts are already running: an idle store gets a Put at once.
+	// reached only while maxInFlight Puts are already running: an idle store gets a Put at once.
 	FlushInterval time.Duration
 	FlushBytes    int64 // a batch this large is put at once
-	MaxInFlight   int   // concurrent Puts (group commit: the next batch gathers while they run)
 	MaxPending    int64 // buffered bytes beyond which Submit answers sink.ErrFull
 	// Timeout bounds the retries of one object (the request deadline is the intake's).
 	Timeout time.Duration
@@ -48,7 +50,7 @@ type batch struct {
 
 // Batcher is the --ack store backend: group commit to the object store. An event's 200 waits
 // for the Put of the object holding it. When no Put is running, a new event's object is put at
-// once (latency: one Put). While MaxInFlight Puts run, events gather into the next object, which
+// once (latency: one Put). While maxInFlight Puts run, events gather into the next object, which
 // is put as soon as one finishes (latency: up to two Puts) or, if Puts are slower than
 // FlushInterval, after FlushInterval. So --flush-interval only caps the wait behind a slow store;
 // with a healthy store latency is one to two Put round trips, whatever the interval.
@@ -75,13 +77,10 @@ var _ sink.Sink = (*Batcher)(nil)
 // NewBatcher returns a batcher.
 func NewBatcher(o BatcherOptions) *Batcher {
 	if o.FlushInterval <= 0 {
-		o.FlushInterval = 10 * time.Second
+		o.FlushInterval = spool.DefaultFlushInterval
 	}
 	if o.FlushBytes <= 0 {
-		o.FlushBytes = 8 << 20
-	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = DefaultMaxInFlight
+		o.FlushBytes = spool.DefaultFlushBytes
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
@@ -127,7 +126,7 @@ func (b *Batcher) Submit(e *sink.Entry) error {
 	bt.lines = append(bt.lines, e.Line...)
 	bt.entries = append(bt.entries, e)
 	b.pendingBytes += int64(len(e.Line))
-	if b.inFlight < b.o.MaxInFlight || int64(len(bt.lines)) >= b.o.FlushBytes {
+	if b.inFlight < maxInFlight || int64(len(bt.lines)) >= b.o.FlushBytes {
 		b.startLocked(bt)
 	}
 	return nil
@@ -171,13 +170,13 @@ func (b *Batcher) put(bt *batch) {
 	b.inFlight--
 	b.pendingBytes -= int64(len(bt.lines))
 	// Group commit: whatever gathered while this Put ran goes next.
-	for len(b.pending) > 0 && b.inFlight < b.o.MaxInFlight {
+	for len(b.pending) > 0 && b.inFlight < maxInFlight {
 		b.startLocked(b.pending[0])
 	}
 	b.mu.Unlock()
 }
 
-// onTimer puts batches that waited FlushInterval even when MaxInFlight Puts are running.
+// onTimer puts batches that waited FlushInterval even when maxInFlight Puts are running.
 func (b *Batcher) onTimer() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
