@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -72,11 +73,28 @@ func DayPrefix(day string) string { return "dt=" + day + "/" }
 // gives the same key, so a re-upload after a crash overwrites instead of duplicating. The zero
 // padding makes lexical key order equal numeric order.
 func ObjectKey(day, instance string, seq uint64, part int, gzip bool) string {
-	ext := ".jsonl"
+	ext := objectExt
 	if gzip {
-		ext = ".jsonl.gz"
+		ext = objectExtGzip
 	}
 	return fmt.Sprintf("dt=%s/%s-%020d-%03d%s", day, instance, seq, part, ext)
+}
+
+const (
+	objectExt     = ".jsonl"
+	objectExtGzip = ".jsonl.gz"
+)
+
+// IsObjectKey tells archive objects from anything else under a day prefix, and whether the object
+// is gzipped (by its name, as ObjectKey made it).
+func IsObjectKey(key string) (ok, gzip bool) {
+	switch {
+	case strings.HasSuffix(key, objectExtGzip):
+		return true, true
+	case strings.HasSuffix(key, objectExt):
+		return true, false
+	}
+	return false, false
 }
 
 // RejectedKey names one rejected-request sample: "_rejected/dt=2026-11-26/<instance>-<seq %020d>.json".

@@ -411,3 +411,22 @@ func BenchmarkParsePublishTimestamp(b *testing.B) {
 		_ = layout.ParsePublishTimestamp(raw)
 	}
 }
+
+func TestIsObjectKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		key      string
+		ok, gzip bool
+	}{
+		{layout.ObjectKey("2026-11-26", "host-1", 7, 0, true), true, true},
+		{layout.ObjectKey("2026-11-26", "host-1", 7, 0, false), true, false},
+		{"dt=2026-11-26/notes.txt", false, false},
+		{"dt=2026-11-26/x.jsonl.gz.tmp", false, false},
+		{layout.RejectedKey("2026-11-26", "host-1", 1), false, false},
+	}
+	for _, tc := range tests {
+		if ok, gz := layout.IsObjectKey(tc.key); ok != tc.ok || gz != tc.gzip {
+			t.Errorf("IsObjectKey(%q) = %v, %v; want %v, %v", tc.key, ok, gz, tc.ok, tc.gzip)
+		}
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
@@ -82,8 +81,8 @@ func Read(ctx context.Context, s storage.Store, q Query, fn func(Event) error) e
 			return fmt.Errorf("listing day %s: %w", day, err)
 		}
 		for _, o := range objs {
-			gz := strings.HasSuffix(o.Key, ".jsonl.gz")
-			if !gz && !strings.HasSuffix(o.Key, ".jsonl") {
+			ok, gz := layout.IsObjectKey(o.Key)
+			if !ok {
 				continue
 			}
 			if err := readObject(ctx, s, o.Key, gz, q, fn); err != nil {
