@@ -13,12 +13,8 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
-
-// Putter is the part of storage.Store the sampler needs.
-type Putter interface {
-	Put(ctx context.Context, key string, body []byte, contentType string) error
-}
 
 // Sample limits.
 const (
@@ -54,7 +50,7 @@ type queuedSample struct {
 
 // Sampler writes a rate-limited sample of rejected requests to the store, off the request path.
 type Sampler struct {
-	store    Putter
+	store    storage.Putter
 	instance string
 	loc      *time.Location
 	metrics  *metrics.Archiver
@@ -69,7 +65,7 @@ type Sampler struct {
 }
 
 // NewSampler returns a sampler; call Run to write samples.
-func NewSampler(store Putter, instance string, loc *time.Location, m *metrics.Archiver, log *slog.Logger) *Sampler {
+func NewSampler(store storage.Putter, instance string, loc *time.Location, m *metrics.Archiver, log *slog.Logger) *Sampler {
 	if loc == nil {
 		loc = time.UTC
 	}

@@ -22,11 +22,17 @@ type ObjectInfo struct {
 	LastModified time.Time
 }
 
-// Store is an archive destination.
-type Store interface {
+// Putter is the part of a Store that writes: all the uploader, the store-mode batcher and the
+// rejected-sample writer need.
+type Putter interface {
 	// Put stores body under key (relative to the store's prefix). Overwriting is fine: the archiver
 	// only ever rewrites a key with the same bytes.
 	Put(ctx context.Context, key string, body []byte, contentType string) error
+}
+
+// Store is an archive destination.
+type Store interface {
+	Putter
 	// Get opens key; errors.Is(err, ErrNotExist) when it is missing.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// List returns every object whose key starts with prefix, recursively, sorted by key.

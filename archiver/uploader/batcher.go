@@ -11,6 +11,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
 
 // Batcher defaults.
@@ -26,7 +27,7 @@ const maxInFlight = 1
 
 // BatcherOptions configure --ack store.
 type BatcherOptions struct {
-	Store    Putter
+	Store    storage.Putter
 	Instance string // unique per process (hostname + boot id): keys never collide across restarts
 	Gzip     bool
 	// FlushInterval caps how long an event waits in memory before its object's Put starts. It is

@@ -18,13 +18,9 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
-
-// Putter is the part of storage.Store the uploader needs.
-type Putter interface {
-	Put(ctx context.Context, key string, body []byte, contentType string) error
-}
 
 // Backoff defaults for retried object writes.
 const (
@@ -34,7 +30,7 @@ const (
 
 // Options configure an Uploader.
 type Options struct {
-	Store      Putter
+	Store      storage.Putter
 	Spool      *spool.Spool
 	Journal    *dedup.Journal // nil: uploaded IDs are not journalled
 	Metrics    *metrics.Archiver
@@ -189,7 +185,7 @@ func (u *Uploader) put(ctx context.Context, key string, body []byte, events int)
 	return putRetry(ctx, u.o.Store, u.o.Metrics, u.log, u.o.MinBackoff, u.o.MaxBackoff, key, body, events)
 }
 
-func putRetry(ctx context.Context, store Putter, m *metrics.Archiver, log *slog.Logger, minB, maxB time.Duration, key string, body []byte, events int) error {
+func putRetry(ctx context.Context, store storage.Putter, m *metrics.Archiver, log *slog.Logger, minB, maxB time.Duration, key string, body []byte, events int) error {
 	backoff := minB
 	for attempt := 1; ; attempt++ {
 		start := time.Now()

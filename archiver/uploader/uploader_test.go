@@ -18,7 +18,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 )
 
-// memStore is an in-memory Putter for these narrow unit tests (the integration tests use a real
+// memStore is an in-memory storage.Putter for these narrow unit tests (the integration tests use a real
 // VersityGW). fail makes the next n Puts fail; gate, when set, blocks each Put until it receives.
 type memStore struct {
 	mu    sync.Mutex
