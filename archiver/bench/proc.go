@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 	lproc "github.com/livehook/terraform-provider-livehook/internal/proc"
 )
 
@@ -101,13 +102,12 @@ func waitReady(ctx context.Context, p *proc, addr string, timeout time.Duration)
 		} else {
 			last = err.Error()
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready on %s after %s (last: %s); log:\n%s", p.name, addr, timeout, last, p.logTail())
 		}
-		time.Sleep(100 * time.Millisecond)
+		if err := ctxsleep.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
 	}
 }
 
