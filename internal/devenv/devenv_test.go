@@ -2,6 +2,8 @@ package devenv
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,4 +170,22 @@ func newEnv(t *testing.T) *Env {
 	}
 	t.Cleanup(func() { _ = e.Close() })
 	return e
+}
+
+// TestEmulatorControlStatuses: only the calls that give a 404 or 502 a meaning accept it; for the
+// others it is an error, not zero values.
+func TestEmulatorControlStatuses(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	c := NewEmulatorControl(srv.URL)
+	ctx := context.Background()
+	if _, ok, err := c.Config(ctx, "push.example.com"); ok || err != nil {
+		t.Errorf("Config on 404 = ok %v, err %v; want not found, no error", ok, err)
+	}
+	if _, err := c.Stats(ctx); err == nil {
+		t.Error("Stats accepted a 404")
+	}
+	if _, err := c.Deliveries(ctx); err == nil {
+		t.Error("Deliveries accepted a 404")
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/emulator"
@@ -25,10 +26,9 @@ func NewEmulatorControl(base string) *EmulatorControl {
 	return &EmulatorControl{Base: base, client: &http.Client{Timeout: 60 * time.Second}}
 }
 
-// do sends in as JSON (when non-nil) and decodes a JSON answer into out. A 404 or 502 is
-// returned as a status without error (the callers give them a meaning); other non-2xx
-// statuses are errors.
-func (c *EmulatorControl) do(ctx context.Context, method, path string, in, out any) (int, error) {
+// do sends in as JSON (when non-nil) and decodes a JSON answer into out. A non-2xx status is an
+// error unless the caller lists it in accept (it gives it a meaning); a 404's body is not decoded.
+func (c *EmulatorControl) do(ctx context.Context, method, path string, in, out any, accept ...int) (int, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -54,7 +54,7 @@ func (c *EmulatorControl) do(ctx context.Context, method, path string, in, out a
 		return resp.StatusCode, fmt.Errorf("emulator %s %s: reading the answer: %w", method, path, err)
 	}
 	st := resp.StatusCode
-	if st/100 != 2 && st != http.StatusNotFound && st != http.StatusBadGateway {
+	if st/100 != 2 && !slices.Contains(accept, st) {
 		return st, fmt.Errorf("emulator %s %s answered %d: %.300s", method, path, st, bytes.TrimSpace(b))
 	}
 	if out != nil && st != http.StatusNotFound && len(bytes.TrimSpace(b)) > 0 {
@@ -67,7 +67,7 @@ func (c *EmulatorControl) do(ctx context.Context, method, path string, in, out a
 
 // Config returns the domain's notification config; ok is false when it has none.
 func (c *EmulatorControl) Config(ctx context.Context, domain string) (n emulator.Notification, ok bool, err error) {
-	st, err := c.do(ctx, http.MethodGet, "/_emulator/configs?domain="+url.QueryEscape(domain), nil, &n)
+	st, err := c.do(ctx, http.MethodGet, "/_emulator/configs?domain="+url.QueryEscape(domain), nil, &n, http.StatusNotFound)
 	return n, err == nil && st == http.StatusOK, err
 }
 
@@ -83,7 +83,7 @@ func (c *EmulatorControl) PublishDone(ctx context.Context, s emulator.Stream) (*
 
 func (c *EmulatorControl) fire(ctx context.Context, kind string, s emulator.Stream) (*emulator.Report, error) {
 	var r emulator.Report
-	st, err := c.do(ctx, http.MethodPost, "/_emulator/"+kind, s, &r)
+	st, err := c.do(ctx, http.MethodPost, "/_emulator/"+kind, s, &r, http.StatusNotFound, http.StatusBadGateway)
 	if err != nil {
 		return nil, err
 	}
