@@ -82,21 +82,11 @@ const pollInterval = 2 * time.Millisecond
 // resolve it with Commit or Release (or by passing the set as an Entry's Resolver). If another
 // delivery of the same event is in progress, Reserve waits for its outcome (ctx bounds the wait).
 func (s *Set) Reserve(ctx context.Context, id ID, now time.Time) (dup bool, err error) {
-	sh := s.shard(id)
 	var timer *time.Timer
 	for {
-		sh.mu.Lock()
-		at, ok := sh.m[id]
-		switch {
-		case !ok || (at != pending && now.UnixNano()-at > int64(s.ttl)):
-			sh.m[id] = pending
-			sh.mu.Unlock()
-			return false, nil
-		case at != pending:
-			sh.mu.Unlock()
-			return true, nil
+		if dup, busy := s.TryReserve(id, now); !busy {
+			return dup, nil
 		}
-		sh.mu.Unlock()
 		if timer == nil {
 			timer = time.NewTimer(pollInterval)
 			defer timer.Stop()
