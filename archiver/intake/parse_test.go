@@ -4,30 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 )
 
-// Copies (byte for byte) of /shared/testdata/callbacks, kept in the repository so tests run anywhere.
-const samples = "../testdata/callbacks"
-
-func sampleBodies(t testing.TB) map[string][]byte {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(samples, "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no sample bodies in %s: %v", samples, err)
-	}
-	out := map[string][]byte{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[filepath.Base(f)] = b
-	}
-	return out
-}
+func sampleBodies(t testing.TB) map[string][]byte { return archivertest.Samples(t) }
 
 func parse(body []byte) (Fields, []byte, *Rejection) {
 	var f Fields

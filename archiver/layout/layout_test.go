@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,34 +14,9 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 )
 
-// callbacksDir holds byte-for-byte copies of the spec samples.
-var callbacksDir = archivertest.SamplesDir()
+func samples(t testing.TB) map[string][]byte { return archivertest.Samples(t) }
 
-func samples(t testing.TB) map[string][]byte {
-	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(callbacksDir, "*.json"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no sample bodies in %s: %v", callbacksDir, err)
-	}
-	out := map[string][]byte{}
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[filepath.Base(p)] = b
-	}
-	return out
-}
-
-func compact(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, b); err != nil {
-		t.Fatalf("compact: %v", err)
-	}
-	return buf.Bytes()
-}
+func compact(t testing.TB, b []byte) []byte { return archivertest.Compact(t, b) }
 
 // keys returns the top-level keys of a JSON object in document order.
 func keys(t *testing.T, line []byte) []string {

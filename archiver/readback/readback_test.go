@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +16,6 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
-
-// callbacksDir holds byte-for-byte copies of the spec samples.
-var callbacksDir = archivertest.SamplesDir()
 
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -44,25 +38,15 @@ type written struct {
 func fixture(t *testing.T, s storage.Store) []written {
 	t.Helper()
 	ctx := testCtx(t)
-	paths, err := filepath.Glob(filepath.Join(callbacksDir, "*.json"))
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no sample bodies in %s", callbacksDir)
-	}
-	sort.Strings(paths)
+	names := archivertest.SampleNames(t) // sorted
 	days := []string{"2026-11-25", "2026-11-26", "2026-11-27"}
 	var all []written
 	for di, day := range days {
 		for part, gz := range []bool{di != 1, di != 1} { // day 2 plain .jsonl, days 1 and 3 gzip
 			var lines []byte
-			for pi, p := range paths {
-				raw, err := os.ReadFile(p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var body bytes.Buffer
-				if err := json.Compact(&body, raw); err != nil {
-					t.Fatal(err)
-				}
+			for pi, name := range names {
+				raw := archivertest.Sample(t, name)
+				body := bytes.NewBuffer(archivertest.Compact(t, raw))
 				var f struct {
 					Domain, App, Stream, Event string
 					PublishTimestamp           json.RawMessage `json:"publish_timestamp"`
@@ -85,7 +69,7 @@ func fixture(t *testing.T, s storage.Store) []written {
 					ReceivedAt:  time.Date(2026, 11, 25+di, 10, part, pi, 123456789, time.UTC),
 					EventID:     layout.EventID(domain, f.App, f.Stream, f.Event, ts),
 					RemoteAddr:  fmt.Sprintf("10.0.0.%d:1234", pi),
-					Signature:   map[bool]string{true: layout.SignatureVerified, false: layout.SignatureNone}[strings.HasPrefix(filepath.Base(p), "signed")],
+					Signature:   map[bool]string{true: layout.SignatureVerified, false: layout.SignatureNone}[strings.HasPrefix(name, "signed")],
 					PublishTime: layout.ParsePublishTimestamp(f.PublishTimestamp),
 					Instance:    "host-a",
 				}

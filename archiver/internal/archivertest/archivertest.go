@@ -148,6 +148,16 @@ func StripArchive(t testing.TB, line []byte) []byte {
 	return append(append([]byte(nil), line[:i]...), '}')
 }
 
+// Samples returns every sample body by file name.
+func Samples(t testing.TB) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, name := range SampleNames(t) {
+		out[name] = Sample(t, name)
+	}
+	return out
+}
+
 // Compact is json.Compact as bytes.
 func Compact(t testing.TB, b []byte) []byte {
 	t.Helper()
