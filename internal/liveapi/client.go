@@ -43,9 +43,9 @@ const (
 	// for more ends the retries (an unbounded sleep would look like a hang).
 	MaxRetryAfter = 5 * time.Minute
 
-	// notFoundCode is the catch-all "invalid request parameter" code the Live API
-	// answers (with 400) for a domain that does not exist.
-	notFoundCode = "LIVE.100011001"
+	// CodeInvalidParameter is the catch-all "invalid request parameter" code the Live API
+	// answers (with 400), also for a domain that does not exist.
+	CodeInvalidParameter = "LIVE.100011001"
 	// maxBody caps what is read of any response: the real answers are tiny.
 	maxBody = 1 << 20
 	// maxSnippet caps the part of a non-JSON error body quoted in errors and logs.
@@ -278,7 +278,7 @@ func (c *Client) Get(ctx context.Context, domain string) (*Notification, error) 
 		return &n, nil
 	}
 	apiErr := res.apiError(c, http.MethodGet, domain, "")
-	if res.status == http.StatusBadRequest && apiErr.Code == notFoundCode {
+	if res.status == http.StatusBadRequest && apiErr.Code == CodeInvalidParameter {
 		// The API's catch-all for an unknown domain; the official provider reads it as "gone" too.
 		return nil, &notFoundError{apiErr}
 	}
@@ -301,7 +301,7 @@ func (c *Client) Delete(ctx context.Context, domain string) error {
 	}
 	apiErr := res.apiError(c, http.MethodDelete, domain, "")
 	switch {
-	case res.status == http.StatusBadRequest && apiErr.Code == notFoundCode:
+	case res.status == http.StatusBadRequest && apiErr.Code == CodeInvalidParameter:
 		return nil
 	case res.status == http.StatusNotFound && !strings.HasPrefix(apiErr.Code, "APIGW."):
 		// A 404 from the gateway itself (APIGW.0101: no such API, e.g. a wrong project ID or

@@ -27,9 +27,6 @@ var _ error = (*APIError)(nil)
 // Unauthorized reports a 401: wrong key pair or a skewed clock.
 func (e *APIError) Unauthorized() bool { return e.StatusCode == http.StatusUnauthorized }
 
-// Throttled reports a 429 that outlasted the retries.
-func (e *APIError) Throttled() bool { return e.StatusCode == http.StatusTooManyRequests }
-
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Live API %s for domain %q failed: HTTP %d", e.Operation, e.Domain, e.StatusCode)
@@ -60,7 +57,7 @@ func (e *APIError) hint() string {
 		return "the credentials are valid but not allowed to do this: check the IAM permissions for Live and the project ID"
 	case e.StatusCode == http.StatusTooManyRequests:
 		return "the Live API is still throttling after the retries: lower the client's request rate or run fewer operations at once"
-	case e.StatusCode == http.StatusBadRequest && e.Code == notFoundCode && e.Operation == http.MethodPut:
+	case e.StatusCode == http.StatusBadRequest && e.Code == CodeInvalidParameter && e.Operation == http.MethodPut:
 		return "check that the domain exists as a push domain in this project and region, that url is an http:// or https:// URL, " +
 			"auth_sign_key is 32 to 128 characters and call_back_area is mainland_china or outside_mainland_china"
 	case e.StatusCode >= 300 && e.StatusCode < 400:

@@ -14,9 +14,6 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/liveapi"
 )
 
-// codeInvalidParameter is the Live API's catch-all 400 code, also used for unknown domains.
-const codeInvalidParameter = "LIVE.100011001"
-
 // apiErrorDiagnostic turns a liveapi error into a diagnostic that shows the API's code,
 // message and request ID and says what to do. liveapi errors never contain the keys.
 // action is what the provider was doing ("create", "read", ...); timeout is the
@@ -84,11 +81,11 @@ func apiHint(d *providerData, e *liveapi.APIError, domain string) string {
 	case e.StatusCode == http.StatusTooManyRequests:
 		return "The Live API kept throttling the requests after every retry. Set requests_per_second in the provider block " +
 			"(e.g. 2), run terraform with a lower -parallelism (e.g. -parallelism=2), or raise max_retries."
-	case e.StatusCode == http.StatusBadRequest && e.Code == codeInvalidParameter:
+	case e.StatusCode == http.StatusBadRequest && e.Code == liveapi.CodeInvalidParameter:
 		return fmt.Sprintf("The Live API answers %s for an unknown push domain as well as for invalid arguments. Check that "+
 			"%q exists as a push (ingest) domain in the Live console, in project %s and in the region of %s; then check "+
 			"url (http:// or https://), auth_sign_key (32 to 128 characters) and call_back_area.",
-			codeInvalidParameter, domain, d.projectID, d.apiLocation())
+			liveapi.CodeInvalidParameter, domain, d.projectID, d.apiLocation())
 	case e.StatusCode >= 500:
 		retried := "even after retries"
 		if e.Attempts <= 1 {
