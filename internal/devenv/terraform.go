@@ -13,10 +13,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/livehook/terraform-provider-livehook/internal/provider"
 )
 
 // ProviderSource is the provider's registry address; dev_overrides maps it to a local build.
-const ProviderSource = "registry.terraform.io/livehook/livehook"
+const ProviderSource = provider.Address
 
 // Terraform runs the terraform CLI from PATH against one configuration directory, with a
 // generated CLI config whose dev_overrides point the livehook provider at a local build, so
