@@ -23,6 +23,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 	"github.com/livehook/terraform-provider-livehook/internal/proc"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv"
 )
 
 // InstallHint is how to get the binary.
@@ -330,10 +331,11 @@ func (s *Server) CreateBucket(ctx context.Context, name string) error {
 	return nil
 }
 
-// StartT starts a server in t.TempDir() and stops it in t.Cleanup. It fails the test (with the
-// install hint) when the binary is missing.
+// StartT starts a server in t.TempDir() and stops it in t.Cleanup. Without the binary the test
+// skips with the install hint (fails under LIVEHOOK_TEST_ALL=1, see internal/testenv).
 func StartT(t testing.TB) *Server {
 	t.Helper()
+	testenv.Binary(t, "versitygw", Binary)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := Start(ctx, t.TempDir())
@@ -346,6 +348,49 @@ func StartT(t testing.TB) *Server {
 		}
 	})
 	return s
+}
+
+var shared struct {
+	mu  sync.Mutex
+	s   *Server
+	dir string
+	err error
+}
+
+// Shared is one server per test binary, started on first use, for tests that only need a bucket
+// of their own (BucketT). Without the binary the test skips like StartT. A package that uses it
+// calls StopShared from TestMain after m.Run.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	testenv.Binary(t, "versitygw", Binary)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.s == nil && shared.err == nil {
+		shared.dir, shared.err = os.MkdirTemp("", "versitygw-shared-")
+		if shared.err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			shared.s, shared.err = Start(ctx, shared.dir)
+			cancel()
+		}
+	}
+	if shared.err != nil {
+		t.Fatalf("starting the shared VersityGW: %v", shared.err)
+	}
+	return shared.s
+}
+
+// StopShared stops the server Shared started, if any, and removes its directory.
+func StopShared() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.s != nil {
+		_ = shared.s.Stop()
+		shared.s = nil
+	}
+	if shared.dir != "" {
+		_ = os.RemoveAll(shared.dir)
+		shared.dir = ""
+	}
 }
 
 // BucketT creates a bucket with a name unique to the test and returns it.
