@@ -25,8 +25,10 @@ type ObjectInfo struct {
 // Putter is the part of a Store that writes: all the uploader, the store-mode batcher and the
 // rejected-sample writer need.
 type Putter interface {
-	// Put stores body under key (relative to the store's prefix). Overwriting is fine: the archiver
-	// only ever rewrites a key with the same bytes.
+	// Put creates key (relative to the store's prefix) with body, never replacing an object: it is
+	// a conditional create (S3 If-None-Match: *, an exclusive create on disk). An existing object
+	// with the same bytes counts as done (nil); one with different bytes is left as it is and Put
+	// returns an error wrapping ErrExists, so the caller can write under a fresh name.
 	Put(ctx context.Context, key string, body []byte, contentType string) error
 }
 
@@ -46,6 +48,9 @@ type Store interface {
 // ErrNotExist is wrapped by Get when the key is missing (and by Open/List/Ping when the bucket or
 // directory is missing).
 var ErrNotExist = errors.New("object does not exist")
+
+// ErrExists is wrapped by Put when key already holds different bytes.
+var ErrExists = errors.New("object already exists with different content")
 
 // DefaultDir is the file store used when no --store is given.
 const DefaultDir = "archive"
