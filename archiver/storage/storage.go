@@ -1,6 +1,6 @@
 // Package storage is where archive objects live: an S3-compatible bucket (minio-go) or a local
 // directory. Both behave the same for the archiver: keys are relative to the store's prefix,
-// Put is an idempotent overwrite, List is recursive and sorted.
+// Put is a conditional create (never an overwrite), List is recursive and sorted.
 package storage
 
 import (

@@ -99,14 +99,26 @@ func TestStore(t *testing.T) {
 				t.Fatalf("Get = %q", got)
 			}
 
-			// Overwrite: same key, same bytes (the archiver's retry) and then new bytes.
+			// Conditional create: same key, same bytes (the archiver's retry) is done; different
+			// bytes under the same name are refused with ErrExists and never replace the object.
 			for i := 0; i < 2; i++ {
-				if err := s.Put(ctx, keys[1], []byte("same\n"), "application/x-ndjson"); err != nil {
-					t.Fatalf("overwrite %d: %v", i, err)
+				if err := s.Put(ctx, "fresh/one", []byte("same\n"), "application/x-ndjson"); err != nil && i == 0 {
+					t.Fatalf("create: %v", err)
+				} else if err != nil {
+					t.Fatalf("same bytes again = %v; want nil (idempotent)", err)
 				}
 			}
-			if got := readAll(t, s, keys[1]); string(got) != "same\n" {
-				t.Fatalf("after overwrite Get = %q", got)
+			for _, other := range []string{"other\n", "same\nmore\n", "sam", ""} {
+				err := s.Put(ctx, "fresh/one", []byte(other), "application/x-ndjson")
+				if !errors.Is(err, storage.ErrExists) {
+					t.Fatalf("Put(%q) over different bytes = %v; want ErrExists", other, err)
+				}
+				if !strings.Contains(err.Error(), "fresh/one") {
+					t.Errorf("ErrExists does not name the key: %v", err)
+				}
+			}
+			if got := readAll(t, s, "fresh/one"); string(got) != "same\n" {
+				t.Fatalf("after conflicting Puts Get = %q; the object was replaced", got)
 			}
 			if err := s.Put(ctx, "empty", nil, "application/x-ndjson"); err != nil {
 				t.Fatalf("Put empty body: %v", err)
@@ -125,7 +137,7 @@ func TestStore(t *testing.T) {
 				{"dt=2026-11-28/", nil},
 				{"nothing/here/", nil},
 				{"_rejected/", []string{keys[4]}},
-				{"", []string{keys[4], keys[2], keys[1], keys[0], keys[3], "empty"}},
+				{"", []string{keys[4], keys[2], keys[1], keys[0], keys[3], "empty", "fresh/one"}},
 			} {
 				objs, err := s.List(ctx, tc.prefix)
 				if err != nil {
@@ -142,7 +154,7 @@ func TestStore(t *testing.T) {
 					t.Errorf("List(%q) =\n%s\nwant\n%s", tc.prefix, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 				}
 				for _, o := range objs {
-					if o.Key == keys[1] && o.Size != int64(len("same\n")) {
+					if o.Key == "fresh/one" && o.Size != int64(len("same\n")) {
 						t.Errorf("List: %s size %d, want %d", o.Key, o.Size, len("same\n"))
 					}
 				}
@@ -359,10 +371,13 @@ func TestFileStore(t *testing.T) {
 	if err := s.Put(ctx, "dt=2026-11-26/a.jsonl", []byte("x\n"), "application/x-ndjson"); err != nil {
 		t.Fatal(err)
 	}
-	// Files on disk mirror the keys, with mode 0644 and no temp files left behind.
+	// Files on disk mirror the keys, owner-only (archive lines hold usr_args tokens and
+	// signatures: 0600 files, 0700 directories), with no temp files left behind.
 	p := filepath.Join(dir, "dt=2026-11-26", "a.jsonl")
-	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
-		t.Fatalf("stat %s: %v %v", p, st, err)
+	for path, want := range map[string]os.FileMode{p: 0o600, filepath.Dir(p): 0o700, dir: 0o700} {
+		if st, err := os.Stat(path); err != nil || st.Mode().Perm() != want {
+			t.Fatalf("stat %s: %v %v; want mode %v", path, st, err, want)
+		}
 	}
 	ents, _ := os.ReadDir(filepath.Dir(p))
 	if len(ents) != 1 {
