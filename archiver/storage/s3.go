@@ -220,8 +220,10 @@ func (s *s3Store) Ping(ctx context.Context) error {
 // storeError carries a message worded for a person (and scrubbed of secrets) while keeping the
 // original error for errors.Is / errors.As.
 type storeError struct {
-	msg string
-	err error
+	msg    string
+	err    error
+	code   string // S3 error code, "" when none (for Classify)
+	status int    // HTTP status, 0 when none
 }
 
 func (e *storeError) Error() string { return e.msg }
@@ -272,7 +274,7 @@ func (s *s3Store) wrap(op, key string, err error) error {
 	if hint != "" {
 		msg += ": " + hint
 	}
-	return &storeError{msg: s.scrub(msg), err: err}
+	return &storeError{msg: s.scrub(msg), err: err, code: resp.Code, status: resp.StatusCode}
 }
 
 func regionNote(r string) string {
