@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,27 +35,12 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
-// shared is one VersityGW for the tests that do not stop their store (each uses its own bucket).
-var shared *versitygw.Server
-
+// TestMain stops the VersityGW that versitygw.Shared starts on first use (tests that do not stop
+// their store share it, each with its own bucket); without versitygw those tests skip.
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "archiver-server-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		shared, err = versitygw.Start(ctx, dir)
-		cancel()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "starting VersityGW: %v\n", err)
-			return 1
-		}
-		defer shared.Stop()
-		return m.Run()
-	}())
+	code := m.Run()
+	versitygw.StopShared()
+	os.Exit(code)
 }
 
 // fakeClock is a settable clock.
@@ -84,7 +70,7 @@ type env struct {
 func newEnv(t *testing.T, gw *versitygw.Server) *env {
 	t.Helper()
 	if gw == nil {
-		gw = shared
+		gw = versitygw.Shared(t)
 	}
 	b := gw.BucketT(t)
 	return &env{gw: gw, bucket: b, store: archivertest.S3Store(t, gw, b, "archive/")}
@@ -531,11 +517,14 @@ func TestSpoolModeStoreDownKeepsAccepting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var rz map[string]any
+	json.NewDecoder(resp.Body).Decode(&rz)
 	resp.Body.Close()
-	if resp.StatusCode != 503 {
-		t.Errorf("/readyz with the store down: %d, want 503", resp.StatusCode)
+	// The spool keeps accepting (that is what it is for): ready, but degraded with the reason.
+	if resp.StatusCode != 200 || rz["status"] != "degraded" || rz["degraded"] == nil {
+		t.Errorf("/readyz with the store down: %d %v, want 200 degraded with a reason", resp.StatusCode, rz)
 	}
-	archivertest.Eventually(t, 10*time.Second, "an upload failure", func() bool { return s.Metrics().UploadFailures.Value() > 0 })
+	archivertest.Eventually(t, 10*time.Second, "an upload failure", func() bool { return s.Metrics().UploadFailures.With(storage.KindUnreachable).Value() > 0 })
 	if err := gw.StartAgain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -769,4 +758,103 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func readyz(t *testing.T, s *server.Server) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(s.URL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// TestStoreModeFixedInstanceRestarts: --ack store with a fixed --instance, three runs on one day:
+// no run's objects replace another's, every acknowledged event is read back.
+func TestStoreModeFixedInstanceRestarts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	const perRun = 40
+	acked := 0
+	for run := range 3 {
+		c := e.config(t)
+		c.Ack = server.AckStore
+		c.Instance = "web-1"
+		s := start(t, c)
+		for i := range perRun {
+			r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", fmt.Sprintf("r%d-s%d", run, i), "PUBLISH", int64(1000*run+i)))
+			if r.Status != 200 {
+				t.Fatalf("run %d event %d: %d %s", run, i, r.Status, r.Raw)
+			}
+			acked++
+		}
+		stop(t, s)
+	}
+	evs := archivertest.ReadToday(t, e.store)
+	if len(evs) != acked {
+		t.Fatalf("read back %d of %d acknowledged events", len(evs), acked)
+	}
+	for _, ev := range evs {
+		if ev.Archive.Instance != "web-1" {
+			t.Fatalf("archive.instance %q, want the configured web-1", ev.Archive.Instance)
+		}
+	}
+}
+
+// TestPermanentStoreErrorThenRecovery: the store answers a permanent error (its bucket is missing)
+// and then recovers. The spool keeps accepting, /readyz says degraded with the reason, the
+// failure is counted by kind, and once the bucket exists every acknowledged event is archived.
+func TestPermanentStoreErrorThenRecovery(t *testing.T) {
+	t.Parallel()
+	gw := versitygw.Shared(t)
+	e := newEnv(t, gw)
+	missing := "b-missing-" + strings.ToLower(strings.ReplaceAll(fmt.Sprint(time.Now().UnixNano()), "-", ""))
+	c := e.config(t)
+	c.Store = "s3://" + missing + "/archive/"
+	c.FlushInterval = 50 * time.Millisecond
+	s := start(t, c)
+	const n = 30
+	for i := range n {
+		r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i)))
+		if r.Status != 200 {
+			t.Fatalf("event %d with the bucket missing: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	archivertest.Eventually(t, 10*time.Second, "a no_such_bucket failure", func() bool {
+		return s.Metrics().UploadFailures.With(storage.KindNoSuchBucket).Value() > 0
+	})
+	code, body := readyz(t, s)
+	if code != 200 || body["status"] != "degraded" || !strings.Contains(fmt.Sprint(body["degraded"]), "no_such_bucket") {
+		t.Fatalf("/readyz with the bucket missing: %d %v; want 200, degraded, naming no_such_bucket", code, body)
+	}
+	if err := gw.CreateBucket(context.Background(), missing); err != nil {
+		t.Fatal(err)
+	}
+	archivertest.Eventually(t, 60*time.Second, "the spool to drain", func() bool { return s.Metrics().Stored.Value() == n })
+	if code, body := readyz(t, s); code != 200 || body["status"] != "ready" {
+		t.Fatalf("/readyz after recovery: %d %v", code, body)
+	}
+	stop(t, s)
+	if got := len(archivertest.ReadToday(t, archivertest.S3Store(t, gw, missing, "archive/"))); got != n {
+		t.Fatalf("read back %d of %d", got, n)
+	}
+}
+
+// TestReadyzWhileShuttingDown: /readyz is 503 once shutdown begins.
+func TestReadyzWhileShuttingDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	s := start(t, e.config(t))
+	h := s.Handler()
+	go s.Shutdown(context.Background())
+	archivertest.Eventually(t, 5*time.Second, "/readyz 503", func() bool {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		return rec.Code == 503 && strings.Contains(rec.Body.String(), "shutting down")
+	})
 }

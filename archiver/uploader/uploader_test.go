@@ -19,7 +19,6 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 	"github.com/livehook/terraform-provider-livehook/internal/backoff"
-	"github.com/livehook/terraform-provider-livehook/internal/testenv"
 )
 
 // memStore is an in-memory storage.Putter for these narrow unit tests (the integration tests use a real
@@ -203,13 +202,24 @@ func TestUploaderNeverOverwrites(t *testing.T) {
 	}
 }
 
+// hookStore calls after once a Put succeeded.
+type hookStore struct {
+	*memStore
+	after func()
+}
+
+func (h hookStore) Put(ctx context.Context, key string, body []byte, ct string) error {
+	err := h.memStore.Put(ctx, key, body, ct)
+	if err == nil && h.after != nil {
+		h.after()
+	}
+	return err
+}
+
 // TestUploaderRemoveFailureDoesNotReupload: when a stored segment cannot be deleted, only the
 // deletion is retried (with backoff), never the upload.
 func TestUploaderRemoveFailureDoesNotReupload(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() == 0 {
-		testenv.Skip(t, "root ignores directory permissions; run as a normal user")
-	}
 	dir := t.TempDir()
 	sp, err := spool.Open(context.Background(), spool.Options{Dir: dir, Instance: "inst"})
 	if err != nil {
@@ -220,15 +230,21 @@ func TestUploaderRemoveFailureDoesNotReupload(t *testing.T) {
 	sp.Submit(e)
 	<-e.Done
 	sp.Close(context.Background())
-	os.Chmod(dir, 0o500) // segments cannot be unlinked
-	defer os.Chmod(dir, 0o700)
+	seg, _ := sp.Next(context.Background())
 	st := newMem()
+	// Once the object is stored, the segment's name becomes a non-empty directory: removing it
+	// fails whatever the user's privileges.
+	hs := hookStore{st, func() {
+		os.Remove(seg.Path)
+		os.MkdirAll(filepath.Join(seg.Path, "x"), 0o700)
+	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_ = New(Options{Store: st, Spool: sp, Metrics: metrics.NewArchiver(nil), Backoff: backoff.Policy{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}}).Run(ctx)
+	_ = New(Options{Store: hs, Spool: sp, Metrics: metrics.NewArchiver(nil), Backoff: backoff.Policy{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}}).Run(ctx)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.puts != 1 {
 		t.Fatalf("%d Puts while the segment could not be removed, want 1", st.puts)
 	}
+	os.RemoveAll(seg.Path)
 }
