@@ -116,3 +116,35 @@ func TestBatcherFailureAnswersEveryEvent(t *testing.T) {
 	}
 }
 
+// TestBatcherMemoryBudget: past MaxPending, Submit answers sink.ErrFull (intake's 503 with
+// Retry-After) and Health says it is not accepting; room returns once the store takes the batch.
+func TestBatcherMemoryBudget(t *testing.T) {
+	t.Parallel()
+	st := newMem()
+	st.gate = make(chan struct{})
+	b := New(Options{Store: st, Instance: "i", FlushInterval: time.Hour, MaxPending: 64, Metrics: metrics.NewArchiver(nil)})
+	var accepted []*sink.Entry
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		e := entry(i, "2026-11-26")
+		if err = b.Submit(e); err == nil {
+			accepted = append(accepted, e)
+		}
+	}
+	if !errors.Is(err, sink.ErrFull) || len(accepted) == 0 {
+		t.Fatalf("after %d events Submit = %v; want sink.ErrFull past the budget", len(accepted), err)
+	}
+	if h := b.Health(); h.Accepting {
+		t.Fatalf("Health %+v while over budget; want not accepting", h)
+	}
+	close(st.gate)
+	for _, e := range accepted {
+		if err := <-e.Done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Submit(entry(200, "2026-11-26")); err != nil {
+		t.Fatalf("Submit after the store caught up: %v", err)
+	}
+	b.Close(context.Background())
+}

@@ -123,8 +123,17 @@ type Spool struct {
 
 	linger *time.Timer // gather's, stopped when unused
 
-	diskErr atomic.Pointer[error] // the last write failure, until a write or a probe succeeds
+	diskErr atomic.Pointer[diskErr] // the last write failure, until a write or a probe succeeds
 }
+
+type diskErr struct {
+	err error
+	at  time.Time
+}
+
+// diskErrHold is how long a write failure is reported before a probe may clear it: a failed
+// commit frees its own bytes, so a probe right after it proves little.
+const diskErrHold = 10 * time.Second
 
 // Compile-time check: the spool is a durability backend.
 var _ sink.Sink = (*Spool)(nil)
@@ -207,6 +216,9 @@ func (s *Spool) DiskProblem() error {
 	if p == nil {
 		return nil
 	}
+	if time.Since(p.at) < diskErrHold {
+		return p.err
+	}
 	if err := s.probe(); err != nil {
 		return err
 	}
@@ -238,7 +250,7 @@ func (s *Spool) setDiskErr(err error) {
 		}
 		return
 	}
-	s.diskErr.Store(&err)
+	s.diskErr.Store(&diskErr{err: err, at: time.Now()})
 }
 
 // Pending is the number of sealed segments waiting for upload.
