@@ -673,7 +673,7 @@ func TestOperationalEndpointsAndKeyReload(t *testing.T) {
 		"livehook_archiver_duplicates_total 0",
 		"livehook_archiver_spool_bytes ",
 		"livehook_archiver_upload_seconds_bucket{le=\"+Inf\"}",
-		"livehook_archiver_upload_failures_total 0",
+		`livehook_archiver_upload_failures_total{kind="access_denied"} 0`,
 		"# TYPE livehook_archiver_upload_seconds histogram",
 	} {
 		if code != 200 || !strings.Contains(metrics, want) {
