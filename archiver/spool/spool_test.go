@@ -431,3 +431,23 @@ func TestRecordAtMaxBody(t *testing.T) {
 		t.Fatalf("read %d records; want the one of %d bytes", len(recs), len(e.Line))
 	}
 }
+
+// TestOwnerOnly: spool files hold usr_args tokens and signatures: 0600 files, 0700 directory.
+func TestOwnerOnly(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "spool")
+	s := open(t, Options{Dir: dir})
+	submit(t, s, entry(1, "2026-11-26"))
+	if err := s.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("spool directory mode %v (%v), want 0700", st.Mode().Perm(), err)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", e.Name(), info.Mode().Perm())
+		}
+	}
+}
