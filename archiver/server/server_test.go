@@ -813,42 +813,82 @@ func TestStoreModeFixedInstanceRestarts(t *testing.T) {
 	}
 }
 
-// TestPermanentStoreErrorThenRecovery: the store answers a permanent error (its bucket is missing)
-// and then recovers. The spool keeps accepting, /readyz says degraded with the reason, the
-// failure is counted by kind, and once the bucket exists every acknowledged event is archived.
+// TestPermanentStoreErrorThenRecovery: the store answers a permanent error (it refuses the
+// archiver's credentials; its bucket is missing) and then recovers. The spool keeps accepting,
+// /readyz says degraded with the reason, the failure is counted by kind, nothing is skipped: once
+// the store is fixed every acknowledged event is archived.
 func TestPermanentStoreErrorThenRecovery(t *testing.T) {
 	t.Parallel()
-	gw := versitygw.Shared(t)
-	e := newEnv(t, gw)
-	missing := "b-missing-" + strings.ToLower(strings.ReplaceAll(fmt.Sprint(time.Now().UnixNano()), "-", ""))
-	c := e.config(t)
-	c.Store = "s3://" + missing + "/archive/"
-	c.FlushInterval = 50 * time.Millisecond
-	s := start(t, c)
-	const n = 30
-	for i := range n {
-		r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i)))
-		if r.Status != 200 {
-			t.Fatalf("event %d with the bucket missing: %d %s", i, r.Status, r.Raw)
-		}
-	}
-	archivertest.Eventually(t, 10*time.Second, "a no_such_bucket failure", func() bool {
-		return s.Metrics().UploadFailures.With(storage.KindNoSuchBucket).Value() > 0
-	})
-	code, body := readyz(t, s)
-	if code != 200 || body["status"] != "degraded" || !strings.Contains(fmt.Sprint(body["degraded"]), "no_such_bucket") {
-		t.Fatalf("/readyz with the bucket missing: %d %v; want 200, degraded, naming no_such_bucket", code, body)
-	}
-	if err := gw.CreateBucket(context.Background(), missing); err != nil {
-		t.Fatal(err)
-	}
-	archivertest.Eventually(t, 60*time.Second, "the spool to drain", func() bool { return s.Metrics().Stored.Value() == n })
-	if code, body := readyz(t, s); code != 200 || body["status"] != "ready" {
-		t.Fatalf("/readyz after recovery: %d %v", code, body)
-	}
-	stop(t, s)
-	if got := len(archivertest.ReadToday(t, archivertest.S3Store(t, gw, missing, "archive/"))); got != n {
-		t.Fatalf("read back %d of %d", got, n)
+	for _, tc := range []struct {
+		kind string
+		// fail breaks the store, fix repairs it; both return the bucket the archiver writes to.
+		fail func(t *testing.T, gw *versitygw.Server, c *server.Config) (fix func())
+	}{
+		{storage.KindAccessDenied, func(t *testing.T, gw *versitygw.Server, c *server.Config) func() {
+			// The gateway restarts with another root secret: the archiver's signature no longer
+			// matches (a rotated or revoked key), until it comes back with the old one.
+			secret := gw.SecretKey
+			restart := func(key string) {
+				if err := gw.Stop(); err != nil {
+					t.Fatal(err)
+				}
+				gw.SecretKey = key
+				if err := gw.StartAgain(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			restart(secret + "-rotated")
+			return func() { restart(secret) }
+		}},
+		{storage.KindNoSuchBucket, func(t *testing.T, gw *versitygw.Server, c *server.Config) func() {
+			missing := fmt.Sprintf("b-missing-%d", time.Now().UnixNano()%1e12)
+			c.Store = "s3://" + missing + "/archive/"
+			return func() {
+				if err := gw.CreateBucket(context.Background(), missing); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			gw := versitygw.StartT(t)
+			e := newEnv(t, gw)
+			c := e.config(t)
+			c.FlushInterval = 50 * time.Millisecond
+			var fix func()
+			if tc.kind == storage.KindNoSuchBucket {
+				fix = tc.fail(t, gw, &c)
+			}
+			s := start(t, c)
+			if fix == nil {
+				fix = tc.fail(t, gw, &c)
+			}
+			const n = 30
+			for i := range n {
+				r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i)))
+				if r.Status != 200 {
+					t.Fatalf("event %d with the store refusing (%s): %d %s", i, tc.kind, r.Status, r.Raw)
+				}
+			}
+			archivertest.Eventually(t, 10*time.Second, "a "+tc.kind+" failure", func() bool {
+				return s.Metrics().UploadFailures.With(tc.kind).Value() > 0
+			})
+			code, body := readyz(t, s)
+			if code != 200 || body["status"] != "degraded" || !strings.Contains(fmt.Sprint(body["degraded"]), tc.kind) {
+				t.Fatalf("/readyz with the store refusing: %d %v; want 200, degraded, naming %s", code, body, tc.kind)
+			}
+			fix()
+			archivertest.Eventually(t, 60*time.Second, "the spool to drain", func() bool { return s.Metrics().Stored.Value() == n })
+			if code, body := readyz(t, s); code != 200 || body["status"] != "ready" {
+				t.Fatalf("/readyz after recovery: %d %v", code, body)
+			}
+			stop(t, s)
+			bucket := strings.TrimSuffix(strings.TrimPrefix(c.Store, "s3://"), "/archive/")
+			if got := len(archivertest.ReadToday(t, archivertest.S3Store(t, gw, bucket, "archive/"))); got != n {
+				t.Fatalf("read back %d of %d", got, n)
+			}
+		})
 	}
 }
 
