@@ -50,7 +50,8 @@ type StoreState struct {
 	mu      sync.Mutex
 	kind    string
 	err     string
-	since   time.Time
+	since   time.Time // first failure of the current run of failures
+	last    time.Time // latest failure
 	failing bool
 }
 
@@ -65,22 +66,39 @@ func (s *StoreState) fail(kind string, err error) {
 	if !s.failing {
 		s.since = time.Now()
 	}
-	s.failing, s.kind, s.err = true, kind, err.Error()
+	s.failing, s.kind, s.err, s.last = true, kind, err.Error(), time.Now()
 	s.mu.Unlock()
 }
 
 // Problem describes the current store failure, "" when the last write succeeded.
 func (s *StoreState) Problem() string {
-	if s == nil {
+	p, _ := s.problem()
+	return p
+}
+
+// RecentProblem is Problem when the latest failed write is less than d old. A backend that only
+// writes when events arrive uses it, so that readiness is not lost for good once no traffic comes
+// to prove the store works again.
+func (s *StoreState) RecentProblem(d time.Duration) string {
+	p, last := s.problem()
+	if p == "" || time.Since(last) >= d {
 		return ""
+	}
+	return p
+}
+
+func (s *StoreState) problem() (string, time.Time) {
+	if s == nil {
+		return "", time.Time{}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.failing {
-		return ""
+		return "", time.Time{}
 	}
+	last := s.last
 	return fmt.Sprintf("the store has refused archive objects since %s (%s): %s",
-		s.since.UTC().Format(time.RFC3339), s.kind, s.err)
+		s.since.UTC().Format(time.RFC3339), s.kind, s.err), last
 }
 
 // Writer writes archive objects: conditional creates retried with capped exponential backoff

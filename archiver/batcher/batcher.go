@@ -222,9 +222,13 @@ func (b *Batcher) Health() backend.Health {
 		h.Accepting = false
 		h.Problems = append(h.Problems, fmt.Sprintf("%d bytes of events wait for the store, at --store-max-pending", pending))
 	}
-	if p := b.state.Problem(); p != "" {
+	// A recent failure means events cannot be made durable now; an older one, with no write
+	// since, is only reported (the next event tests the store again).
+	if p := b.state.RecentProblem(b.o.Timeout); p != "" {
 		h.Accepting = false
 		h.Problems = append(h.Problems, p)
+	} else {
+		h.Degraded = b.state.Problem()
 	}
 	return h
 }

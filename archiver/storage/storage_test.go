@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -421,4 +422,56 @@ func TestFileStoreNotWritable(t *testing.T) {
 	if err := s.Ping(testCtx(t)); err == nil || !strings.Contains(err.Error(), "not writable") {
 		t.Fatalf("Ping = %v; want not writable", err)
 	}
+}
+
+// TestClassify: the kinds of upload_failures_total, and which need an operator.
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	gw := versitygw.Shared(t)
+	ctx := testCtx(t)
+	bucket := gw.BucketT(t)
+	wrong := s3Opts(gw, "s3://"+bucket)
+	wrong.SecretKey = "not-the-secret"
+	for _, tc := range []struct {
+		name      string
+		err       func() error
+		kind      string
+		permanent bool
+	}{
+		{"wrong secret", func() error {
+			return openT(t, wrong).Put(ctx, "k", []byte("x"), "x")
+		}, storage.KindAccessDenied, true},
+		{"missing bucket", func() error {
+			return openT(t, s3Opts(gw, "s3://no-such-bucket-here")).Put(ctx, "k", []byte("x"), "x")
+		}, storage.KindNoSuchBucket, true},
+		{"unreachable", func() error {
+			o := s3Opts(gw, "s3://"+bucket)
+			o.Endpoint, o.MaxRetries = "http://127.0.0.1:1", 1
+			return openT(t, o).Put(ctx, "k", []byte("x"), "x")
+		}, storage.KindUnreachable, false},
+		{"conflict", func() error {
+			s := openT(t, storage.Options{URL: "file://" + filepath.ToSlash(t.TempDir())})
+			_ = s.Put(ctx, "k", []byte("x"), "x")
+			return s.Put(ctx, "k", []byte("y"), "x")
+		}, storage.KindConflict, false},
+		{"plain error", func() error { return errors.New("something") }, storage.KindUnreachable, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.err()
+			kind, permanent := storage.Classify(err)
+			if kind != tc.kind || permanent != tc.permanent {
+				t.Fatalf("Classify(%v) = %s, %v; want %s, %v", err, kind, permanent, tc.kind, tc.permanent)
+			}
+			if strings.Contains(fmt.Sprint(err), gw.SecretKey) {
+				t.Fatalf("error leaks the secret: %v", err)
+			}
+		})
+	}
+}
+
+// TestMain stops the VersityGW versitygw.Shared starts on first use.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	versitygw.StopShared()
+	os.Exit(code)
 }
