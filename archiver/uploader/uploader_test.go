@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -230,14 +231,10 @@ func TestUploaderRemoveFailureDoesNotReupload(t *testing.T) {
 	sp.Submit(e)
 	<-e.Done
 	sp.Close(context.Background())
-	seg, _ := sp.Next(context.Background())
 	st := newMem()
-	// Once the object is stored, the segment's name becomes a non-empty directory: removing it
-	// fails whatever the user's privileges.
-	hs := hookStore{st, func() {
-		os.Remove(seg.Path)
-		os.MkdirAll(filepath.Join(seg.Path, "x"), 0o700)
-	}}
+	// Once the object is stored, the spool directory turns read-only: the segment can still be
+	// read, but not removed.
+	hs := hookStore{st, func() { readOnly(t, dir) }}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_ = New(Options{Store: hs, Spool: sp, Metrics: metrics.NewArchiver(nil), Backoff: backoff.Policy{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}}).Run(ctx)
@@ -246,5 +243,22 @@ func TestUploaderRemoveFailureDoesNotReupload(t *testing.T) {
 	if st.puts != 1 {
 		t.Fatalf("%d Puts while the segment could not be removed, want 1", st.puts)
 	}
-	os.RemoveAll(seg.Path)
+}
+
+// readOnly makes dir read-only, undone at cleanup: a read-only bind mount when running as root
+// (permissions do not stop root), else mode 0500.
+func readOnly(t *testing.T, dir string) {
+	if os.Geteuid() != 0 {
+		os.Chmod(dir, 0o500)
+		t.Cleanup(func() { os.Chmod(dir, 0o700) })
+		return
+	}
+	if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+		t.Errorf("bind mount: %v %s", err, out)
+		return
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
+		t.Errorf("read-only remount: %v %s", err, out)
+	}
 }
