@@ -7,6 +7,11 @@
 //	dt=YYYY-MM-DD/<instance>-<seq %020d>-<part %03d>.jsonl.gz   (".jsonl" when gzip is off)
 //	_rejected/dt=YYYY-MM-DD/<instance>-<seq %020d>.json
 //
+// Objects are never overwritten. In --ack spool the key instance is the spool's and seq a segment
+// number persisted in the spool; in --ack store the key instance carries a random per-process part
+// (ProcessInstance). A name that nevertheless holds other bytes is left alone and the object goes
+// under ConflictKey's name, <name>-c<12 hex of its SHA-256>.<ext>.
+//
 // Each line of an object is the callback body exactly as received (compacted, fields in received
 // order, unknown fields kept) with one extra trailing field "archive":
 //
@@ -73,7 +78,7 @@ func Day(t time.Time, loc *time.Location) string {
 func DayPrefix(day string) string { return "dt=" + day + "/" }
 
 // ObjectKey names one batch object. Deterministic: the same (day, instance, seq, part) always
-// gives the same key, so a re-upload after a crash overwrites instead of duplicating. The zero
+// gives the same key, so a re-upload after a crash finds its own object instead of duplicating. The zero
 // padding makes lexical key order equal numeric order.
 func ObjectKey(day, instance string, seq uint64, part int, gzip bool) string {
 	ext := objectExt
