@@ -2,7 +2,10 @@
 // segment file and fsynced (group commit: one writer goroutine, one write + one fdatasync for every
 // event that arrived meanwhile) before the sender gets its 200. Segments are sealed by size, age or
 // day change and handed to the uploader, which deletes them only once their objects are stored.
-// After a crash, Open truncates torn tails and hands every surviving segment to the uploader again.
+// After a crash, Open hands every surviving segment to the uploader again. Damaged bytes in a
+// segment cost only the records they hit: readers find the next intact frame, and the damage is
+// set aside in <segment>.damaged; a segment whose header cannot be read is set aside whole
+// (<segment>.unreadable), never deleted.
 package spool
 
 import (
@@ -139,7 +142,7 @@ const diskErrHold = 10 * time.Second
 var _ sink.Sink = (*Spool)(nil)
 
 // Open opens (creating) the spool directory, takes its lock, recovers the segments a previous
-// process left (truncating torn tails) and starts the group-commit writer.
+// process left and starts the group-commit writer.
 func Open(ctx context.Context, o Options) (*Spool, error) {
 	if o.Dir == "" {
 		return nil, errors.New("spool directory is empty; set --spool")
@@ -442,7 +445,7 @@ func segPath(dir string, seq uint64) string {
 	return filepath.Join(dir, fmt.Sprintf("%s%020d%s", segPrefix, seq, segSuffix))
 }
 
-// recover scans the directory, truncates torn tails, removes segments without records, queues
+// recover scans the directory, trims zero fill, removes segments without records, queues
 // the rest for upload and collects their event IDs.
 func (s *Spool) recover(ctx context.Context) error {
 	entries, err := os.ReadDir(s.o.Dir)
