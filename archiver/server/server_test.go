@@ -905,3 +905,18 @@ func TestReadyzWhileShuttingDown(t *testing.T) {
 		return rec.Code == 503 && strings.Contains(rec.Body.String(), "shutting down")
 	})
 }
+
+// TestStoreModeMemoryBudget: --ack store answers 503 with Retry-After past --store-max-pending
+// (here smaller than one event), never buffering beyond it.
+func TestStoreModeMemoryBudget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.config(t)
+	c.Ack = server.AckStore
+	c.StoreMaxPending = 16
+	s := start(t, c)
+	r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", 1))
+	if r.Status != 503 || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Raw), "--store-max-pending") {
+		t.Fatalf("event past the store-mode budget: %d %v %s; want 503 with Retry-After naming --store-max-pending", r.Status, r.Header, r.Raw)
+	}
+}
