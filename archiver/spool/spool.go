@@ -126,6 +126,9 @@ type Spool struct {
 
 	linger *time.Timer // gather's, stopped when unused
 
+	readMu  sync.Mutex // guards readBuf
+	readBuf []byte
+
 	diskErr atomic.Pointer[diskErr] // the last write failure, until a write or a probe succeeds
 }
 
@@ -404,9 +407,17 @@ func (s *Spool) wake() {
 // (and a damaged tail) are set aside in <segment>.damaged, logged and counted (OnDamage); the
 // records after them are still read. An error means the segment itself cannot be read.
 func (s *Spool) Read(seg *Segment, fn func(Record) error) error {
-	data, err := os.ReadFile(seg.Path)
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	data, err := readFileInto(seg.Path, s.readBuf)
 	if err != nil {
 		return fmt.Errorf("reading spool segment: %w", err)
+	}
+	// One buffer for every segment: uploads do not leave a segment's worth of garbage each.
+	if cap(data) <= maxReadBuf {
+		s.readBuf = data[:0]
+	} else {
+		s.readBuf = nil
 	}
 	_, _, hlen, err := readHeader(bufio.NewReader(bytes.NewReader(data)))
 	if err != nil {
@@ -421,6 +432,34 @@ func (s *Spool) Read(seg *Segment, fn func(Record) error) error {
 		s.setAsideDamage(seg.Path, data, damage)
 	}
 	return nil
+}
+
+// maxReadBuf bounds the read buffer kept between segments.
+const maxReadBuf = 64 << 20
+
+// readFileInto reads path into buf (grown as needed).
+func readFileInto(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s is a directory", path)
+	}
+	n := int(st.Size())
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 // setAsideDamage copies damaged byte ranges of a segment to <segment>.damaged (replacing an

@@ -23,8 +23,9 @@ import (
 )
 
 // DefaultBackoff is the delay policy between attempts of one object (and of a segment that cannot
-// be read or removed): a store outage costs at most one attempt per 30s.
-var DefaultBackoff = backoff.Policy{Initial: 100 * time.Millisecond, Max: 30 * time.Second}
+// be read or removed): during an outage the store sees at most one attempt per 5s, and the backlog
+// starts uploading within 5s of its return.
+var DefaultBackoff = backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // Options configure an Uploader.
 type Options struct {
