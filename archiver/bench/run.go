@@ -42,7 +42,7 @@ type Options struct {
 // StoreFlushAlt is set, once more with it.
 var AllTargets = []string{"bare", "fsync", "naive", "spool", "store", "outage"}
 
-// Defaults returns the run: 32 connections, 3 s warm-up, 15 s window, a 30 s outage
+// Defaults returns the standard run: 32 connections, 3 s warm-up, 15 s window, a 60 s outage
 // between 10 s of load on each side.
 func Defaults() Options {
 	return Options{
@@ -50,7 +50,7 @@ func Defaults() Options {
 		Warmup:        3 * time.Second,
 		Conns:         32,
 		Targets:       slices.Clone(AllTargets),
-		Outage:        30 * time.Second,
+		Outage:        60 * time.Second,
 		OutageBefore:  10 * time.Second,
 		OutageAfter:   10 * time.Second,
 		StoreFlushAlt: time.Second,

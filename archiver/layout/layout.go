@@ -7,6 +7,11 @@
 //	dt=YYYY-MM-DD/<instance>-<seq %020d>-<part %03d>.jsonl.gz   (".jsonl" when gzip is off)
 //	_rejected/dt=YYYY-MM-DD/<instance>-<seq %020d>.json
 //
+// Objects are never overwritten. In --ack spool the key instance is the spool's and seq a segment
+// number persisted in the spool; in --ack store the key instance carries a random per-process part
+// (ProcessInstance). A name that nevertheless holds other bytes is left alone and the object goes
+// under ConflictKey's name, <name>-c<12 hex of its SHA-256>.<ext>.
+//
 // Each line of an object is the callback body exactly as received (compacted, fields in received
 // order, unknown fields kept) with one extra trailing field "archive":
 //
@@ -20,11 +25,14 @@ package layout
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,7 +78,7 @@ func Day(t time.Time, loc *time.Location) string {
 func DayPrefix(day string) string { return "dt=" + day + "/" }
 
 // ObjectKey names one batch object. Deterministic: the same (day, instance, seq, part) always
-// gives the same key, so a re-upload after a crash overwrites instead of duplicating. The zero
+// gives the same key, so a re-upload after a crash finds its own object instead of duplicating. The zero
 // padding makes lexical key order equal numeric order.
 func ObjectKey(day, instance string, seq uint64, part int, gzip bool) string {
 	ext := objectExt
@@ -95,6 +103,85 @@ func IsObjectKey(key string) (ok, gzip bool) {
 		return true, false
 	}
 	return false, false
+}
+
+// Instance names. An instance name goes into object keys (and the archive field "instance"); it
+// identifies the archiver that received an event.
+
+// maxInstanceLen keeps object keys well below S3's 1024-byte limit.
+const maxInstanceLen = 100
+
+// ValidateInstance checks an --instance value: it goes into object keys, so only letters,
+// digits, '.', '_' and '-' are allowed.
+func ValidateInstance(s string) error {
+	if s == "" {
+		return errors.New("instance name is empty")
+	}
+	if len(s) > maxInstanceLen {
+		return fmt.Errorf("instance name %q is longer than %d characters", s, maxInstanceLen)
+	}
+	for _, c := range s {
+		if !instanceChar(c) {
+			return fmt.Errorf("instance name %q contains %q; use only letters, digits, '.', '_' and '-'", s, c)
+		}
+	}
+	return nil
+}
+
+func instanceChar(c rune) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+// NewInstanceName returns "<hostname>-<12 random hex digits>": readable, and distinct for two
+// replicas even when they share a hostname.
+func NewInstanceName() string {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	for _, c := range host {
+		if b.Len() >= 60 {
+			break
+		}
+		if instanceChar(c) {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	h := strings.Trim(b.String(), "-.")
+	if h == "" {
+		h = "archiver"
+	}
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	return h + "-" + hex.EncodeToString(r[:])
+}
+
+// ProcessInstance is the instance part of the object keys one --ack store process writes: the
+// configured name followed by a random per-process id, so that a restart or a second replica given
+// the same --instance never produces a name another process already used (store mode keeps no
+// local state in which a sequence could survive). Without --instance the name is
+// NewInstanceName's, already random.
+func ProcessInstance(instance string) string {
+	if instance == "" {
+		return NewInstanceName()
+	}
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	return instance + "-" + hex.EncodeToString(r[:])
+}
+
+// ConflictKey is the fresh name for an object whose own name already holds different bytes (a
+// name clash the archiver never resolves by overwriting). It is derived from the bytes, so a
+// retry of the same object after a crash lands on the same name and counts as done.
+func ConflictKey(key string, body []byte) string {
+	sum := sha256.Sum256(body)
+	tag := "-c" + hex.EncodeToString(sum[:6])
+	for _, ext := range []string{objectExtGzip, objectExt, ".json"} {
+		if strings.HasSuffix(key, ext) {
+			return strings.TrimSuffix(key, ext) + tag + ext
+		}
+	}
+	return key + tag
 }
 
 // RejectedKey names one rejected-request sample: "_rejected/dt=2026-11-26/<instance>-<seq %020d>.json".

@@ -403,3 +403,27 @@ func TestIsObjectKey(t *testing.T) {
 		}
 	}
 }
+
+func TestProcessInstanceAndConflictKey(t *testing.T) {
+	t.Parallel()
+	a, b := layout.ProcessInstance("web-1"), layout.ProcessInstance("web-1")
+	if a == b || !strings.HasPrefix(a, "web-1-") || layout.ValidateInstance(a) != nil {
+		t.Fatalf("ProcessInstance gave %q and %q; want distinct valid names starting web-1-", a, b)
+	}
+	if n := layout.ProcessInstance(""); layout.ValidateInstance(n) != nil {
+		t.Fatalf("layout.ProcessInstance(\"\") = %q, invalid", n)
+	}
+	for _, tc := range []struct{ key, ext string }{
+		{layout.ObjectKey("2026-11-26", "i", 7, 0, true), ".jsonl.gz"},
+		{layout.ObjectKey("2026-11-26", "i", 7, 0, false), ".jsonl"},
+		{layout.RejectedKey("2026-11-26", "i", 7), ".json"},
+	} {
+		k1 := layout.ConflictKey(tc.key, []byte("a"))
+		if k1 == tc.key || k1 != layout.ConflictKey(tc.key, []byte("a")) || k1 == layout.ConflictKey(tc.key, []byte("b")) || !strings.HasSuffix(k1, tc.ext) {
+			t.Errorf("ConflictKey(%q) = %q; want a distinct, deterministic, content-dependent name ending %s", tc.key, k1, tc.ext)
+		}
+		if ok, _ := layout.IsObjectKey(k1); ok != (tc.ext != ".json") {
+			t.Errorf("IsObjectKey(%q) = %v; readers must still find conflict-named objects", k1, ok)
+		}
+	}
+}

@@ -192,12 +192,15 @@ type Archiver struct {
 	Duplicates      *Counter    // redeliveries answered 200 without storing
 	Rejected        *CounterVec // requests refused, by reason
 	ObjectsStored   *Counter    // archive objects written
-	UploadFailures  *Counter    // failed object writes (each retried)
+	UploadFailures  *CounterVec // failed object writes (each retried), by kind (storage.Kinds)
+	ObjectConflicts *Counter    // objects written under a fresh name because theirs held other bytes
 	UploadSeconds   *Histogram  // duration of one successful object write
 	SpoolCommits    *Counter    // group commits (write + fdatasync) of the spool
 	SpoolCommitSecs *Histogram  // duration of one group commit
 	RejectedSamples *Counter    // rejected-request samples written
 	SamplesDropped  *Counter    // rejected-request samples dropped (rate limit or full queue)
+	SpoolDamaged    *Counter    // damaged spool records set aside (not uploaded)
+	SpoolSetAside   *Counter    // spool segments set aside whole (header unreadable)
 }
 
 // UploadBuckets are the upload_seconds histogram bounds.
@@ -218,11 +221,14 @@ func NewArchiver(reasons []string) *Archiver {
 		Duplicates:      r.Counter(p+"duplicates_total", "Redelivered events answered 200 without being stored again."),
 		Rejected:        r.CounterVec(p+"rejected_total", "Callback requests refused, by reason.", "reason", reasons...),
 		ObjectsStored:   r.Counter(p+"objects_stored_total", "Archive objects written to the store."),
-		UploadFailures:  r.Counter(p+"upload_failures_total", "Failed archive object writes (each is retried)."),
+		UploadFailures:  r.CounterVec(p+"upload_failures_total", "Failed archive object writes (each is retried), by kind; access_denied, no_such_bucket and kms need an operator.", "kind"),
+		ObjectConflicts: r.Counter(p+"object_conflicts_total", "Archive objects written under a fresh name because their name already held different bytes (never overwritten)."),
 		UploadSeconds:   r.Histogram(p+"upload_seconds", "Duration of successful archive object writes.", UploadBuckets),
 		SpoolCommits:    r.Counter(p+"spool_commits_total", "Spool group commits (one write and one fdatasync for every event waiting); accepted_total / spool_commits_total is the mean batch."),
 		SpoolCommitSecs: r.Histogram(p+"spool_commit_seconds", "Duration of one spool group commit (write + fdatasync).", CommitBuckets),
 		RejectedSamples: r.Counter(p+"rejected_samples_total", "Rejected-request samples written under _rejected/."),
 		SamplesDropped:  r.Counter(p+"rejected_samples_dropped_total", "Rejected-request samples not written (rate limit or queue full)."),
+		SpoolDamaged:    r.Counter(p+"spool_damaged_records_total", "Damaged spool records set aside for inspection instead of uploaded (the file is named in the log)."),
+		SpoolSetAside:   r.Counter(p+"spool_segments_set_aside_total", "Spool segments set aside whole because their header cannot be read."),
 	}
 }

@@ -11,9 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/batcher"
 	"github.com/livehook/terraform-provider-livehook/archiver/intake"
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
-	"github.com/livehook/terraform-provider-livehook/archiver/uploader"
 )
 
 // Ack modes.
@@ -39,6 +40,7 @@ type Config struct {
 	PartitionTZ     string
 	MaxBody         int64
 	SpoolMaxBytes   int64
+	StoreMaxPending int64
 	TLSCert, TLSKey string
 	Instance        string
 	Gzip            bool
@@ -65,9 +67,10 @@ func DefaultConfig() Config {
 		PartitionTZ:     "UTC",
 		MaxBody:         intake.DefaultMaxBody,
 		SpoolMaxBytes:   spool.DefaultMaxBytes,
+		StoreMaxPending: batcher.DefaultMaxPending,
 		Gzip:            true,
 		LogLevel:        "info",
-		StoreTimeout:    uploader.DefaultTimeout,
+		StoreTimeout:    batcher.DefaultTimeout,
 		ShutdownTimeout: 20 * time.Second,
 	}
 }
@@ -110,6 +113,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.PartitionTZ, "partition-tz", c.PartitionTZ, "IANA time zone of the dt= partition day, e.g. UTC or Asia/Shanghai")
 	sizeVar(fs, &c.MaxBody, "max-body", "largest accepted callback body (larger => 413)")
 	sizeVar(fs, &c.SpoolMaxBytes, "spool-max-bytes", "above this much spooled data, answer 503 with Retry-After (store unreachable)")
+	sizeVar(fs, &c.StoreMaxPending, "store-max-pending", "--ack store: above this much event data in memory waiting for the store, answer 503 with Retry-After")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key for --tls-cert (PEM)")
 	fs.StringVar(&c.Instance, "instance", "", "instance name in object keys (letters, digits, . _ -); default: spool mode persists <hostname>-<random> in the spool, store mode uses <hostname>-<random boot id>")
@@ -143,8 +147,11 @@ func (c *Config) Validate() error {
 	if c.FlushBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--flush-bytes must be positive"))
 	}
-	if c.MaxBody <= 0 || c.MaxBody > 16<<20 {
-		errs = append(errs, fmt.Errorf("--max-body %d must be between 1 byte and 16MiB", c.MaxBody))
+	if c.MaxBody <= 0 || c.MaxBody > spool.MaxBody {
+		errs = append(errs, fmt.Errorf("--max-body %s must be between 1 byte and %s (%d bytes), the largest body a spool record holds", FormatSize(c.MaxBody), FormatSize(spool.MaxBody), spool.MaxBody))
+	}
+	if c.StoreMaxPending <= 0 {
+		errs = append(errs, fmt.Errorf("--store-max-pending must be positive"))
 	}
 	if c.SpoolMaxBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--spool-max-bytes must be positive"))
@@ -162,7 +169,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--partition-tz %q is not an IANA time zone name (e.g. UTC, Asia/Shanghai)", c.PartitionTZ))
 	}
 	if c.Instance != "" {
-		if err := spool.ValidateInstance(c.Instance); err != nil {
+		if err := layout.ValidateInstance(c.Instance); err != nil {
 			errs = append(errs, fmt.Errorf("--instance: %w", err))
 		}
 	}

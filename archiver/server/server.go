@@ -17,10 +17,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/backend"
+	"github.com/livehook/terraform-provider-livehook/archiver/batcher"
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
 	"github.com/livehook/terraform-provider-livehook/archiver/intake"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
@@ -45,13 +49,9 @@ type Server struct {
 	sampler  *intake.Sampler
 	instance string
 
-	spool    *spool.Spool
-	journal  *dedup.Journal
-	uploader *uploader.Uploader
-	upCancel context.CancelFunc
-	upDone   chan error
-
-	batcher *uploader.Batcher
+	backend  backend.Backend
+	spool    *spool.Spool // nil with --ack store
+	draining atomic.Bool
 
 	httpSrv  *http.Server
 	ln       net.Listener
@@ -108,10 +108,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	bg, bgCancel := context.WithCancel(context.Background())
 	s.bgCancel = bgCancel
 	ok := false
+	var spoolBackend *uploader.Backend
 	defer func() {
 		if !ok {
 			if s.spool != nil {
 				_ = s.spool.Close(ctx)
+			}
+			if spoolBackend != nil {
+				spoolBackend.Close()
 			}
 			s.closeBackground()
 		}
@@ -119,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	s.dedup = dedup.New(dedup.DefaultTTL)
 	load := &sink.Load{}
-	var backend sink.Sink
+	sampleInstance := ""
 	switch cfg.Ack {
 	case AckSpool:
 		sp, err := spool.Open(ctx, spool.Options{
@@ -130,38 +134,47 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 				s.metrics.SpoolCommits.Inc()
 				s.metrics.SpoolCommitSecs.Observe(took.Seconds())
 			},
+			OnDamage:   func(n int) { s.metrics.SpoolDamaged.Add(uint64(n)) },
+			OnSetAside: func() { s.metrics.SpoolSetAside.Inc() },
 		})
 		if err != nil {
 			return nil, fmt.Errorf("opening the spool: %w", err)
 		}
 		s.spool, s.instance = sp, sp.Instance()
+		sampleInstance = s.instance
 		j, items, err := dedup.OpenJournal(filepath.Join(cfg.Spool, spool.JournalFile), dedup.DefaultTTL, cfg.Now)
 		if err != nil {
 			return nil, err
 		}
-		s.journal = j
 		s.dedup.Add(items...)
 		s.dedup.Add(sp.TakeRecovered()...)
-		backend = sp
+		spoolBackend = uploader.NewBackend(sp, j, store, s.metrics, log, cfg.SpoolMaxBytes)
+		s.backend = spoolBackend
 	case AckStore:
+		// Store mode keeps no local state, so the object names of this process get a random
+		// per-process part: a restart or a replica with the same --instance never reuses one.
+		keyInstance := layout.ProcessInstance(cfg.Instance)
 		s.instance = cfg.Instance
 		if s.instance == "" {
-			s.instance = spool.NewInstanceName() // random boot id: keys never collide across restarts
+			s.instance = keyInstance
 		}
-		s.batcher = uploader.NewBatcher(uploader.BatcherOptions{
-			Store: store, Instance: s.instance, Gzip: cfg.Gzip,
-			FlushInterval: cfg.FlushInterval, FlushBytes: cfg.FlushBytes, MaxPending: cfg.SpoolMaxBytes,
+		sampleInstance = keyInstance
+		s.backend = batcher.New(batcher.Options{
+			Store: store, Instance: keyInstance, Gzip: cfg.Gzip,
+			FlushInterval: cfg.FlushInterval, FlushBytes: cfg.FlushBytes, MaxPending: cfg.StoreMaxPending,
 			Timeout: cfg.StoreTimeout, Metrics: s.metrics, Logger: log,
 		})
 		s.loadDedupFromStore(ctx)
-		backend = s.batcher
+	}
+	for _, k := range storage.Kinds {
+		s.metrics.UploadFailures.With(k) // every kind on /metrics from the start, at 0
 	}
 
-	s.sampler = intake.NewSampler(store, s.instance, loc, s.metrics, log)
+	s.sampler = intake.NewSampler(store, sampleInstance, loc, s.metrics, log)
 	// Both modes bound the wait: a hung disk or store gives 503, never a hung sender.
 	timeout := cfg.StoreTimeout
 	s.handler, err = intake.New(intake.Config{
-		Sink: backend, Dedup: s.dedup, Keys: s.keys, AllowDomains: cfg.AllowDomains,
+		Sink: s.backend, Dedup: s.dedup, Keys: s.keys, AllowDomains: cfg.AllowDomains,
 		SignatureWindow: cfg.SignatureWindow, MaxBody: cfg.MaxBody, Location: loc, Instance: s.instance,
 		Now: cfg.Now, Timeout: timeout, Metrics: s.metrics, Sampler: s.sampler, Logger: log, Load: load,
 	})
@@ -173,12 +186,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.bgWG.Add(2)
 	go func() { defer s.bgWG.Done(); s.sampler.Run(bg) }()
 	go func() { defer s.bgWG.Done(); s.dedup.RunSweeper(bg, time.Minute, cfg.Now) }()
-	if s.spool != nil {
-		s.uploader = uploader.New(uploader.Options{Store: store, Spool: s.spool, Journal: s.journal, Metrics: s.metrics, Logger: log})
-		upCtx, upCancel := context.WithCancel(context.Background())
-		s.upCancel, s.upDone = upCancel, make(chan error, 1)
-		go func() { s.upDone <- s.uploader.Run(upCtx) }()
-	}
+	s.backend.Start()
 	ok = true
 	return s, nil
 }
@@ -215,13 +223,7 @@ func (s *Server) registerGauges() {
 	r := s.metrics.Registry
 	const p = "livehook_archiver_"
 	r.GaugeFunc(p+"dedup_entries", "Event identities remembered for redelivery detection.", func() float64 { return float64(s.dedup.Len()) })
-	if s.spool != nil {
-		r.GaugeFunc(p+"spool_bytes", "Bytes in the local spool (not yet uploaded).", func() float64 { return float64(s.spool.Bytes()) })
-		r.GaugeFunc(p+"spool_segments_pending", "Sealed spool segments waiting for upload.", func() float64 { return float64(s.spool.Pending()) })
-		r.GaugeFunc(p+"spool_max_bytes", "--spool-max-bytes.", func() float64 { return float64(s.cfg.SpoolMaxBytes) })
-	} else {
-		r.GaugeFunc(p+"spool_bytes", "Bytes in the local spool (always 0 with --ack store).", func() float64 { return 0 })
-	}
+	s.backend.RegisterGauges(r)
 }
 
 // Instance is the name in this process's object keys.
@@ -252,18 +254,35 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// readyz answers 503 when new events cannot be made durable (the backend cannot take them, the
+// store is unreachable in store mode, or the archiver is shutting down), and 200 otherwise; the
+// body's state is "degraded", with the reason, while the spool buffers for a failing store.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	var problems []string
+	h := s.backend.Health()
+	problems := h.Problems
+	if s.draining.Load() && !slices.Contains(problems, "shutting down") {
+		problems = append(problems, "shutting down")
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
+	degraded := h.Degraded
 	if err := s.store.Ping(ctx); err != nil {
-		problems = append(problems, "store unreachable: "+err.Error())
+		if s.spool == nil {
+			problems = append(problems, "store unreachable: "+err.Error())
+		} else if degraded == "" {
+			degraded = "store unreachable (the spool keeps accepting): " + err.Error()
+		}
 	}
-	if s.spool != nil && s.spool.Full() {
-		problems = append(problems, fmt.Sprintf("spool holds %d bytes, at its limit (--spool-max-bytes %s)", s.spool.Bytes(), FormatSize(s.cfg.SpoolMaxBytes)))
+	if len(problems) > 0 || !h.Accepting {
+		body := map[string]any{"status": "not ready", "problems": problems}
+		if degraded != "" {
+			body["degraded"] = degraded
+		}
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
 	}
-	if len(problems) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})
+	if degraded != "" {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "degraded": degraded, "store": s.store.String()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "store": s.store.String()})
@@ -352,6 +371,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	start := time.Now()
 	s.log.Info("shutting down: refusing new callbacks, flushing")
+	s.draining.Store(true)
 	s.handler.SetDraining(true)
 	var errs []error
 	if s.httpSrv != nil {
@@ -367,27 +387,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	fctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
-	if s.spool != nil {
-		if err := s.spool.Close(fctx); err != nil {
-			errs = append(errs, err)
-		}
-		select {
-		case err := <-s.upDone:
-			if err != nil {
-				errs = append(errs, err)
-			}
-		case <-fctx.Done():
-			s.upCancel()
-			<-s.upDone
-			s.log.Warn("shutdown timeout reached with spool segments not yet uploaded; they stay in the spool and are uploaded on the next start",
-				"segments", s.spool.Pending(), "bytes", s.spool.Bytes(), "spool", s.cfg.Spool)
-		}
-		s.upCancel()
-	}
-	if s.batcher != nil {
-		if err := s.batcher.Close(fctx); err != nil {
-			errs = append(errs, err)
-		}
+	if err := s.backend.Shutdown(fctx); err != nil {
+		errs = append(errs, err)
 	}
 	s.closeBackground()
 	s.log.Info("archiver stopped", "took", time.Since(start).Round(time.Millisecond).String(),
@@ -400,12 +401,6 @@ func (s *Server) closeBackground() {
 		s.bgCancel()
 	}
 	s.bgWG.Wait()
-	if s.journal != nil {
-		s.journal.Close()
-	}
-	if s.spool != nil {
-		s.spool.Release()
-	}
 }
 
 // Run is `archiver serve`: it parses args, serves until SIGTERM/SIGINT (graceful shutdown, exit

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,27 +35,12 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
-// shared is one VersityGW for the tests that do not stop their store (each uses its own bucket).
-var shared *versitygw.Server
-
+// TestMain stops the VersityGW that versitygw.Shared starts on first use (tests that do not stop
+// their store share it, each with its own bucket); without versitygw those tests skip.
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "archiver-server-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		shared, err = versitygw.Start(ctx, dir)
-		cancel()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "starting VersityGW: %v\n", err)
-			return 1
-		}
-		defer shared.Stop()
-		return m.Run()
-	}())
+	code := m.Run()
+	versitygw.StopShared()
+	os.Exit(code)
 }
 
 // fakeClock is a settable clock.
@@ -84,7 +70,7 @@ type env struct {
 func newEnv(t *testing.T, gw *versitygw.Server) *env {
 	t.Helper()
 	if gw == nil {
-		gw = shared
+		gw = versitygw.Shared(t)
 	}
 	b := gw.BucketT(t)
 	return &env{gw: gw, bucket: b, store: archivertest.S3Store(t, gw, b, "archive/")}
@@ -531,11 +517,14 @@ func TestSpoolModeStoreDownKeepsAccepting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var rz map[string]any
+	json.NewDecoder(resp.Body).Decode(&rz)
 	resp.Body.Close()
-	if resp.StatusCode != 503 {
-		t.Errorf("/readyz with the store down: %d, want 503", resp.StatusCode)
+	// The spool keeps accepting (that is what it is for): ready, but degraded with the reason.
+	if resp.StatusCode != 200 || rz["status"] != "degraded" || rz["degraded"] == nil {
+		t.Errorf("/readyz with the store down: %d %v, want 200 degraded with a reason", resp.StatusCode, rz)
 	}
-	archivertest.Eventually(t, 10*time.Second, "an upload failure", func() bool { return s.Metrics().UploadFailures.Value() > 0 })
+	archivertest.Eventually(t, 10*time.Second, "an upload failure", func() bool { return s.Metrics().UploadFailures.With(storage.KindUnreachable).Value() > 0 })
 	if err := gw.StartAgain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -684,7 +673,7 @@ func TestOperationalEndpointsAndKeyReload(t *testing.T) {
 		"livehook_archiver_duplicates_total 0",
 		"livehook_archiver_spool_bytes ",
 		"livehook_archiver_upload_seconds_bucket{le=\"+Inf\"}",
-		"livehook_archiver_upload_failures_total 0",
+		`livehook_archiver_upload_failures_total{kind="access_denied"} 0`,
 		"# TYPE livehook_archiver_upload_seconds histogram",
 	} {
 		if code != 200 || !strings.Contains(metrics, want) {
@@ -714,6 +703,13 @@ func TestFlags(t *testing.T) {
 		if _, err := server.ParseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+	// --max-body above what a spool record holds is refused, naming the largest allowed value.
+	if _, err := server.ParseFlags([]string{"--max-body", "17MiB"}, io.Discard); err == nil || !strings.Contains(err.Error(), "16MiB") {
+		t.Errorf("--max-body 17MiB: %v; want a refusal naming 16MiB", err)
+	}
+	if c, err := server.ParseFlags([]string{"--store-max-pending", "32MiB"}, io.Discard); err != nil || c.StoreMaxPending != 32<<20 {
+		t.Errorf("--store-max-pending 32MiB: %d %v", c.StoreMaxPending, err)
 	}
 	for in, want := range map[string]int64{"8MiB": 8 << 20, "64KiB": 64 << 10, "1GiB": 1 << 30, "100": 100, "1.5k": 1536, "2MB": 2e6} {
 		if got, err := server.ParseSize(in); err != nil || got != want {
@@ -769,4 +765,158 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func readyz(t *testing.T, s *server.Server) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(s.URL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// TestStoreModeFixedInstanceRestarts: --ack store with a fixed --instance, three runs on one day:
+// no run's objects replace another's, every acknowledged event is read back.
+func TestStoreModeFixedInstanceRestarts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	const perRun = 40
+	acked := 0
+	for run := range 3 {
+		c := e.config(t)
+		c.Ack = server.AckStore
+		c.Instance = "web-1"
+		s := start(t, c)
+		for i := range perRun {
+			r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", fmt.Sprintf("r%d-s%d", run, i), "PUBLISH", int64(1000*run+i)))
+			if r.Status != 200 {
+				t.Fatalf("run %d event %d: %d %s", run, i, r.Status, r.Raw)
+			}
+			acked++
+		}
+		stop(t, s)
+	}
+	evs := archivertest.ReadToday(t, e.store)
+	if len(evs) != acked {
+		t.Fatalf("read back %d of %d acknowledged events", len(evs), acked)
+	}
+	for _, ev := range evs {
+		if ev.Archive.Instance != "web-1" {
+			t.Fatalf("archive.instance %q, want the configured web-1", ev.Archive.Instance)
+		}
+	}
+}
+
+// TestPermanentStoreErrorThenRecovery: the store answers a permanent error (it refuses the
+// archiver's credentials; its bucket is missing) and then recovers. The spool keeps accepting,
+// /readyz says degraded with the reason, the failure is counted by kind, nothing is skipped: once
+// the store is fixed every acknowledged event is archived.
+func TestPermanentStoreErrorThenRecovery(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		kind string
+		// fail breaks the store, fix repairs it; both return the bucket the archiver writes to.
+		fail func(t *testing.T, gw *versitygw.Server, c *server.Config) (fix func())
+	}{
+		{storage.KindAccessDenied, func(t *testing.T, gw *versitygw.Server, c *server.Config) func() {
+			// The gateway restarts with another root secret: the archiver's signature no longer
+			// matches (a rotated or revoked key), until it comes back with the old one.
+			secret := gw.SecretKey
+			restart := func(key string) {
+				if err := gw.Stop(); err != nil {
+					t.Fatal(err)
+				}
+				gw.SecretKey = key
+				if err := gw.StartAgain(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			restart(secret + "-rotated")
+			return func() { restart(secret) }
+		}},
+		{storage.KindNoSuchBucket, func(t *testing.T, gw *versitygw.Server, c *server.Config) func() {
+			missing := fmt.Sprintf("b-missing-%d", time.Now().UnixNano()%1e12)
+			c.Store = "s3://" + missing + "/archive/"
+			return func() {
+				if err := gw.CreateBucket(context.Background(), missing); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			gw := versitygw.StartT(t)
+			e := newEnv(t, gw)
+			c := e.config(t)
+			c.FlushInterval = 50 * time.Millisecond
+			var fix func()
+			if tc.kind == storage.KindNoSuchBucket {
+				fix = tc.fail(t, gw, &c)
+			}
+			s := start(t, c)
+			if fix == nil {
+				fix = tc.fail(t, gw, &c)
+			}
+			const n = 30
+			for i := range n {
+				r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i)))
+				if r.Status != 200 {
+					t.Fatalf("event %d with the store refusing (%s): %d %s", i, tc.kind, r.Status, r.Raw)
+				}
+			}
+			archivertest.Eventually(t, 10*time.Second, "a "+tc.kind+" failure", func() bool {
+				return s.Metrics().UploadFailures.With(tc.kind).Value() > 0
+			})
+			code, body := readyz(t, s)
+			if code != 200 || body["status"] != "degraded" || !strings.Contains(fmt.Sprint(body["degraded"]), tc.kind) {
+				t.Fatalf("/readyz with the store refusing: %d %v; want 200, degraded, naming %s", code, body, tc.kind)
+			}
+			fix()
+			archivertest.Eventually(t, 60*time.Second, "the spool to drain", func() bool { return s.Metrics().Stored.Value() == n })
+			if code, body := readyz(t, s); code != 200 || body["status"] != "ready" {
+				t.Fatalf("/readyz after recovery: %d %v", code, body)
+			}
+			stop(t, s)
+			bucket := strings.TrimSuffix(strings.TrimPrefix(c.Store, "s3://"), "/archive/")
+			if got := len(archivertest.ReadToday(t, archivertest.S3Store(t, gw, bucket, "archive/"))); got != n {
+				t.Fatalf("read back %d of %d", got, n)
+			}
+		})
+	}
+}
+
+// TestReadyzWhileShuttingDown: /readyz is 503 once shutdown begins.
+func TestReadyzWhileShuttingDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	s := start(t, e.config(t))
+	h := s.Handler()
+	go s.Shutdown(context.Background())
+	archivertest.Eventually(t, 5*time.Second, "/readyz 503", func() bool {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		return rec.Code == 503 && strings.Contains(rec.Body.String(), "shutting down")
+	})
+}
+
+// TestStoreModeMemoryBudget: --ack store answers 503 with Retry-After past --store-max-pending
+// (here smaller than one event), never buffering beyond it.
+func TestStoreModeMemoryBudget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	c := e.config(t)
+	c.Ack = server.AckStore
+	c.StoreMaxPending = 16
+	s := start(t, c)
+	r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", 1))
+	if r.Status != 503 || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Raw), "--store-max-pending") {
+		t.Fatalf("event past the store-mode budget: %d %v %s; want 503 with Retry-After naming --store-max-pending", r.Status, r.Header, r.Raw)
+	}
 }

@@ -13,7 +13,7 @@ import (
 // Errors a Sink returns from Submit (nothing was enqueued) or through Finish (the entry failed).
 var (
 	// ErrFull: the spool (or the store batcher's memory budget) is over its limit; retry later.
-	ErrFull = errors.New("the archiver's spool is full (--spool-max-bytes); the store is probably unreachable, retry later")
+	ErrFull = errors.New("the archiver cannot buffer more events until the store catches up (spool at --spool-max-bytes, or --store-max-pending with --ack store); retry later")
 	// ErrClosed: the archiver is shutting down.
 	ErrClosed = errors.New("the archiver is shutting down")
 	// ErrBusy: the group-commit queue is saturated.

@@ -18,15 +18,24 @@ import (
 //
 // The instance and gzip choice live in the header so that a recovered segment is uploaded under
 // exactly the key it would have had before the crash, whatever the flags of the new process.
-// Every record carries its own checksum: a torn tail after kill -9 fails it and is truncated.
+// Every record carries its own checksum. A frame is recognised by a length in range, the payload
+// version byte, a day of DayLayout's length and the checksum: after damaged bytes the reader
+// searches forward for the next offset where all of these hold (resynchronises), so one damaged
+// record costs that record only.
+
+// MaxBody is the largest callback body a spool record holds with room for the archive field
+// intake adds (well under envelopeRoom): --max-body may not exceed it.
+const MaxBody = 16 << 20
 
 const (
 	magic          = "LHSPOOL1"
 	flagGzip       = 1
 	payloadVersion = 1
 	frameHeader    = 8
-	// maxPayload bounds a record so that a corrupt length cannot make recovery allocate wildly.
-	maxPayload = 16 << 20
+	envelopeRoom   = 64 << 10
+	// maxPayload bounds a record so that a corrupt length cannot make a reader allocate wildly.
+	maxPayload = MaxBody + envelopeRoom
+	minPayload = 1 + 8 + 16 + 1
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -89,48 +98,73 @@ func appendRecord(dst []byte, at time.Time, id [16]byte, day string, line []byte
 	return dst
 }
 
-// errTorn marks the end of the valid records of a segment (torn or damaged tail).
-var errTorn = errors.New("torn record")
+// parseFrame decodes the frame at the start of b. ok is false when b does not start with an
+// intact frame (damaged, torn, or not a frame boundary).
+func parseFrame(b []byte) (rec Record, size int, ok bool) {
+	if len(b) < frameHeader+minPayload {
+		return Record{}, 0, false
+	}
+	l := int(binary.BigEndian.Uint32(b[:4]))
+	if l < minPayload || l > maxPayload || len(b)-frameHeader < l {
+		return Record{}, 0, false
+	}
+	p := b[frameHeader : frameHeader+l]
+	if p[0] != payloadVersion {
+		return Record{}, 0, false
+	}
+	dl := int(p[25])
+	if 26+dl > len(p) {
+		return Record{}, 0, false
+	}
+	if crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(b[4:8]) {
+		return Record{}, 0, false
+	}
+	rec.ReceivedAt = time.Unix(0, int64(binary.BigEndian.Uint64(p[1:9])))
+	copy(rec.ID[:], p[9:25])
+	rec.Day = string(p[26 : 26+dl])
+	rec.Line = p[26+dl:]
+	return rec, frameHeader + l, true
+}
 
-// readRecord reads the next record into buf (reused). io.EOF at a clean end; errTorn when the
-// rest of the file is not a valid record.
-func readRecord(r *bufio.Reader, buf []byte) (Record, []byte, int64, error) {
-	var fh [frameHeader]byte
-	n, err := io.ReadFull(r, fh[:])
-	if err != nil {
-		if errors.Is(err, io.EOF) && n == 0 {
-			return Record{}, buf, 0, io.EOF
+// scanFrames calls rec for every intact frame of b from off on, in order, and damaged for every
+// run of bytes between them that is not a frame (resynchronising on the next intact frame). A run
+// of zero bytes at the end is the unused part of a pre-zeroed segment, not damage.
+func scanFrames(b []byte, off int, rec func(Record) error, damaged func(start, end int)) error {
+	for off < len(b) {
+		r, n, ok := parseFrame(b[off:])
+		if ok {
+			if err := rec(r); err != nil {
+				return err
+			}
+			off += n
+			continue
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return Record{}, buf, 0, errTorn
+		if allZero(b[off:]) {
+			return nil
 		}
-		return Record{}, buf, 0, err
-	}
-	l := binary.BigEndian.Uint32(fh[:4])
-	if l < 1+8+16+1 || l > maxPayload {
-		return Record{}, buf, 0, errTorn
-	}
-	if cap(buf) < int(l) {
-		buf = make([]byte, l)
-	}
-	buf = buf[:l]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return Record{}, buf, 0, errTorn
+		next := off + 1
+		for ; next < len(b); next++ {
+			if _, _, ok := parseFrame(b[next:]); ok {
+				break
+			}
 		}
-		return Record{}, buf, 0, err
+		end := next
+		if end == len(b) { // damage up to the end; keep a trailing zero fill out of it
+			for end > off && b[end-1] == 0 {
+				end--
+			}
+		}
+		damaged(off, end)
+		off = next
 	}
-	if crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(fh[4:]) || buf[0] != payloadVersion {
-		return Record{}, buf, 0, errTorn
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
 	}
-	var rec Record
-	rec.ReceivedAt = time.Unix(0, int64(binary.BigEndian.Uint64(buf[1:9])))
-	copy(rec.ID[:], buf[9:25])
-	dl := int(buf[25])
-	if 26+dl > len(buf) {
-		return Record{}, buf, 0, errTorn
-	}
-	rec.Day = string(buf[26 : 26+dl])
-	rec.Line = buf[26+dl:]
-	return rec, buf, int64(frameHeader) + int64(l), nil
+	return true
 }

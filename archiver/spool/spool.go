@@ -2,11 +2,15 @@
 // segment file and fsynced (group commit: one writer goroutine, one write + one fdatasync for every
 // event that arrived meanwhile) before the sender gets its 200. Segments are sealed by size, age or
 // day change and handed to the uploader, which deletes them only once their objects are stored.
-// After a crash, Open truncates torn tails and hands every surviving segment to the uploader again.
+// After a crash, Open hands every surviving segment to the uploader again. Damaged bytes in a
+// segment cost only the records they hit: readers find the next intact frame, and the damage is
+// set aside in <segment>.damaged; a segment whose header cannot be read is set aside whole
+// (<segment>.unreadable), never deleted.
 package spool
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,6 +67,10 @@ type Options struct {
 	Logger        *slog.Logger
 	// OnCommit, if set, is told about every successful group commit (metrics).
 	OnCommit func(events int, took time.Duration)
+	// OnDamage, if set, is told how many damaged records a read set aside (metrics).
+	OnDamage func(records int)
+	// OnSetAside, if set, is told when a whole segment is set aside (metrics).
+	OnSetAside func()
 	// Load, if set, is intake's count of requests in flight. A commit then waits a little for
 	// entries that are on their way (see gather).
 	Load *sink.Load
@@ -117,13 +125,27 @@ type Spool struct {
 	w *writer
 
 	linger *time.Timer // gather's, stopped when unused
+
+	readMu  sync.Mutex // guards readBuf
+	readBuf []byte
+
+	diskErr atomic.Pointer[diskErr] // the last write failure, until a write or a probe succeeds
 }
+
+type diskErr struct {
+	err error
+	at  time.Time
+}
+
+// diskErrHold is how long a write failure is reported before a probe may clear it: a failed
+// commit frees its own bytes, so a probe right after it proves little.
+const diskErrHold = 10 * time.Second
 
 // Compile-time check: the spool is a durability backend.
 var _ sink.Sink = (*Spool)(nil)
 
 // Open opens (creating) the spool directory, takes its lock, recovers the segments a previous
-// process left (truncating torn tails) and starts the group-commit writer.
+// process left and starts the group-commit writer.
 func Open(ctx context.Context, o Options) (*Spool, error) {
 	if o.Dir == "" {
 		return nil, errors.New("spool directory is empty; set --spool")
@@ -192,6 +214,50 @@ func (s *Spool) Bytes() int64 { return s.bytes.Load() }
 
 // Full reports whether Submit would answer ErrFull.
 func (s *Spool) Full() bool { return s.o.MaxBytes > 0 && s.bytes.Load() >= s.o.MaxBytes }
+
+// DiskProblem reports why the spool's disk cannot take events now (the last write failed and a
+// probe write still fails), or nil.
+func (s *Spool) DiskProblem() error {
+	p := s.diskErr.Load()
+	if p == nil {
+		return nil
+	}
+	if time.Since(p.at) < diskErrHold {
+		return p.err
+	}
+	if err := s.probe(); err != nil {
+		return err
+	}
+	s.diskErr.CompareAndSwap(p, nil)
+	return nil
+}
+
+// probe writes and syncs a small file in the spool directory: does the disk take data again?
+func (s *Spool) probe() error {
+	f, err := os.CreateTemp(s.o.Dir, fsutil.TempPrefix+"probe-*")
+	if err != nil {
+		return fmt.Errorf("spool directory %s: %w", s.o.Dir, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 64<<10)); err != nil {
+		return fmt.Errorf("spool directory %s: %w", s.o.Dir, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("spool directory %s: %w", s.o.Dir, err)
+	}
+	return nil
+}
+
+func (s *Spool) setDiskErr(err error) {
+	if err == nil {
+		if s.diskErr.Load() != nil {
+			s.diskErr.Store(nil)
+		}
+		return
+	}
+	s.diskErr.Store(&diskErr{err: err, at: time.Now()})
+}
 
 // Pending is the number of sealed segments waiting for upload.
 func (s *Spool) Pending() int {
@@ -337,34 +403,80 @@ func (s *Spool) wake() {
 	}
 }
 
-// Read streams a segment's records to fn, in order. A damaged tail (which recovery normally
-// truncated already) ends the stream with a logged error.
+// Read streams a segment's intact records to fn, in order. Damaged bytes between intact records
+// (and a damaged tail) are set aside in <segment>.damaged, logged and counted (OnDamage); the
+// records after them are still read. An error means the segment itself cannot be read.
 func (s *Spool) Read(seg *Segment, fn func(Record) error) error {
-	f, err := os.Open(seg.Path)
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	data, err := readFileInto(seg.Path, s.readBuf)
 	if err != nil {
-		return fmt.Errorf("opening spool segment: %w", err)
+		return fmt.Errorf("reading spool segment: %w", err)
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 256<<10)
-	if _, _, _, err := readHeader(r); err != nil {
+	// One buffer for every segment: uploads do not leave a segment's worth of garbage each.
+	if cap(data) <= maxReadBuf {
+		s.readBuf = data[:0]
+	} else {
+		s.readBuf = nil
+	}
+	_, _, hlen, err := readHeader(bufio.NewReader(bytes.NewReader(data)))
+	if err != nil {
 		return fmt.Errorf("reading spool segment %s: %w", seg.Path, err)
 	}
-	var buf []byte
-	for {
-		rec, b, _, err := readRecord(r, buf)
-		buf = b
-		switch {
-		case errors.Is(err, io.EOF):
-			return nil
-		case errors.Is(err, errTorn):
-			s.log.Error("spool segment is damaged after its last valid record; the rest is skipped", "segment", seg.Path)
-			return nil
-		case err != nil:
-			return fmt.Errorf("reading spool segment %s: %w", seg.Path, err)
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
+	var damage [][2]int
+	err = scanFrames(data, int(hlen), fn, func(start, end int) { damage = append(damage, [2]int{start, end}) })
+	if err != nil {
+		return err
+	}
+	if len(damage) > 0 {
+		s.setAsideDamage(seg.Path, data, damage)
+	}
+	return nil
+}
+
+// maxReadBuf bounds the read buffer kept between segments.
+const maxReadBuf = 64 << 20
+
+// readFileInto reads path into buf (grown as needed).
+func readFileInto(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s is a directory", path)
+	}
+	n := int(st.Size())
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// setAsideDamage copies damaged byte ranges of a segment to <segment>.damaged (replacing an
+// earlier copy from a retried read), so nothing is dropped unseen.
+func (s *Spool) setAsideDamage(path string, data []byte, damage [][2]int) {
+	var out []byte
+	total := 0
+	for _, d := range damage {
+		out = append(out, data[d[0]:d[1]]...)
+		total += d[1] - d[0]
+	}
+	dst := path + ".damaged"
+	err := fsutil.WriteFileAtomic(dst, out, 0o600)
+	s.log.Error("spool segment has damaged records; the intact records before and after them are uploaded, the damaged bytes are set aside for inspection",
+		"segment", path, "damaged_records", len(damage), "damaged_bytes", total, "set_aside_in", dst, "error", err)
+	if s.o.OnDamage != nil {
+		s.o.OnDamage(len(damage))
 	}
 }
 
@@ -372,7 +484,7 @@ func segPath(dir string, seq uint64) string {
 	return filepath.Join(dir, fmt.Sprintf("%s%020d%s", segPrefix, seq, segSuffix))
 }
 
-// recover scans the directory, truncates torn tails, removes segments without records, queues
+// recover scans the directory, trims zero fill, removes segments without records, queues
 // the rest for upload and collects their event IDs.
 func (s *Spool) recover(ctx context.Context) error {
 	entries, err := os.ReadDir(s.o.Dir)
@@ -414,85 +526,55 @@ func (s *Spool) recover(ctx context.Context) error {
 }
 
 func (s *Spool) recoverSegment(path string, seq uint64) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return fmt.Errorf("opening spool segment: %w", err)
+	data, err := os.ReadFile(path)
+	var inst string
+	var gz bool
+	var hlen int64
+	if err == nil {
+		inst, gz, hlen, err = readHeader(bufio.NewReader(bytes.NewReader(data)))
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 256<<10)
-	inst, gz, off, err := readHeader(r)
 	if err != nil {
-		// The header is fsynced (with the directory) before any record is written, so a segment
-		// without a valid header never held an acknowledged event.
-		s.log.Warn("removing spool segment without a valid header (created just before a crash, no acknowledged events)", "segment", path, "error", err)
-		return removeFile(path)
+		if len(data) > 0 && allZero(data) || len(data) == 0 && errors.Is(err, io.EOF) {
+			// Created just before a crash: no byte was written, so no event was ever in it.
+			s.log.Warn("removing an empty spool segment left by a crash", "segment", path)
+			return removeFile(path)
+		}
+		dst := path + ".unreadable"
+		rerr := os.Rename(path, dst)
+		s.log.Error("spool segment header cannot be read; set aside (not deleted) for inspection: its events are NOT in the archive",
+			"segment", path, "moved_to", dst, "error", err, "rename_error", rerr)
+		if s.o.OnSetAside != nil {
+			s.o.OnSetAside()
+		}
+		return nil
 	}
-	var buf []byte
 	n := 0
-	for {
-		rec, b, size, err := readRecord(r, buf)
-		buf = b
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if errors.Is(err, errTorn) {
-			clean, size, zerr := zeroFrom(f, off)
-			if zerr != nil {
-				return fmt.Errorf("reading spool segment %s: %w", path, zerr)
-			}
-			if !clean {
-				s.log.Warn("truncating torn tail of spool segment (an append interrupted by a crash, never acknowledged)",
-					"segment", path, "valid_records", n, "dropped_bytes", size-off)
-			}
-			if size != off {
-				if err := f.Truncate(off); err != nil {
-					return fmt.Errorf("truncating spool segment: %w", err)
-				}
-				if err := f.Sync(); err != nil {
-					return fmt.Errorf("syncing truncated spool segment: %w", err)
-				}
-			}
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("reading spool segment %s: %w", path, err)
-		}
+	damaged := 0
+	_ = scanFrames(data, int(hlen), func(rec Record) error {
 		s.recovered = append(s.recovered, dedup.Item{ID: rec.ID, At: rec.ReceivedAt})
-		off += size
 		n++
+		return nil
+	}, func(_, _ int) { damaged++ })
+	// The valid end of the file: past the last frame or damage, before any zero fill.
+	size := int64(len(data))
+	for size > hlen && data[size-1] == 0 {
+		size--
 	}
-	if n == 0 {
+	if damaged > 0 {
+		s.log.Warn("spool segment has damaged bytes; its intact records will be uploaded and the damage set aside when it is read",
+			"segment", path, "intact_records", n, "damaged_ranges", damaged)
+	}
+	if n == 0 && damaged == 0 {
 		return removeFile(path)
 	}
-	s.sealed = append(s.sealed, &Segment{Seq: seq, Path: path, Instance: inst, Gzip: gz, Size: off})
-	s.bytes.Add(off)
+	if size != int64(len(data)) {
+		if err := os.Truncate(path, size); err != nil {
+			return fmt.Errorf("trimming the zero fill of spool segment %s: %w", path, err)
+		}
+	}
+	s.sealed = append(s.sealed, &Segment{Seq: seq, Path: path, Instance: inst, Gzip: gz, Size: size})
+	s.bytes.Add(size)
 	return nil
-}
-
-// zeroFrom reports whether f holds only zero bytes from off to its end (the unused part of a
-// pre-zeroed segment rather than a torn record), and f's size.
-func zeroFrom(f *os.File, off int64) (bool, int64, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return false, 0, err
-	}
-	buf := make([]byte, 64<<10)
-	for pos := off; pos < st.Size(); {
-		n, err := f.ReadAt(buf[:min(int64(len(buf)), st.Size()-pos)], pos)
-		for _, b := range buf[:n] {
-			if b != 0 {
-				return false, st.Size(), nil
-			}
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return false, st.Size(), err
-		}
-		if n == 0 {
-			break
-		}
-		pos += int64(n)
-	}
-	return true, st.Size(), nil
 }
 
 func removeFile(path string) error {
@@ -546,7 +628,7 @@ const minPrefill = 64 << 10
 // createSegment makes a new segment file whose header and directory entry are durable. The file
 // is pre-zeroed to prefill bytes (bounded by FlushBytes): commits then overwrite blocks that are
 // already allocated and written, so fdatasync flushes data only instead of also committing the
-// file system journal (20-50% faster here under load). The writer asks for about the size its last
+// file system journal. The writer asks for about the size its last
 // segment reached, so a quiet archiver does not write megabytes of zeros every flush interval.
 // Recovery and sealing cut the zero tail off.
 func (s *Spool) createSegment(prefill int64) (*active, error) {

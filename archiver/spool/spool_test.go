@@ -1,15 +1,18 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
 )
 
@@ -120,7 +123,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	}
 }
 
-func TestRecoveryTruncatesTornTail(t *testing.T) {
+func TestRecoveryKeepsTornTailAndSetsAsideBadHeader(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s, err := Open(context.Background(), Options{Dir: dir})
@@ -163,7 +166,9 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 	// A segment created just before the crash, without a complete header.
 	os.WriteFile(segPath(dir, 1), []byte("LHSP"), 0o600)
 
-	s2 := open(t, Options{Dir: dir, Instance: "other"}) // the flag must not rename old segments
+	var damaged, setAside int
+	s2 := open(t, Options{Dir: dir, Instance: "other", // the flag must not rename old segments
+		OnDamage: func(n int) { damaged += n }, OnSetAside: func() { setAside++ }})
 	if got := len(s2.TakeRecovered()); got != 10 {
 		t.Fatalf("recovered %d events, want 10", got)
 	}
@@ -171,14 +176,27 @@ func TestRecoveryTruncatesTornTail(t *testing.T) {
 	if len(segs) != 1 || len(recs) != 10 {
 		t.Fatalf("got %d segments / %d records, want 1 / 10", len(segs), len(recs))
 	}
-	if segs[0].Instance != inst || segs[0].Size != good {
-		t.Fatalf("recovered segment %+v, want instance %s size %d", segs[0], inst, good)
+	// The torn tail is never silently cut off: it stays in the segment and, when the segment is
+	// read, goes to the set-aside file and the count.
+	tornLen := int64(len(torn) - 3)
+	if segs[0].Instance != inst || segs[0].Size != good+tornLen {
+		t.Fatalf("recovered segment %+v, want instance %s size %d", segs[0], inst, good+tornLen)
 	}
-	if st, _ := os.Stat(path); st.Size() != good {
-		t.Fatalf("segment is %d bytes after recovery, want truncated to %d", st.Size(), good)
+	if b, err := os.ReadFile(path + ".damaged"); err != nil || !bytes.Equal(b, torn[:len(torn)-3]) {
+		t.Fatalf("set-aside file holds %q (%v), want the torn bytes", b, err)
 	}
+	if damaged != 1 {
+		t.Fatalf("OnDamage counted %d, want 1", damaged)
+	}
+	// A segment whose header cannot be read is set aside, never deleted.
 	if _, err := os.Stat(segPath(dir, 1)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("headerless segment not removed: %v", err)
+		t.Fatalf("headerless segment still queued under its name: %v", err)
+	}
+	if b, err := os.ReadFile(segPath(dir, 1) + ".unreadable"); err != nil || string(b) != "LHSP" {
+		t.Fatalf("headerless segment not set aside: %q %v", b, err)
+	}
+	if setAside != 1 {
+		t.Fatalf("OnSetAside counted %d, want 1", setAside)
 	}
 	// New segments get numbers above every old one.
 	submit(t, s2, entry(100, "2026-11-26"))
@@ -252,7 +270,7 @@ func TestInstancePersistedAndLocked(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := open(t, Options{Dir: dir})
-	if err := ValidateInstance(s.Instance()); err != nil {
+	if err := layout.ValidateInstance(s.Instance()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Open(context.Background(), Options{Dir: dir}); err == nil {
@@ -269,8 +287,8 @@ func TestInstancePersistedAndLocked(t *testing.T) {
 		t.Fatal("instance.id not written")
 	}
 	for _, bad := range []string{"", "a/b", "a b", string(make([]byte, 200))} {
-		if ValidateInstance(bad) == nil {
-			t.Errorf("ValidateInstance(%q) accepted", bad)
+		if layout.ValidateInstance(bad) == nil {
+			t.Errorf("layout.ValidateInstance(%q) accepted", bad)
 		}
 	}
 }
@@ -298,6 +316,138 @@ func TestLingerBoundedWhenExpectedEntriesNeverCome(t *testing.T) {
 	for i, r := range recs {
 		if want := fmt.Sprintf("{\"n\":%d}\n", i); string(r.Line) != want {
 			t.Fatalf("record %d = %q, want %q", i, r.Line, want)
+		}
+	}
+}
+
+// TestDamagedRecordInTheMiddle: one flipped bit in record 200 of 400 costs that record only;
+// every other record is read, in order, and the damaged bytes are set aside and counted. The
+// same when a record's length field is damaged (the reader must find the next frame again).
+func TestDamagedRecordInTheMiddle(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		at   func(frameStart, frameLen int) int // byte to flip
+	}{
+		{"payload bit", func(s, l int) int { return s + l/2 }},
+		{"length field", func(s, _ int) int { return s + 1 }},
+		{"checksum", func(s, _ int) int { return s + 5 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s := open(t, Options{Dir: dir, Instance: "i"})
+			var es []*sink.Entry
+			for i := range 400 {
+				e := entry(i, "2026-11-26")
+				if err := s.Submit(e); err != nil {
+					t.Fatal(err)
+				}
+				es = append(es, e)
+			}
+			for _, e := range es {
+				if err := <-e.Done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Rotate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			segs, recs := collect(t, s)
+			if len(recs) != 400 {
+				t.Fatalf("read %d records before the damage, want 400", len(recs))
+			}
+			path := segs[len(segs)-1].Path
+			if len(segs) != 1 {
+				t.Fatalf("%d segments, want 1", len(segs))
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Find frame 200 by walking the frames.
+			hdr := len(appendHeader(nil, "i", false))
+			off := hdr
+			for range 200 {
+				_, n, ok := parseFrame(b[off:])
+				if !ok {
+					t.Fatal("walking frames failed")
+				}
+				off += n
+			}
+			_, n, _ := parseFrame(b[off:])
+			b[tc.at(off, n)] ^= 0x10
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var damaged int
+			s.o.OnDamage = func(k int) { damaged += k }
+			var got []int
+			err = s.Read(segs[0], func(r Record) error {
+				var v int
+				fmt.Sscanf(string(r.Line), "{\"n\":%d}", &v)
+				got = append(got, v)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 399 {
+				t.Fatalf("read %d records after one damaged, want 399", len(got))
+			}
+			for i, j := 0, 0; i < 400; i++ {
+				if i == 200 {
+					continue
+				}
+				if got[j] != i {
+					t.Fatalf("record %d is %d, want %d (order)", j, got[j], i)
+				}
+				j++
+			}
+			aside, err := os.ReadFile(path + ".damaged")
+			if err != nil || !bytes.Equal(aside, b[off:off+n]) {
+				t.Fatalf("set-aside file %q (%v), want the %d damaged bytes", aside, err, n)
+			}
+			if damaged != 1 {
+				t.Fatalf("damage counted %d, want 1", damaged)
+			}
+		})
+	}
+}
+
+// TestRecordAtMaxBody: a record as large as the largest --max-body plus the archive field is a
+// record, not damage.
+func TestRecordAtMaxBody(t *testing.T) {
+	t.Parallel()
+	s := open(t, Options{Dir: t.TempDir(), FlushBytes: 1 << 30})
+	e := entry(1, "2026-11-26")
+	e.Line = append(bytes.Repeat([]byte("x"), MaxBody), []byte(`,"archive":{"received_at":"2026-11-26T08:00:00.123456789Z","instance":"`+strings.Repeat("h", 100)+`"}}`+"\n")...)
+	submit(t, s, e)
+	if err := s.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, recs := collect(t, s)
+	if len(recs) != 1 || !bytes.Equal(recs[0].Line, e.Line) {
+		t.Fatalf("read %d records; want the one of %d bytes", len(recs), len(e.Line))
+	}
+}
+
+// TestOwnerOnly: spool files hold usr_args tokens and signatures: 0600 files, 0700 directory.
+func TestOwnerOnly(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "spool")
+	s := open(t, Options{Dir: dir})
+	submit(t, s, entry(1, "2026-11-26"))
+	if err := s.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("spool directory mode %v (%v), want 0700", st.Mode().Perm(), err)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", e.Name(), info.Mode().Perm())
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,9 +62,12 @@ func (s *fileStore) String() string { return "file://" + filepath.ToSlash(s.dir)
 
 func (s *fileStore) path(key string) string { return filepath.Join(s.dir, filepath.FromSlash(key)) }
 
-// Put writes atomically: temp file in the target directory, fsync, rename, fsync the directory.
-// Readers see either nothing or the whole object, and a crash never leaves a torn object.
-// contentType is not kept: a directory has no place for it (readers go by the .jsonl[.gz] suffix).
+// Put creates key atomically and never replaces it: the bytes go to a temp file in the target
+// directory (fsynced), which is then hard-linked under the key (link fails when the name exists:
+// an exclusive create) and the directory fsynced. Readers see either nothing or the whole object,
+// and a crash never leaves a torn object. Files are owner-only: archive lines hold usr_args
+// tokens and signatures. contentType is not kept: a directory has no place for it (readers go by
+// the .jsonl[.gz] suffix).
 func (s *fileStore) Put(ctx context.Context, key string, body []byte, contentType string) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("file store %s: put: %w", s, err)
@@ -73,13 +77,29 @@ func (s *fileStore) Put(ctx context.Context, key string, body []byte, contentTyp
 	}
 	dst := s.path(key)
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("file store %s: put %s: creating directory: %w (check that the directory is writable)", s, key, err)
 	}
-	if err := fsutil.WriteFileAtomic(dst, body, 0o644); err != nil {
+	if err := fsutil.CreateFileExclusive(dst, body, 0o600); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return s.compareExisting(key, dst, body)
+		}
 		return fmt.Errorf("file store %s: put %s: %w (is the directory writable, the disk full?)", s, key, err)
 	}
 	return nil
+}
+
+// compareExisting decides a conditional create that found key taken: the same bytes are a
+// completed earlier attempt, different ones a conflict the caller must resolve under another name.
+func (s *fileStore) compareExisting(key, dst string, body []byte) error {
+	old, err := os.ReadFile(dst)
+	if err != nil {
+		return fmt.Errorf("file store %s: put %s: the name is taken and cannot be read back to compare: %w", s, key, err)
+	}
+	if bytes.Equal(old, body) {
+		return nil
+	}
+	return fmt.Errorf("file store %s: put %s (%d bytes; the existing object has %d): %w", s, key, len(body), len(old), ErrExists)
 }
 
 func (s *fileStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
@@ -169,7 +189,7 @@ func (s *fileStore) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("file store %s: %w", s, err)
 	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return fmt.Errorf("file store %s: cannot create the directory: %w", s, err)
 	}
 	f, err := os.CreateTemp(s.dir, fsutil.TempPrefix+"ping-*")

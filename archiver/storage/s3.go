@@ -111,24 +111,49 @@ func (s *s3Store) String() string {
 	return fmt.Sprintf("s3://%s/%s (%s)", s.bucket, s.prefix, s.endpoint)
 }
 
+// Put is a conditional create (If-None-Match: *). When the server answers 412 the key is taken:
+// the object is read back and compared, so a retried Put whose first attempt did land counts as
+// done, and different bytes are never replaced.
 func (s *s3Store) Put(ctx context.Context, key string, body []byte, contentType string) error {
 	if err := checkKey(key); err != nil {
 		return fmt.Errorf("%s: put: %w", s, err)
 	}
-	_, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, bytes.NewReader(body), int64(len(body)),
-		minio.PutObjectOptions{
-			ContentType:      contentType,
-			DisableMultipart: true, // batches are a few MiB: one request, one atomic overwrite
-			SendContentMd5:   true, // the server verifies the body it stored
-			// Without this, minio-go signs plain-http uploads as aws-chunked streams, and some
-			// S3-compatible servers (VersityGW 1.8) then store "Content-Encoding: aws-chunked" on the
-			// object. Content-MD5 above still protects the body.
-			DisableContentSha256: true,
-		})
-	if err != nil {
-		return s.wrap("put", key, err)
+	opts := minio.PutObjectOptions{
+		ContentType:      contentType,
+		DisableMultipart: true, // batches are a few MiB: one request, one atomic create
+		SendContentMd5:   true, // the server verifies the body it stored
+		// Without this, minio-go signs plain-http uploads as aws-chunked streams, and some
+		// S3-compatible servers (VersityGW 1.8) then store "Content-Encoding: aws-chunked" on the
+		// object. Content-MD5 above still protects the body.
+		DisableContentSha256: true,
 	}
-	return nil
+	opts.SetMatchETagExcept("*")
+	_, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, bytes.NewReader(body), int64(len(body)), opts)
+	if err == nil {
+		return nil
+	}
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) && (resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed) {
+		return s.compareExisting(ctx, key, body)
+	}
+	return s.wrap("put", key, err)
+}
+
+// compareExisting reads key back after a failed conditional create.
+func (s *s3Store) compareExisting(ctx context.Context, key string, body []byte) error {
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("%s: put %s: the name is taken and cannot be read back to compare: %w", s, key, err)
+	}
+	defer rc.Close()
+	old, err := io.ReadAll(io.LimitReader(rc, int64(len(body))+1))
+	if err != nil {
+		return fmt.Errorf("%s: put %s: the name is taken and cannot be read back to compare: %w", s, key, s.wrap("get", key, err))
+	}
+	if bytes.Equal(old, body) {
+		return nil
+	}
+	return fmt.Errorf("%s: put %s (%d bytes): %w", s, key, len(body), ErrExists)
 }
 
 func (s *s3Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
@@ -195,8 +220,10 @@ func (s *s3Store) Ping(ctx context.Context) error {
 // storeError carries a message worded for a person (and scrubbed of secrets) while keeping the
 // original error for errors.Is / errors.As.
 type storeError struct {
-	msg string
-	err error
+	msg    string
+	err    error
+	code   string // S3 error code, "" when none (for Classify)
+	status int    // HTTP status, 0 when none
 }
 
 func (e *storeError) Error() string { return e.msg }
@@ -247,7 +274,7 @@ func (s *s3Store) wrap(op, key string, err error) error {
 	if hint != "" {
 		msg += ": " + hint
 	}
-	return &storeError{msg: s.scrub(msg), err: err}
+	return &storeError{msg: s.scrub(msg), err: err, code: resp.Code, status: resp.StatusCode}
 }
 
 func regionNote(r string) string {

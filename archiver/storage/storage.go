@@ -1,6 +1,6 @@
 // Package storage is where archive objects live: an S3-compatible bucket (minio-go) or a local
 // directory. Both behave the same for the archiver: keys are relative to the store's prefix,
-// Put is an idempotent overwrite, List is recursive and sorted.
+// Put is a conditional create (never an overwrite), List is recursive and sorted.
 package storage
 
 import (
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"strings"
 	"time"
@@ -170,4 +171,51 @@ func checkKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// Kinds of store failure, as Classify names them (the kind label of upload_failures_total).
+const (
+	KindAccessDenied = "access_denied"  // credentials refused or missing permission: an operator must act
+	KindNoSuchBucket = "no_such_bucket" // the bucket or directory is gone: an operator must act
+	KindKMS          = "kms"            // server-side encryption key unusable: an operator must act
+	KindConflict     = "conflict"       // the name holds other bytes (ErrExists)
+	KindUnreachable  = "unreachable"    // network, timeout, 5xx: transient
+	KindOther        = "other"
+)
+
+// Kinds lists every kind Classify returns.
+var Kinds = []string{KindAccessDenied, KindNoSuchBucket, KindKMS, KindConflict, KindUnreachable, KindOther}
+
+// Classify names the kind of a Put/Get failure and whether it is permanent: retrying does not help
+// until someone fixes credentials, the bucket or the key policy. Permanent errors are still retried
+// (with the capped backoff) so the archiver recovers on its own once they are fixed.
+func Classify(err error) (kind string, permanent bool) {
+	if err == nil {
+		return "", false
+	}
+	if errors.Is(err, ErrExists) {
+		return KindConflict, false
+	}
+	var se *storeError
+	code := ""
+	if errors.As(err, &se) {
+		code = se.code
+	}
+	switch {
+	case code == "NoSuchBucket" || (code == "" && errors.Is(err, ErrNotExist)):
+		return KindNoSuchBucket, true
+	case strings.HasPrefix(code, "KMS") || strings.Contains(code, "KMS") || strings.Contains(code, "Kms"):
+		return KindKMS, true
+	case credentialCodes[code] || se != nil && se.status == 403 || errors.Is(err, fs.ErrPermission):
+		return KindAccessDenied, true
+	case code != "" && se.status < 500:
+		return KindOther, false
+	}
+	return KindUnreachable, false
+}
+
+var credentialCodes = map[string]bool{
+	"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "AccessDenied": true, "InvalidToken": true,
+	"ExpiredToken": true, "InvalidSecurity": true, "Forbidden": true, "XAdminUserNotFound": true,
+	"AllAccessDisabled": true, "AccountProblem": true,
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -99,14 +100,26 @@ func TestStore(t *testing.T) {
 				t.Fatalf("Get = %q", got)
 			}
 
-			// Overwrite: same key, same bytes (the archiver's retry) and then new bytes.
+			// Conditional create: same key, same bytes (the archiver's retry) is done; different
+			// bytes under the same name are refused with ErrExists and never replace the object.
 			for i := 0; i < 2; i++ {
-				if err := s.Put(ctx, keys[1], []byte("same\n"), "application/x-ndjson"); err != nil {
-					t.Fatalf("overwrite %d: %v", i, err)
+				if err := s.Put(ctx, "fresh/one", []byte("same\n"), "application/x-ndjson"); err != nil && i == 0 {
+					t.Fatalf("create: %v", err)
+				} else if err != nil {
+					t.Fatalf("same bytes again = %v; want nil (idempotent)", err)
 				}
 			}
-			if got := readAll(t, s, keys[1]); string(got) != "same\n" {
-				t.Fatalf("after overwrite Get = %q", got)
+			for _, other := range []string{"other\n", "same\nmore\n", "sam", ""} {
+				err := s.Put(ctx, "fresh/one", []byte(other), "application/x-ndjson")
+				if !errors.Is(err, storage.ErrExists) {
+					t.Fatalf("Put(%q) over different bytes = %v; want ErrExists", other, err)
+				}
+				if !strings.Contains(err.Error(), "fresh/one") {
+					t.Errorf("ErrExists does not name the key: %v", err)
+				}
+			}
+			if got := readAll(t, s, "fresh/one"); string(got) != "same\n" {
+				t.Fatalf("after conflicting Puts Get = %q; the object was replaced", got)
 			}
 			if err := s.Put(ctx, "empty", nil, "application/x-ndjson"); err != nil {
 				t.Fatalf("Put empty body: %v", err)
@@ -125,7 +138,7 @@ func TestStore(t *testing.T) {
 				{"dt=2026-11-28/", nil},
 				{"nothing/here/", nil},
 				{"_rejected/", []string{keys[4]}},
-				{"", []string{keys[4], keys[2], keys[1], keys[0], keys[3], "empty"}},
+				{"", []string{keys[4], keys[2], keys[1], keys[0], keys[3], "empty", "fresh/one"}},
 			} {
 				objs, err := s.List(ctx, tc.prefix)
 				if err != nil {
@@ -142,7 +155,7 @@ func TestStore(t *testing.T) {
 					t.Errorf("List(%q) =\n%s\nwant\n%s", tc.prefix, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 				}
 				for _, o := range objs {
-					if o.Key == keys[1] && o.Size != int64(len("same\n")) {
+					if o.Key == "fresh/one" && o.Size != int64(len("same\n")) {
 						t.Errorf("List: %s size %d, want %d", o.Key, o.Size, len("same\n"))
 					}
 				}
@@ -359,10 +372,13 @@ func TestFileStore(t *testing.T) {
 	if err := s.Put(ctx, "dt=2026-11-26/a.jsonl", []byte("x\n"), "application/x-ndjson"); err != nil {
 		t.Fatal(err)
 	}
-	// Files on disk mirror the keys, with mode 0644 and no temp files left behind.
+	// Files on disk mirror the keys, owner-only (archive lines hold usr_args tokens and
+	// signatures: 0600 files, 0700 directories), with no temp files left behind.
 	p := filepath.Join(dir, "dt=2026-11-26", "a.jsonl")
-	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
-		t.Fatalf("stat %s: %v %v", p, st, err)
+	for path, want := range map[string]os.FileMode{p: 0o600, filepath.Dir(p): 0o700, dir: 0o700} {
+		if st, err := os.Stat(path); err != nil || st.Mode().Perm() != want {
+			t.Fatalf("stat %s: %v %v; want mode %v", path, st, err, want)
+		}
 	}
 	ents, _ := os.ReadDir(filepath.Dir(p))
 	if len(ents) != 1 {
@@ -406,4 +422,56 @@ func TestFileStoreNotWritable(t *testing.T) {
 	if err := s.Ping(testCtx(t)); err == nil || !strings.Contains(err.Error(), "not writable") {
 		t.Fatalf("Ping = %v; want not writable", err)
 	}
+}
+
+// TestClassify: the kinds of upload_failures_total, and which need an operator.
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	gw := versitygw.Shared(t)
+	ctx := testCtx(t)
+	bucket := gw.BucketT(t)
+	wrong := s3Opts(gw, "s3://"+bucket)
+	wrong.SecretKey = "not-the-secret"
+	for _, tc := range []struct {
+		name      string
+		err       func() error
+		kind      string
+		permanent bool
+	}{
+		{"wrong secret", func() error {
+			return openT(t, wrong).Put(ctx, "k", []byte("x"), "x")
+		}, storage.KindAccessDenied, true},
+		{"missing bucket", func() error {
+			return openT(t, s3Opts(gw, "s3://no-such-bucket-here")).Put(ctx, "k", []byte("x"), "x")
+		}, storage.KindNoSuchBucket, true},
+		{"unreachable", func() error {
+			o := s3Opts(gw, "s3://"+bucket)
+			o.Endpoint, o.MaxRetries = "http://127.0.0.1:1", 1
+			return openT(t, o).Put(ctx, "k", []byte("x"), "x")
+		}, storage.KindUnreachable, false},
+		{"conflict", func() error {
+			s := openT(t, storage.Options{URL: "file://" + filepath.ToSlash(t.TempDir())})
+			_ = s.Put(ctx, "k", []byte("x"), "x")
+			return s.Put(ctx, "k", []byte("y"), "x")
+		}, storage.KindConflict, false},
+		{"plain error", func() error { return errors.New("something") }, storage.KindUnreachable, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.err()
+			kind, permanent := storage.Classify(err)
+			if kind != tc.kind || permanent != tc.permanent {
+				t.Fatalf("Classify(%v) = %s, %v; want %s, %v", err, kind, permanent, tc.kind, tc.permanent)
+			}
+			if strings.Contains(fmt.Sprint(err), gw.SecretKey) {
+				t.Fatalf("error leaks the secret: %v", err)
+			}
+		})
+	}
+}
+
+// TestMain stops the VersityGW versitygw.Shared starts on first use.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	versitygw.StopShared()
+	os.Exit(code)
 }

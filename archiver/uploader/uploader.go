@@ -1,9 +1,8 @@
-// Package uploader moves events from the archiver into the store. Uploader serves --ack spool: it
-// turns each sealed spool segment into one object per day (deterministic key and bytes, so a
-// re-upload after a crash overwrites identically), retries until the store takes them, journals
-// the segment's event IDs for dedup, and only then deletes the segment. Batcher serves --ack
-// store: it groups concurrent events into objects and reports each event durable once its object
-// is stored.
+// Package uploader serves --ack spool: it turns each sealed spool segment into one object per day
+// (deterministic key and bytes, so a re-upload after a crash is the same conditional create and
+// counts as done), retries with capped backoff until the store takes them, journals the segment's
+// event IDs for dedup, and only then deletes the segment. Backend wraps spool and uploader as the
+// server's durability backend.
 package uploader
 
 import (
@@ -11,41 +10,43 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/backend"
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
-// Backoff defaults for retried object writes.
-const (
-	DefaultMinBackoff = 100 * time.Millisecond
-	DefaultMaxBackoff = 5 * time.Second
-)
+// DefaultBackoff is the delay policy between attempts of one object (and of a segment that cannot
+// be read or removed): during an outage the store sees at most one attempt per 5s, and the backlog
+// starts uploading within 5s of its return.
+var DefaultBackoff = backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // Options configure an Uploader.
 type Options struct {
-	Store      storage.Putter
-	Spool      *spool.Spool
-	Journal    *dedup.Journal // nil: uploaded IDs are not journalled
-	Metrics    *metrics.Archiver
-	Logger     *slog.Logger
-	MinBackoff time.Duration
-	MaxBackoff time.Duration
-	// UnreadableDelay is the first wait before re-reading a segment that failed to read
-	// (default 1s, growing linearly).
-	UnreadableDelay time.Duration
+	Store   storage.Putter
+	Spool   *spool.Spool
+	Journal *dedup.Journal // nil: uploaded IDs are not journalled
+	Metrics *metrics.Archiver
+	Logger  *slog.Logger
+	Backoff backoff.Policy // zero => DefaultBackoff
+	State   *backend.StoreState
 }
 
 // Uploader drains sealed spool segments into the store. One goroutine (Run) at a time.
 type Uploader struct {
 	o   Options
 	log *slog.Logger
+	w   *backend.Writer
+
+	// uploaded are segments whose objects are stored but whose removal failed: they are not
+	// uploaded again, only their removal is retried.
+	uploaded map[*spool.Segment]bool
 
 	// reused across segments to keep memory flat
 	parts []*part
@@ -60,27 +61,27 @@ type part struct {
 
 // New returns an uploader.
 func New(o Options) *Uploader {
-	if o.MinBackoff <= 0 {
-		o.MinBackoff = DefaultMinBackoff
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = DefaultMaxBackoff
+	if o.Backoff == (backoff.Policy{}) {
+		o.Backoff = DefaultBackoff
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.UnreadableDelay <= 0 {
-		o.UnreadableDelay = time.Second
+	if o.State == nil {
+		o.State = &backend.StoreState{}
 	}
-	return &Uploader{o: o, log: o.Logger.With("component", "uploader")}
+	u := &Uploader{o: o, log: o.Logger.With("component", "uploader"), uploaded: map[*spool.Segment]bool{}}
+	u.w = &backend.Writer{Store: o.Store, Metrics: o.Metrics, Log: u.log, Backoff: o.Backoff, State: o.State}
+	return u
 }
 
 // unreadableAttempts is how often a segment that cannot be read is retried before it is set
-// aside, so that one damaged file does not stop every upload behind it.
+// aside (renamed, never deleted), so that one failing file does not stop every upload behind it.
 const unreadableAttempts = 5
 
-// Run uploads sealed segments as they appear. It returns nil once the spool is closed and empty,
-// or ctx's error when ctx ends first (what is left stays in the spool for the next start).
+// Run uploads sealed segments as they appear, oldest first, never skipping one the store refuses.
+// It returns nil once the spool is closed and empty, or ctx's error when ctx ends first (what is
+// left stays in the spool for the next start).
 func (u *Uploader) Run(ctx context.Context) error {
 	failures := 0
 	for {
@@ -91,32 +92,53 @@ func (u *Uploader) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = u.Upload(ctx, seg)
+		if u.uploaded[seg] {
+			err = u.remove(seg)
+		} else {
+			err = u.Upload(ctx, seg)
+		}
 		switch {
 		case err == nil:
 			failures = 0
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case u.uploaded[seg]:
+			wait := u.o.Backoff.Delay(failures)
+			failures++
+			u.log.Error("could not remove an uploaded spool segment; its objects are stored, retrying the removal only", "segment", seg.Path, "retry_in", wait.Round(time.Millisecond).String(), "error", err)
+			if ctxsleep.Sleep(ctx, wait) != nil {
+				return ctx.Err()
+			}
 		default:
 			failures++
-			u.o.Metrics.UploadFailures.Inc()
 			if failures < unreadableAttempts {
-				u.log.Error("spool segment cannot be read for upload; retrying", "segment", seg.Path, "attempt", failures, "error", err)
-				if ctxsleep.Sleep(ctx, time.Duration(failures)*u.o.UnreadableDelay) != nil {
+				wait := u.o.Backoff.Delay(failures - 1)
+				u.log.Error("spool segment cannot be read for upload; retrying", "segment", seg.Path, "attempt", failures, "retry_in", wait.Round(time.Millisecond).String(), "error", err)
+				if ctxsleep.Sleep(ctx, wait) != nil {
 					return ctx.Err()
 				}
 				continue
 			}
 			failures = 0
 			dst, qerr := u.o.Spool.Quarantine(seg)
-			u.log.Error("spool segment cannot be read; set aside so uploads continue (its events are NOT in the archive; inspect the file)",
+			u.o.Metrics.SpoolSetAside.Inc()
+			u.log.Error("spool segment cannot be read; set aside (not deleted) so uploads continue: its events are NOT in the archive, inspect the file",
 				"segment", seg.Path, "moved_to", dst, "error", err, "quarantine_error", qerr)
 		}
 	}
 }
 
+func (u *Uploader) remove(seg *spool.Segment) error {
+	if err := u.o.Spool.Remove(seg); err != nil {
+		u.uploaded[seg] = true
+		return err
+	}
+	delete(u.uploaded, seg)
+	return nil
+}
+
 // Upload stores one segment's objects (retrying until success or ctx ends), journals its event
-// IDs, and removes it from the spool.
+// IDs, and removes it from the spool. Damaged records are set aside by the spool's reader.
 func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
 	for _, p := range u.parts {
 		p.lines, p.n = p.lines[:0], 0
@@ -147,7 +169,6 @@ func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
 		return nil
 	})
 	if err != nil {
-		// Unreadable segment (I/O error): leave it in place, it is retried on the next start.
 		return fmt.Errorf("reading spool segment %d for upload: %w", seg.Seq, err)
 	}
 	// Part numbers follow the order in which days first appear: deterministic for given bytes.
@@ -157,7 +178,7 @@ func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
 		if err != nil {
 			return fmt.Errorf("encoding %s: %w", key, err)
 		}
-		if err := u.put(ctx, key, body, p.n); err != nil {
+		if _, err := u.w.Put(ctx, key, body, p.n); err != nil {
 			return err
 		}
 	}
@@ -167,8 +188,8 @@ func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
 			u.log.Error("could not journal uploaded event IDs; redeliveries of them after a restart may be stored twice", "segment", seg.Seq, "error", err)
 		}
 	}
-	if err := u.o.Spool.Remove(seg); err != nil {
-		u.log.Error("could not remove an uploaded spool segment; it will be uploaded again (same keys, same bytes)", "segment", seg.Seq, "error", err)
+	if err := u.remove(seg); err != nil {
+		return err
 	}
 	// Shrink buffers after an unusually large segment.
 	for _, p := range u.parts {
@@ -177,37 +198,4 @@ func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
 		}
 	}
 	return nil
-}
-
-// put writes one object, retrying with capped exponential backoff and full jitter until the store
-// takes it or ctx ends.
-func (u *Uploader) put(ctx context.Context, key string, body []byte, events int) error {
-	return putRetry(ctx, u.o.Store, u.o.Metrics, u.log, u.o.MinBackoff, u.o.MaxBackoff, key, body, events)
-}
-
-func putRetry(ctx context.Context, store storage.Putter, m *metrics.Archiver, log *slog.Logger, minB, maxB time.Duration, key string, body []byte, events int) error {
-	backoff := minB
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		err := store.Put(ctx, key, body, layout.ContentType)
-		if err == nil {
-			m.UploadSeconds.Observe(time.Since(start).Seconds())
-			m.ObjectsStored.Inc()
-			m.Stored.Add(uint64(events))
-			if attempt > 1 {
-				log.Info("archive object stored after retries", "key", key, "attempts", attempt)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("storing %s: %w", key, ctx.Err())
-		}
-		m.UploadFailures.Inc()
-		wait := time.Duration(rand.Int64N(int64(backoff)) + 1)
-		log.Warn("storing archive object failed; retrying", "key", key, "attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "error", err)
-		if ctxsleep.Sleep(ctx, wait) != nil {
-			return fmt.Errorf("storing %s: gave up after %d attempts: %w (last error: %w)", key, attempt, ctx.Err(), err)
-		}
-		backoff = min(2*backoff, maxB)
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,9 +14,12 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
 )
 
 // memStore is an in-memory storage.Putter for these narrow unit tests (the integration tests use a real
@@ -30,6 +34,9 @@ type memStore struct {
 }
 
 func newMem() *memStore { return &memStore{objs: map[string][]byte{}, began: make(chan struct{}, 100)} }
+
+// fast is a backoff for tests.
+var fast = backoff.Policy{Initial: time.Millisecond, Max: 5 * time.Millisecond}
 
 func (m *memStore) Put(ctx context.Context, key string, body []byte, _ string) error {
 	m.began <- struct{}{}
@@ -46,6 +53,12 @@ func (m *memStore) Put(ctx context.Context, key string, body []byte, _ string) e
 	if m.fail > 0 {
 		m.fail--
 		return errors.New("injected failure")
+	}
+	if old, ok := m.objs[key]; ok {
+		if string(old) == string(body) {
+			return nil
+		}
+		return fmt.Errorf("put %s: %w", key, storage.ErrExists)
 	}
 	m.objs[key] = append([]byte(nil), body...)
 	return nil
@@ -68,56 +81,6 @@ func entry(i int, day string) *sink.Entry {
 	e.Day, e.ReceivedAt = day, time.Unix(1764115200+int64(i), 0)
 	e.Line = fmt.Appendf(nil, "{\"n\":%d}\n", i)
 	return e
-}
-
-func TestBatcherGroupCommit(t *testing.T) {
-	t.Parallel()
-	st := newMem()
-	st.gate = make(chan struct{})
-	b := NewBatcher(BatcherOptions{Store: st, Instance: "i", FlushInterval: time.Hour, Metrics: metrics.NewArchiver(nil)})
-	first := entry(0, "2026-11-26")
-	if err := b.Submit(first); err != nil {
-		t.Fatal(err)
-	}
-	<-st.began // the store was idle: the first event's Put starts at once
-	var rest []*sink.Entry
-	for i := 1; i <= 10; i++ { // these gather while that Put runs
-		e := entry(i, "2026-11-26")
-		rest = append(rest, e)
-		if err := b.Submit(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	close(st.gate)
-	for _, e := range append(rest, first) {
-		if err := <-e.Done; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if st.puts != 2 {
-		t.Fatalf("%d Puts for 11 events, want 2 (one while idle, one for what gathered)", st.puts)
-	}
-	if err := b.Submit(entry(99, "2026-11-26")); !errors.Is(err, sink.ErrClosed) {
-		t.Fatalf("Submit after Close: %v", err)
-	}
-}
-
-func TestBatcherFailureAnswersEveryEvent(t *testing.T) {
-	t.Parallel()
-	st := newMem()
-	st.fail = 1 << 30
-	b := NewBatcher(BatcherOptions{Store: st, Instance: "i", Timeout: 100 * time.Millisecond, Metrics: metrics.NewArchiver(nil)})
-	e := entry(1, "2026-11-26")
-	b.Submit(e)
-	if err := <-e.Done; err == nil || !strings.Contains(err.Error(), "did not take the event") {
-		t.Fatalf("outcome %v, want a store error", err)
-	}
-	if st.puts < 2 {
-		t.Errorf("%d attempts, want retries within the timeout", st.puts)
-	}
 }
 
 func TestUploaderSplitsDaysRetriesAndJournals(t *testing.T) {
@@ -144,7 +107,7 @@ func TestUploaderSplitsDaysRetriesAndJournals(t *testing.T) {
 	st := newMem()
 	st.fail = 2
 	m := metrics.NewArchiver(nil)
-	u := New(Options{Store: st, Spool: sp, Journal: j, Metrics: m, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	u := New(Options{Store: st, Spool: sp, Journal: j, Metrics: m, Backoff: fast})
 	if err := u.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -163,8 +126,8 @@ func TestUploaderSplitsDaysRetriesAndJournals(t *testing.T) {
 	if got := fmt.Sprint(parts); got != "[000.jsonl 000.jsonl 001.jsonl]" {
 		t.Errorf("parts %s", got)
 	}
-	if m.Stored.Value() != 4 || m.UploadFailures.Value() != 2 || j.Entries() != 4 || sp.Pending() != 0 || sp.Bytes() != 0 {
-		t.Fatalf("stored %d, failures %d, journal %d, pending %d, bytes %d", m.Stored.Value(), m.UploadFailures.Value(), j.Entries(), sp.Pending(), sp.Bytes())
+	if m.Stored.Value() != 4 || m.UploadFailures.With(storage.KindUnreachable).Value() != 2 || j.Entries() != 4 || sp.Pending() != 0 || sp.Bytes() != 0 {
+		t.Fatalf("stored %d, failures %d, journal %d, pending %d, bytes %d", m.Stored.Value(), m.UploadFailures.With(storage.KindUnreachable).Value(), j.Entries(), sp.Pending(), sp.Bytes())
 	}
 }
 
@@ -191,7 +154,7 @@ func TestUploaderSetsAsideUnreadableSegment(t *testing.T) {
 	os.WriteFile(segs[0], []byte("not a segment"), 0o600) // damaged after recovery
 	st := newMem()
 	m := metrics.NewArchiver(nil)
-	u := New(Options{Store: st, Spool: sp, Metrics: m, UnreadableDelay: time.Millisecond})
+	u := New(Options{Store: st, Spool: sp, Metrics: m, Backoff: fast})
 	if err := u.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -200,5 +163,162 @@ func TestUploaderSetsAsideUnreadableSegment(t *testing.T) {
 	}
 	if _, err := os.Stat(segs[0] + ".unreadable"); err != nil {
 		t.Fatalf("damaged segment not set aside: %v", err)
+	}
+}
+
+// TestUploaderNeverOverwrites: an object name already holding other bytes (another process used
+// it) is left alone; the segment's events go under a fresh name, counted.
+func TestUploaderNeverOverwrites(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sp, err := spool.Open(context.Background(), spool.Options{Dir: dir, Instance: "inst", Gzip: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Release()
+	e := entry(1, "2026-11-26")
+	sp.Submit(e)
+	if err := <-e.Done; err != nil {
+		t.Fatal(err)
+	}
+	sp.Close(context.Background())
+	seg, _ := sp.Next(context.Background())
+	st := newMem()
+	taken := layout.ObjectKey("2026-11-26", "inst", seg.Seq, 0, false)
+	st.objs[taken] = []byte("someone else's object\n")
+	m := metrics.NewArchiver(nil)
+	if err := New(Options{Store: st, Spool: sp, Metrics: m, Backoff: fast}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if string(st.objs[taken]) != "someone else's object\n" {
+		t.Fatalf("existing object replaced: %q", st.objs[taken])
+	}
+	keys := st.keys()
+	if len(keys) != 2 || m.ObjectConflicts.Value() != 1 || m.Stored.Value() != 1 {
+		t.Fatalf("objects %v, conflicts %d, stored %d; want the old one and a fresh name, 1, 1", keys, m.ObjectConflicts.Value(), m.Stored.Value())
+	}
+	fresh := layout.ConflictKey(taken, st.objs[keys[0]])
+	if keys[0] != fresh && keys[1] != fresh {
+		t.Fatalf("fresh name not ConflictKey: %v", keys)
+	}
+}
+
+// hookStore calls after once a Put succeeded.
+type hookStore struct {
+	*memStore
+	after func()
+}
+
+func (h hookStore) Put(ctx context.Context, key string, body []byte, ct string) error {
+	err := h.memStore.Put(ctx, key, body, ct)
+	if err == nil && h.after != nil {
+		h.after()
+	}
+	return err
+}
+
+// TestUploaderRemoveFailureDoesNotReupload: when a stored segment cannot be deleted, only the
+// deletion is retried (with backoff), never the upload.
+func TestUploaderRemoveFailureDoesNotReupload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sp, err := spool.Open(context.Background(), spool.Options{Dir: dir, Instance: "inst"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Release()
+	e := entry(1, "2026-11-26")
+	sp.Submit(e)
+	<-e.Done
+	sp.Close(context.Background())
+	st := newMem()
+	// Once the object is stored, the spool directory turns read-only: the segment can still be
+	// read, but not removed.
+	hs := hookStore{st, func() { readOnly(t, dir) }}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_ = New(Options{Store: hs, Spool: sp, Metrics: metrics.NewArchiver(nil), Backoff: backoff.Policy{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}}).Run(ctx)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.puts != 1 {
+		t.Fatalf("%d Puts while the segment could not be removed, want 1", st.puts)
+	}
+}
+
+// readOnly makes dir read-only, undone at cleanup: a read-only bind mount when running as root
+// (permissions do not stop root), else mode 0500.
+func readOnly(t *testing.T, dir string) {
+	if os.Geteuid() != 0 {
+		os.Chmod(dir, 0o500)
+		t.Cleanup(func() { os.Chmod(dir, 0o700) })
+		return
+	}
+	if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+		t.Errorf("bind mount: %v %s", err, out)
+		return
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
+		t.Errorf("read-only remount: %v %s", err, out)
+	}
+}
+
+// TestUploaderDamagedRecord: a segment of 400 acknowledged events with one flipped bit in the
+// middle: the other 399 reach the store, in order, and the damage is set aside and counted.
+func TestUploaderDamagedRecord(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	damaged := 0
+	sp, err := spool.Open(context.Background(), spool.Options{Dir: dir, Instance: "inst", Gzip: false, FlushBytes: 1 << 30,
+		OnDamage: func(n int) { damaged += n }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Release()
+	var es []*sink.Entry
+	for i := range 400 {
+		e := entry(i, "2026-11-26")
+		if err := sp.Submit(e); err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	for _, e := range es {
+		if err := <-e.Done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp.Close(context.Background())
+	seg, _ := sp.Next(context.Background())
+	b, err := os.ReadFile(seg.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := strings.Index(string(b), `{"n":200}`)
+	b[at+5] ^= 0x01 // "200" -> "201" in the payload: the checksum no longer matches
+	os.WriteFile(seg.Path, b, 0o600)
+	st := newMem()
+	if err := New(Options{Store: st, Spool: sp, Metrics: metrics.NewArchiver(nil), Backoff: fast}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	keys := st.keys()
+	if len(keys) != 1 {
+		t.Fatalf("objects %v", keys)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(st.objs[keys[0]]), "\n"), "\n")
+	if len(lines) != 399 || damaged != 1 {
+		t.Fatalf("archived %d lines, damage counted %d; want 399 and 1", len(lines), damaged)
+	}
+	for i, j := 0, 0; i < 400; i++ {
+		if i == 200 {
+			continue
+		}
+		if want := fmt.Sprintf(`{"n":%d}`, i); lines[j] != want {
+			t.Fatalf("line %d = %s, want %s", j, lines[j], want)
+		}
+		j++
+	}
+	if _, err := os.Stat(seg.Path + ".damaged"); err != nil {
+		t.Fatalf("damage not set aside: %v", err)
 	}
 }

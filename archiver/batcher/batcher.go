@@ -1,4 +1,6 @@
-package uploader
+// Package batcher is the --ack store durability backend: group commit to the object store. It
+// groups concurrent events into objects and reports each event durable once its object is stored.
+package batcher
 
 import (
 	"context"
@@ -7,28 +9,35 @@ import (
 	"sync"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/backend"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
 )
 
-// Batcher defaults.
+// Defaults.
 const (
-	DefaultMaxPending = 64 << 20
+	// DefaultMaxPending is the memory budget of events waiting for their object (--store-max-pending).
+	// Each pending byte costs about twice (the lines and the encoded object), which leaves a
+	// 256 MiB container room for request buffers and the redelivery memory.
+	DefaultMaxPending = 48 << 20
 	DefaultTimeout    = 10 * time.Second
 )
 
-// maxInFlight is how many Puts run while the next batch gathers. One measured best on the 2-core
-// benchmark machine (the store is CPU-bound there, so fewer, larger objects beat parallel small
-// ones; two in flight lost in every paired run), and nothing needed another value.
+// maxInFlight is how many Puts run while the next batch gathers: with one, events gather into
+// fewer, larger objects while a Put runs, which costs the store less than parallel small ones.
 const maxInFlight = 1
 
-// BatcherOptions configure --ack store.
-type BatcherOptions struct {
+// retry is the backoff between attempts of one object, bounded in all by Options.Timeout.
+var retry = backoff.Policy{Initial: 20 * time.Millisecond, Max: time.Second}
+
+// Options configure --ack store.
+type Options struct {
 	Store    storage.Putter
-	Instance string // unique per process (hostname + boot id): keys never collide across restarts
+	Instance string // the key instance, unique per process (layout.ProcessInstance)
 	Gzip     bool
 	// FlushInterval caps how long an event waits in memory before its object's Put starts. It is
 	// reached only while maxInFlight Puts are already running: an idle store gets a Put at once.
@@ -56,9 +65,11 @@ type batch struct {
 // FlushInterval, after FlushInterval. So --flush-interval only caps the wait behind a slow store;
 // with a healthy store latency is one to two Put round trips, whatever the interval.
 type Batcher struct {
-	o   BatcherOptions
-	log *slog.Logger
-	ctx context.Context // cancelled by Abort
+	o     Options
+	log   *slog.Logger
+	w     *backend.Writer
+	state backend.StoreState
+	ctx   context.Context // cancelled by Abort
 
 	abort context.CancelFunc
 
@@ -73,10 +84,10 @@ type Batcher struct {
 }
 
 // Compile-time check: the batcher is a durability backend.
-var _ sink.Sink = (*Batcher)(nil)
+var _ backend.Backend = (*Batcher)(nil)
 
-// NewBatcher returns a batcher.
-func NewBatcher(o BatcherOptions) *Batcher {
+// New returns a batcher.
+func New(o Options) *Batcher {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = spool.DefaultFlushInterval
 	}
@@ -94,6 +105,7 @@ func NewBatcher(o BatcherOptions) *Batcher {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Batcher{o: o, log: o.Logger.With("component", "batcher"), ctx: ctx, abort: cancel}
+	b.w = &backend.Writer{Store: o.Store, Metrics: o.Metrics, Log: b.log, Backoff: retry, State: &b.state}
 	b.timer = time.AfterFunc(time.Hour, b.onTimer)
 	b.timer.Stop()
 	return b
@@ -157,7 +169,7 @@ func (b *Batcher) put(bt *batch) {
 	body, err := layout.EncodeObject(bt.lines, b.o.Gzip)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(b.ctx, b.o.Timeout)
-		err = putRetry(ctx, b.o.Store, b.o.Metrics, b.log, 20*time.Millisecond, time.Second, key, body, len(bt.entries))
+		_, err = b.w.Put(ctx, key, body, len(bt.entries))
 		cancel()
 	}
 	if err != nil {
@@ -191,6 +203,48 @@ func (b *Batcher) onTimer() {
 		b.startLocked(bt)
 	}
 }
+
+// Start is a no-op: the batcher works as events arrive.
+func (b *Batcher) Start() {}
+
+// Health: the budget decides whether events are accepted; a failing store means they cannot be
+// made durable (store mode has nowhere else to keep them).
+func (b *Batcher) Health() backend.Health {
+	b.mu.Lock()
+	pending, closed := b.pendingBytes, b.closed
+	b.mu.Unlock()
+	h := backend.Health{Accepting: true}
+	if closed {
+		h.Accepting = false
+		h.Problems = append(h.Problems, "shutting down")
+	}
+	if pending >= b.o.MaxPending {
+		h.Accepting = false
+		h.Problems = append(h.Problems, fmt.Sprintf("%d bytes of events wait for the store, at --store-max-pending", pending))
+	}
+	// A recent failure means events cannot be made durable now; an older one, with no write
+	// since, is only reported (the next event tests the store again).
+	if p := b.state.RecentProblem(b.o.Timeout); p != "" {
+		h.Accepting = false
+		h.Problems = append(h.Problems, p)
+	} else {
+		h.Degraded = b.state.Problem()
+	}
+	return h
+}
+
+// RegisterGauges adds the pending bytes.
+func (b *Batcher) RegisterGauges(r *metrics.Registry) {
+	r.GaugeFunc("livehook_archiver_store_pending_bytes", "Bytes of events in memory waiting for their object (--ack store).", func() float64 {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return float64(b.pendingBytes)
+	})
+	r.GaugeFunc("livehook_archiver_store_max_pending_bytes", "--store-max-pending.", func() float64 { return float64(b.o.MaxPending) })
+}
+
+// Shutdown is Close.
+func (b *Batcher) Shutdown(ctx context.Context) error { return b.Close(ctx) }
 
 // Close stops accepting, puts every pending batch and waits for all Puts (bounded by ctx; then
 // the remaining Puts are abandoned and their events answered 503).

@@ -1,0 +1,150 @@
+package batcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
+	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+)
+
+// memStore is an in-memory storage.Putter for these narrow unit tests (the integration tests use a real
+// VersityGW). fail makes the next n Puts fail; gate, when set, blocks each Put until it receives.
+type memStore struct {
+	mu    sync.Mutex
+	objs  map[string][]byte
+	puts  int
+	fail  int
+	gate  chan struct{}
+	began chan struct{}
+}
+
+func newMem() *memStore { return &memStore{objs: map[string][]byte{}, began: make(chan struct{}, 100)} }
+
+func (m *memStore) Put(ctx context.Context, key string, body []byte, _ string) error {
+	m.began <- struct{}{}
+	if m.gate != nil {
+		select {
+		case <-m.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.puts++
+	if m.fail > 0 {
+		m.fail--
+		return errors.New("injected failure")
+	}
+	m.objs[key] = append([]byte(nil), body...)
+	return nil
+}
+
+func (m *memStore) keys() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for k := range m.objs {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func entry(i int, day string) *sink.Entry {
+	e := sink.NewEntry()
+	e.ID[0], e.ID[1] = byte(i), byte(i>>8)
+	e.Day, e.ReceivedAt = day, time.Unix(1764115200+int64(i), 0)
+	e.Line = fmt.Appendf(nil, "{\"n\":%d}\n", i)
+	return e
+}
+
+func TestBatcherGroupCommit(t *testing.T) {
+	t.Parallel()
+	st := newMem()
+	st.gate = make(chan struct{})
+	b := New(Options{Store: st, Instance: "i", FlushInterval: time.Hour, Metrics: metrics.NewArchiver(nil)})
+	first := entry(0, "2026-11-26")
+	if err := b.Submit(first); err != nil {
+		t.Fatal(err)
+	}
+	<-st.began // the store was idle: the first event's Put starts at once
+	var rest []*sink.Entry
+	for i := 1; i <= 10; i++ { // these gather while that Put runs
+		e := entry(i, "2026-11-26")
+		rest = append(rest, e)
+		if err := b.Submit(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(st.gate)
+	for _, e := range append(rest, first) {
+		if err := <-e.Done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st.puts != 2 {
+		t.Fatalf("%d Puts for 11 events, want 2 (one while idle, one for what gathered)", st.puts)
+	}
+	if err := b.Submit(entry(99, "2026-11-26")); !errors.Is(err, sink.ErrClosed) {
+		t.Fatalf("Submit after Close: %v", err)
+	}
+}
+
+func TestBatcherFailureAnswersEveryEvent(t *testing.T) {
+	t.Parallel()
+	st := newMem()
+	st.fail = 1 << 30
+	b := New(Options{Store: st, Instance: "i", Timeout: 100 * time.Millisecond, Metrics: metrics.NewArchiver(nil)})
+	e := entry(1, "2026-11-26")
+	b.Submit(e)
+	if err := <-e.Done; err == nil || !strings.Contains(err.Error(), "did not take the event") {
+		t.Fatalf("outcome %v, want a store error", err)
+	}
+	if st.puts < 2 {
+		t.Errorf("%d attempts, want retries within the timeout", st.puts)
+	}
+}
+
+// TestBatcherMemoryBudget: past MaxPending, Submit answers sink.ErrFull (intake's 503 with
+// Retry-After) and Health says it is not accepting; room returns once the store takes the batch.
+func TestBatcherMemoryBudget(t *testing.T) {
+	t.Parallel()
+	st := newMem()
+	st.gate = make(chan struct{})
+	b := New(Options{Store: st, Instance: "i", FlushInterval: time.Hour, MaxPending: 64, Metrics: metrics.NewArchiver(nil)})
+	var accepted []*sink.Entry
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		e := entry(i, "2026-11-26")
+		if err = b.Submit(e); err == nil {
+			accepted = append(accepted, e)
+		}
+	}
+	if !errors.Is(err, sink.ErrFull) || len(accepted) == 0 {
+		t.Fatalf("after %d events Submit = %v; want sink.ErrFull past the budget", len(accepted), err)
+	}
+	if h := b.Health(); h.Accepting {
+		t.Fatalf("Health %+v while over budget; want not accepting", h)
+	}
+	close(st.gate)
+	for _, e := range accepted {
+		if err := <-e.Done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Submit(entry(200, "2026-11-26")); err != nil {
+		t.Fatalf("Submit after the store caught up: %v", err)
+	}
+	b.Close(context.Background())
+}
