@@ -98,6 +98,10 @@ type shard struct {
 // deliveries of one callback store it once: the first reserves, the second waits for the first's
 // outcome.
 type Set struct {
+	// OnEvict, if set before the set is used, is called (under a lock: keep it cheap) for each
+	// entry forgotten because the set was full.
+	OnEvict func()
+
 	ttl      time.Duration
 	perShard int
 	evicted  atomic.Int64
@@ -161,6 +165,9 @@ func (s *Set) insert(sh *shard, id ID, at int64) {
 		}
 		s.remove(sh, slot.id)
 		s.evicted.Add(1)
+		if s.OnEvict != nil {
+			s.OnEvict()
+		}
 	}
 	s.tidy(sh)
 }

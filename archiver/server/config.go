@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
 	"github.com/livehook/terraform-provider-livehook/archiver/intake"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/uploader"
@@ -34,6 +35,9 @@ type Config struct {
 	FlushInterval   time.Duration
 	FlushBytes      int64
 	Keys            string
+	AllowUnsigned   bool
+	MaxConnections  int
+	DedupMaxEntries int
 	AllowDomains    []string
 	SignatureWindow time.Duration
 	PartitionTZ     string
@@ -69,6 +73,8 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		StoreTimeout:    uploader.DefaultTimeout,
 		ShutdownTimeout: 20 * time.Second,
+		MaxConnections:  DefaultMaxConnections,
+		DedupMaxEntries: dedup.DefaultMaxEntries,
 	}
 }
 
@@ -97,7 +103,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Ack, "ack", c.Ack, "when to answer 200: spool (event fsynced to the local spool) or store (event's object stored; no local state)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "spool: seal and upload a segment at least this often; store: longest wait before an event's Put starts")
 	sizeVar(fs, &c.FlushBytes, "flush-bytes", "seal a spool segment (or put a store batch) once it holds this much, e.g. 8MiB")
-	fs.StringVar(&c.Keys, "keys", "", "JSON file {\"push.domain\": \"auth_sign_key\"}; callbacks for these domains must be signed (re-read on SIGHUP)")
+	fs.StringVar(&c.Keys, "keys", "", "JSON file {\"push.domain\": \"auth_sign_key\"} or {\"push.domain\": [\"new_key\", \"old_key\"]}, mode 0600; callbacks for these domains must be signed with one of their keys, other domains are refused unless --allow-unsigned (re-read on SIGHUP)")
+	registerTrustFlags(fs, &c)
 	fs.Func("allow-domain", "accept callbacks only for this push domain (repeatable, or comma-separated)", func(v string) error {
 		for _, d := range strings.Split(v, ",") {
 			if d = strings.TrimSpace(d); d != "" {
@@ -128,7 +135,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 
 // Validate checks values that flag parsing cannot.
 func (c *Config) Validate() error {
-	var errs []error
+	errs := c.validateTrust()
 	switch c.Ack {
 	case AckSpool, AckStore:
 	default:

@@ -98,6 +98,7 @@ func (e *env) config(t *testing.T) server.Config {
 	c.S3Endpoint = e.gw.Endpoint
 	c.S3AccessKey, c.S3SecretKey = e.gw.AccessKey, e.gw.SecretKey
 	c.Spool = t.TempDir()
+	c.AllowUnsigned = true
 	c.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return c
 }
