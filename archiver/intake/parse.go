@@ -373,7 +373,10 @@ func authTimestamp(raw []byte) (int64, bool) {
 		}
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
-	return n, err == nil
+	if err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // authSign reads auth_sign: a JSON string (its contents are compared in constant time).
