@@ -28,10 +28,11 @@ import (
 // DefaultTTL is how long a callback is remembered.
 const DefaultTTL = 24 * time.Hour
 
-// DefaultMaxEntries is the default cap of the memory (--dedup-max-entries): about 100 bytes per
-// entry, so roughly 50 MiB at the cap, which leaves most of a 256 MiB container limit to
-// request buffers and the spool. 500k entries are 5.8 events per second for 24 hours.
-const DefaultMaxEntries = 500_000
+// DefaultMaxEntries is the default cap of the memory (--dedup-max-entries): about 150 bytes per
+// entry (map, eviction order, identity count), so about 45 MiB at the cap, which leaves most of a
+// 256 MiB container limit to connections, request buffers and the store batcher. 300k entries
+// are 3.5 callbacks per second around the clock for the 24-hour TTL.
+const DefaultMaxEntries = 300_000
 
 // ID is a 16-byte dedup key (see Key). sink.Entry.ID carries it through the spool and journal.
 type ID = [16]byte
