@@ -204,7 +204,10 @@ func (s *Server) loadDedupFromStore(ctx context.Context) {
 		n++
 		return nil
 	})
-	if err != nil {
+	var bad *readback.BadLinesError
+	if errors.As(err, &bad) {
+		s.log.Warn("some archived lines of the last 24h are unreadable; redeliveries of those events may be stored twice", "lines", bad.Count, "first", bad.First.Error())
+	} else if err != nil {
 		s.log.Warn("could not read the last 24h of the archive back for redelivery detection; redeliveries of events archived before this start may be stored twice", "error", err)
 		return
 	}
