@@ -257,3 +257,31 @@ func metricsTextRaw(t *testing.T, s *server.Server) string {
 	s.Metrics().Registry.WriteTo(&b)
 	return b.String()
 }
+
+// --dedup-max-entries bounds the redelivery memory; evictions are counted in /metrics.
+func TestDedupCapMetric(t *testing.T) {
+	t.Parallel()
+	c := fileConfig(t)
+	c.AllowUnsigned = true
+	c.DedupMaxEntries = 64
+	s := start(t, c)
+	for i := 0; i < 300; i++ {
+		body := archivertest.Event("open.example.com", "s"+strconv.Itoa(i), "PUBLISH", time.Now().Unix())
+		if r := archivertest.Post(t, s.URL()+"/callback", body); r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Raw)
+		}
+	}
+	m := metricsText(t, s.URL())
+	var entries, evicted int
+	for _, ln := range strings.Split(m, "\n") {
+		if v, ok := strings.CutPrefix(ln, "livehook_archiver_dedup_entries "); ok {
+			entries, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(ln, "livehook_archiver_dedup_evicted_total "); ok {
+			evicted, _ = strconv.Atoi(v)
+		}
+	}
+	if entries > 128 || evicted < 300-128 {
+		t.Fatalf("dedup_entries %d, dedup_evicted_total %d; want at most the cap (rounded per shard) and the rest evicted", entries, evicted)
+	}
+}
