@@ -198,12 +198,11 @@ func ParseLine(line []byte) (Event, error) {
 	}
 	var arch json.RawMessage
 	archAt := -1 // offset of the end of the value before "archive"
-	seen := make(map[string]bool, 16)
+	var seen keySet
 	err := objectFields(line, func(key string, val json.RawMessage, prevEnd int) error {
-		if seen[key] {
+		if seen.has(key) {
 			return fmt.Errorf("field %q appears twice", truncate(key))
 		}
-		seen[key] = true
 		if arch != nil {
 			return fmt.Errorf(`field %q follows "archive", which livehook writes last`, truncate(key))
 		}
@@ -254,22 +253,23 @@ func ParseLine(line []byte) (Event, error) {
 // parseArchive decodes the archive object with exact field names.
 func parseArchive(raw json.RawMessage) (layout.Archive, error) {
 	var a layout.Archive
-	seen := make(map[string]bool, 8)
-	str := func(key string, v json.RawMessage, dst *string) error {
-		if err := json.Unmarshal(v, dst); err != nil {
+	var seen keySet
+	getStr := func(key string, v json.RawMessage, dst *string) error {
+		s, ok := str(v)
+		if !ok {
 			return fmt.Errorf("archive.%s must be a string", key)
 		}
+		*dst = s
 		return nil
 	}
-	err := objectFields(raw, func(key string, v json.RawMessage, _ int) error {
-		if seen[key] {
+	err := scanFields(raw, func(key string, v json.RawMessage, _ int) error {
+		if seen.has(key) {
 			return fmt.Errorf("field archive.%s appears twice", truncate(key))
 		}
-		seen[key] = true
 		switch key {
 		case "received_at":
 			var s string
-			if err := str(key, v, &s); err != nil {
+			if err := getStr(key, v, &s); err != nil {
 				return err
 			}
 			t, err := time.Parse(time.RFC3339Nano, s)
@@ -278,19 +278,19 @@ func parseArchive(raw json.RawMessage) (layout.Archive, error) {
 			}
 			a.ReceivedAt = t
 		case "event_id":
-			return str(key, v, &a.EventID)
+			return getStr(key, v, &a.EventID)
 		case "remote_addr":
-			return str(key, v, &a.RemoteAddr)
+			return getStr(key, v, &a.RemoteAddr)
 		case "signature":
-			return str(key, v, &a.Signature)
+			return getStr(key, v, &a.Signature)
 		case "instance":
-			return str(key, v, &a.Instance)
+			return getStr(key, v, &a.Instance)
 		case "publish_time":
 			if string(v) == "null" {
 				return nil
 			}
 			var s string
-			if err := str(key, v, &s); err != nil {
+			if err := getStr(key, v, &s); err != nil {
 				return err
 			}
 			t, err := time.Parse(time.RFC3339Nano, s)
@@ -308,48 +308,181 @@ func parseArchive(raw json.RawMessage) (layout.Archive, error) {
 	if err != nil {
 		return layout.Archive{}, err
 	}
-	if !seen["received_at"] || !seen["event_id"] {
+	if !seen.contains("received_at") || !seen.contains("event_id") {
 		return layout.Archive{}, errors.New("the archive field lacks received_at or event_id")
 	}
 	return a, nil
 }
 
 // objectFields calls fn for each top-level field of the JSON object b, in order, with its exact
-// (unescaped) name, its raw value and the offset just past the previous value (or the '{').
+// (unescaped) name, its raw value and the offset just past the previous value (or the '{'). b is
+// validated first, so the scan below only has to find boundaries.
 func objectFields(b []byte, fn func(key string, val json.RawMessage, prevEnd int) error) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
-		return err
+	if !json.Valid(b) {
+		var whole json.RawMessage
+		return json.Unmarshal(b, &whole) // the precise message
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	return scanFields(b, fn)
+}
+
+// scanFields is objectFields for b already known to be valid JSON.
+func scanFields(b []byte, fn func(key string, val json.RawMessage, prevEnd int) error) error {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
 		return errors.New("not a JSON object")
 	}
-	for dec.More() {
-		prevEnd := int(dec.InputOffset())
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		key, ok := tok.(string)
-		if !ok {
+	i++
+	prevEnd := i
+	i = skipWS(b, i)
+	if i < len(b) && b[i] == '}' {
+		return nil
+	}
+	for i < len(b) {
+		kend := stringEnd(b, i)
+		if b[i] != '"' || kend < 0 {
 			return errors.New("not a JSON object")
 		}
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
+		key := string(b[i+1 : kend-1])
+		if bytes.IndexByte(b[i:kend], '\\') >= 0 {
+			if err := json.Unmarshal(b[i:kend], &key); err != nil {
+				return err
+			}
+		}
+		i = skipWS(b, kend)
+		if i >= len(b) || b[i] != ':' {
+			return errors.New("not a JSON object")
+		}
+		i = skipWS(b, i+1)
+		vend := valueEnd(b, i)
+		if vend < 0 {
+			return errors.New("not a JSON object")
+		}
+		if err := fn(key, b[i:vend], prevEnd); err != nil {
 			return err
 		}
-		if err := fn(key, val, prevEnd); err != nil {
-			return err
+		prevEnd = vend
+		i = skipWS(b, vend)
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			return nil
+		}
+		return errors.New("not a JSON object")
+	}
+	return errors.New("not a JSON object")
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// stringEnd is the index just past the JSON string starting at b[i] == '"', or -1.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return err
+	return -1
+}
+
+// valueEnd is the index just past the (valid) JSON value starting at b[i], or -1.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("data after the JSON object")
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				e := stringEnd(b, j)
+				if e < 0 {
+					return -1
+				}
+				j = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default: // number, true, false, null
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
+			j++
+		}
+		if j == i {
+			return -1
+		}
+		return j
 	}
-	return nil
+}
+
+// str decodes a JSON string value, without encoding/json when it has no escapes.
+func str(v json.RawMessage) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	return s, json.Unmarshal(v, &s) == nil
+}
+
+// keySet remembers field names: a slice for the dozen a record has, a map past that.
+type keySet struct {
+	keys []string
+	m    map[string]struct{}
+}
+
+// has reports whether k was added before, and adds it.
+func (s *keySet) has(k string) bool {
+	if s.contains(k) {
+		return true
+	}
+	switch {
+	case s.m != nil:
+		s.m[k] = struct{}{}
+	case len(s.keys) < 32:
+		s.keys = append(s.keys, k)
+	default:
+		s.m = make(map[string]struct{}, 64)
+		for _, x := range s.keys {
+			s.m[x] = struct{}{}
+		}
+		s.m[k] = struct{}{}
+	}
+	return false
+}
+
+func (s *keySet) contains(k string) bool {
+	if s.m != nil {
+		_, ok := s.m[k]
+		return ok
+	}
+	for _, x := range s.keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
 }
 
 func truncate(s string) string {
@@ -365,11 +498,8 @@ func text(raw json.RawMessage) string {
 	if len(raw) == 0 || string(raw) == "null" {
 		return ""
 	}
-	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
-		}
+	if s, ok := str(raw); ok {
+		return s
 	}
 	return string(raw)
 }

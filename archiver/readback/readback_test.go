@@ -308,7 +308,10 @@ func TestParseLineExactNames(t *testing.T) {
 		{name: "field after archive", line: `{` + goodArchive + `,"domain":"evil"}`, err: `follows "archive"`},
 		{name: "duplicate", line: `{"domain":"a","domain":"b",` + goodArchive + `}`, err: "appears twice"},
 		{name: "not an object", line: `[1]`, err: "not a JSON object"},
-		{name: "trailing data", line: `{` + goodArchive + `} {}`, err: "after the JSON object"},
+		{name: "many keys, late duplicate", line: `{` + manyKeys(40) + `,"k3":1,` + goodArchive + `}`, err: `"k3" appears twice`},
+		{name: "many keys", line: `{"domain":"a",` + manyKeys(40) + `,` + goodArchive + `}`, domain: "a", body: `{"domain":"a",` + manyKeys(40) + `}`},
+		{name: "spaces", line: `{ "domain" : "a" , "n" : 1 , ` + goodArchive + ` }`, domain: "a", body: `{ "domain" : "a" , "n" : 1}`},
+		{name: "trailing data", line: `{` + goodArchive + `} {}`, err: "after top-level value"},
 		{name: "bad time", line: `{"archive":{"received_at":"yesterday","event_id":"x"}}`, err: "RFC 3339"},
 		{name: "bad repeat", line: `{"archive":{"received_at":"2026-11-26T08:00:00Z","event_id":"x","repeat":"yes"}}`, err: "repeat must be"},
 	}
@@ -358,4 +361,12 @@ func FuzzParseLine(f *testing.F) {
 			t.Fatalf("accepted line %q has no archive field", line)
 		}
 	})
+}
+
+func manyKeys(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"k%d":%d`, i, i)
+	}
+	return strings.Join(parts, ",")
 }
