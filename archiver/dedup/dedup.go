@@ -38,15 +38,16 @@ const DefaultMaxEntries = 300_000
 type ID = [16]byte
 
 // Key is the dedup key of a callback: the first 8 bytes of its event identity (layout.EventID,
-// binary) followed by the first 8 bytes of sha256(identity || compacted body). Two callbacks
+// binary) followed by the first 8 bytes of a hash of the identity and the compacted body. Two callbacks
 // share a key only if they are the same callback (to 64 bits, against a body the attacker does
 // not know in advance); the identity prefix lets the set tell a repeat of a known event.
 func Key(identity [16]byte, compact []byte) ID {
-	h := sha256.New()
-	h.Write(identity[:])
-	h.Write(compact)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
+	// sha256(identity || sha256(body)): no allocation, unlike a streaming hash.Hash.
+	body := sha256.Sum256(compact)
+	var buf [16 + sha256.Size]byte
+	copy(buf[:16], identity[:])
+	copy(buf[16:], body[:])
+	sum := sha256.Sum256(buf[:])
 	var k ID
 	copy(k[:8], identity[:8])
 	copy(k[8:], sum[:8])

@@ -113,7 +113,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		}
 		return nil
 	})
-	fs.DurationVar(&c.SignatureWindow, "signature-window", c.SignatureWindow, "accept a signed callback when |now - auth_timestamp| is within this (0 disables the freshness check)")
+	fs.DurationVar(&c.SignatureWindow, "signature-window", c.SignatureWindow, "accept a signed callback when auth_timestamp is at most this far behind or ahead of the clock (0: no age bound; more than 5m ahead is still refused)")
 	fs.StringVar(&c.PartitionTZ, "partition-tz", c.PartitionTZ, "IANA time zone of the dt= partition day, e.g. UTC or Asia/Shanghai")
 	sizeVar(fs, &c.MaxBody, "max-body", "largest accepted callback body (larger => 413)")
 	sizeVar(fs, &c.SpoolMaxBytes, "spool-max-bytes", "above this much spooled data, answer 503 with Retry-After (store unreachable)")
@@ -157,7 +157,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--spool-max-bytes must be positive"))
 	}
 	if c.SignatureWindow < 0 {
-		errs = append(errs, fmt.Errorf("--signature-window %s must not be negative (0 disables the check)", c.SignatureWindow))
+		errs = append(errs, fmt.Errorf("--signature-window %s must not be negative (0 drops the age bound)", c.SignatureWindow))
 	}
 	if c.StoreTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--store-timeout %s must be positive", c.StoreTimeout))
