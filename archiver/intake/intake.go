@@ -403,7 +403,7 @@ func (h *Handler) verify(f *Fields, keys []string, now time.Time, publishTime *t
 		return reject(http.StatusUnauthorized, ReasonSignatureInvalid, "auth_sign",
 			"auth_sign does not match: the body was altered or signed with an auth_sign_key that is not in --keys for domain %q", truncate(f.Domain, 256))
 	}
-	if msg, stale := Stale(ts, now.Unix(), h.cfg.SignatureWindow); stale {
+	if msg, stale := staleTimestamp(ts, now.Unix(), h.cfg.SignatureWindow); stale {
 		return reject(http.StatusUnauthorized, ReasonSignatureStale, "auth_timestamp", "%s", msg)
 	}
 	if publishTime != nil {
@@ -433,12 +433,12 @@ func satAdd(a, b int64) int64 {
 	return a + b
 }
 
-// Stale reports whether auth_timestamp ts (unix seconds, any int64) is outside window of now
+// staleTimestamp reports whether auth_timestamp ts (unix seconds, any int64) is outside window of now
 // (unix seconds): behind by more than window (unless window is 0), or ahead by more than window
 // (DefaultSignatureWindow when window is 0). The difference is computed in uint64, which holds
 // the distance between any two int64 values exactly: no overflow, no saturation, whatever the
 // magnitude. msg says which way and by how much.
-func Stale(ts, now int64, window time.Duration) (msg string, stale bool) {
+func staleTimestamp(ts, now int64, window time.Duration) (msg string, stale bool) {
 	var off uint64
 	ahead := ts > now
 	if ahead {

@@ -418,7 +418,7 @@ func FuzzStale(f *testing.F) {
 			wsec = 300
 		}
 		w := time.Duration(wsec) * time.Second
-		_, stale := Stale(ts, now, w)
+		_, stale := staleTimestamp(ts, now, w)
 		diff := new(big.Int).Sub(big.NewInt(ts), big.NewInt(now))
 		bound := wsec
 		if bound == 0 {
@@ -431,7 +431,7 @@ func FuzzStale(f *testing.F) {
 			want = wsec > 0 && new(big.Int).Neg(diff).Cmp(big.NewInt(wsec)) > 0
 		}
 		if stale != want {
-			t.Fatalf("Stale(%d, %d, %s) = %v, want %v", ts, now, w, stale, want)
+			t.Fatalf("staleTimestamp(%d, %d, %s) = %v, want %v", ts, now, w, stale, want)
 		}
 	})
 }
