@@ -298,7 +298,8 @@ func (r *runner) command(name, addr string, flush time.Duration) (string, []stri
 	if strings.HasPrefix(name, "store") {
 		ack = "store"
 	}
-	args := []string{"serve", "--listen", addr, "--ack", ack,
+	// The load is unsigned, like the comparison targets, which verify nothing: an explicit opt-in.
+	args := []string{"serve", "--listen", addr, "--ack", ack, "--allow-unsigned",
 		"--store", "s3://" + bucket + "/" + name, "--s3-endpoint", r.vgw.Endpoint,
 		"--spool", filepath.Join(r.dir, "spool-"+name)}
 	if flush > 0 {

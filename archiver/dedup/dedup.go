@@ -1,26 +1,60 @@
-// Package dedup remembers which events were archived in the last TTL (24h) so that a redelivered
-// callback is answered 200 without being stored again. The set is in memory; its durable part is
-// a journal file in the spool directory (ids of uploaded segments) plus the ids still in spool
-// segments, both loaded back on start.
+// Package dedup remembers which callbacks were archived in the last TTL (24h) so that a
+// redelivered callback is answered 200 without being stored again. The set is in memory; its
+// durable part is a journal file in the spool directory (keys of uploaded segments) plus the keys
+// still in spool segments, both loaded back on start.
+//
+// A callback is a redelivery only when it is the same callback again, byte for byte after
+// compaction: the memory is keyed by the event identity AND a hash of the compacted body (see
+// Key). A different body under a known identity (a replay with another auth_timestamp or
+// unsigned field, or a genuine event whose identity a replay pre-occupied) is archived too, and
+// reported as a repeat so the archive can mark it.
+//
+// The memory is bounded (MaxEntries): past the cap the oldest entries are forgotten first.
 package dedup
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
 )
 
-// DefaultTTL is how long an event identity is remembered.
+// DefaultTTL is how long a callback is remembered.
 const DefaultTTL = 24 * time.Hour
 
-// ID is a binary event ID (layout.EventID is its hex form).
+// DefaultMaxEntries is the default cap of the memory (--dedup-max-entries): about 150 bytes per
+// entry (map, eviction order, identity count), so about 45 MiB at the cap, which leaves most of a
+// 256 MiB container limit to connections, request buffers and the store batcher. 300k entries
+// are 3.5 callbacks per second around the clock for the 24-hour TTL.
+const DefaultMaxEntries = 300_000
+
+// ID is a 16-byte dedup key (see Key). sink.Entry.ID carries it through the spool and journal.
 type ID = [16]byte
 
-// ParseID decodes the 32-hex-digit form of layout.EventID.
+// Key is the dedup key of a callback: the first 8 bytes of its event identity (layout.EventID,
+// binary) followed by the first 8 bytes of a hash of the identity and the compacted body. Two callbacks
+// share a key only if they are the same callback (to 64 bits, against a body the attacker does
+// not know in advance); the identity prefix lets the set tell a repeat of a known event.
+func Key(identity [16]byte, compact []byte) ID {
+	// sha256(identity || sha256(body)): no allocation, unlike a streaming hash.Hash.
+	body := sha256.Sum256(compact)
+	var buf [16 + sha256.Size]byte
+	copy(buf[:16], identity[:])
+	copy(buf[16:], body[:])
+	sum := sha256.Sum256(buf[:])
+	var k ID
+	copy(k[:8], identity[:8])
+	copy(k[8:], sum[:8])
+	return k
+}
+
+// ParseID decodes 32 hex digits.
 func ParseID(s string) (ID, error) {
 	var id ID
 	if len(s) != 32 {
@@ -32,7 +66,7 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
-// Item is one remembered event.
+// Item is one remembered callback.
 type Item struct {
 	ID ID
 	At time.Time // when it was received
@@ -43,49 +77,155 @@ const (
 	pending = int64(-1) // reserved, outcome not known yet
 )
 
-type shard struct {
-	mu sync.Mutex
-	m  map[ID]int64 // unix nanos of receipt, or pending
+type entry struct {
+	at  int64  // unix nanos of receipt, or pending
+	seq uint64 // insertion number: tells the entry's own FIFO slot from a stale one
 }
 
-// Set is a concurrency-safe set of event IDs with reservations, so that two racing deliveries of
-// one event store it once: the first reserves, the second waits for the first's outcome.
+type fifoSlot struct {
+	id  ID
+	seq uint64
+}
+
+type shard struct {
+	mu   sync.Mutex
+	m    map[ID]entry
+	ids  map[uint64]uint32 // identity prefix -> entries with it (archived or pending)
+	fifo []fifoSlot        // insertion order, oldest first (from head)
+	head int
+	seq  uint64
+}
+
+// Set is a concurrency-safe, bounded set of dedup keys with reservations, so that two racing
+// deliveries of one callback store it once: the first reserves, the second waits for the first's
+// outcome.
 type Set struct {
-	ttl    time.Duration
-	shards [shards]shard
+	// OnEvict, if set before the set is used, is called (under a lock: keep it cheap) for each
+	// entry forgotten because the set was full.
+	OnEvict func()
+
+	ttl      time.Duration
+	perShard int
+	evicted  atomic.Int64
+	shards   [shards]shard
 }
 
 // Compile-time check: a Set resolves entries' outcomes.
 var _ sink.Resolver = (*Set)(nil)
 
-// New returns an empty set remembering events for ttl (<= 0 means DefaultTTL).
-func New(ttl time.Duration) *Set {
+// New returns an empty set remembering callbacks for ttl (<= 0 means DefaultTTL), capped at
+// DefaultMaxEntries.
+func New(ttl time.Duration) *Set { return NewLimited(ttl, DefaultMaxEntries) }
+
+// NewLimited is New with a cap on the number of entries (<= 0 means DefaultMaxEntries). The cap
+// is split over the set's shards, so it holds to within one shard's rounding.
+func NewLimited(ttl time.Duration, maxEntries int) *Set {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	s := &Set{ttl: ttl}
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
+	per := (maxEntries + shards - 1) / shards
+	s := &Set{ttl: ttl, perShard: per}
 	for i := range s.shards {
-		s.shards[i].m = make(map[ID]int64)
+		s.shards[i].m = make(map[ID]entry)
+		s.shards[i].ids = make(map[uint64]uint32)
 	}
 	return s
 }
 
+// MaxEntries is the effective cap.
+func (s *Set) MaxEntries() int { return s.perShard * shards }
+
+// Evicted counts entries forgotten because the set was full (not because they expired).
+func (s *Set) Evicted() int64 { return s.evicted.Load() }
+
 func (s *Set) shard(id ID) *shard { return &s.shards[id[0]%shards] }
+
+func prefix(id ID) uint64 { return binary.BigEndian.Uint64(id[:8]) }
+
+// insert adds id (not present) with value at, evicting the oldest entries past the cap.
+// The caller holds sh.mu.
+func (s *Set) insert(sh *shard, id ID, at int64) {
+	sh.seq++
+	sh.m[id] = entry{at: at, seq: sh.seq}
+	sh.ids[prefix(id)]++
+	sh.fifo = append(sh.fifo, fifoSlot{id: id, seq: sh.seq})
+	// Evict oldest first; pending reservations are requeued (they are in flight, bounded by the
+	// requests being served). Bounded: each slot is looked at most once per call.
+	for n := len(sh.fifo) - sh.head; len(sh.m) > s.perShard && n > 0; n-- {
+		slot := sh.fifo[sh.head]
+		sh.head++
+		e, ok := sh.m[slot.id]
+		if !ok || e.seq != slot.seq {
+			continue // stale slot: released, swept or re-inserted since
+		}
+		if e.at == pending {
+			sh.fifo = append(sh.fifo, slot)
+			continue
+		}
+		s.remove(sh, slot.id)
+		s.evicted.Add(1)
+		if s.OnEvict != nil {
+			s.OnEvict()
+		}
+	}
+	s.tidy(sh)
+}
+
+// remove deletes id (present). The caller holds sh.mu.
+func (s *Set) remove(sh *shard, id ID) {
+	delete(sh.m, id)
+	p := prefix(id)
+	if n := sh.ids[p]; n <= 1 {
+		delete(sh.ids, p)
+	} else {
+		sh.ids[p] = n - 1
+	}
+}
+
+// tidy keeps the FIFO's dead space bounded: consumed slots are reclaimed, and stale slots (left
+// by releases and sweeps) are filtered out once they outnumber the live entries.
+func (s *Set) tidy(sh *shard) {
+	live := len(sh.fifo) - sh.head
+	if sh.head > 1024 && sh.head > live {
+		sh.fifo = append(sh.fifo[:0], sh.fifo[sh.head:]...)
+		sh.head = 0
+	}
+	if live > 2*len(sh.m)+1024 {
+		s.refilter(sh)
+	}
+}
+
+// refilter drops stale FIFO slots, keeping the order. The caller holds sh.mu.
+func (s *Set) refilter(sh *shard) {
+	out := sh.fifo[:0]
+	for _, slot := range sh.fifo[sh.head:] {
+		if e, ok := sh.m[slot.id]; ok && e.seq == slot.seq {
+			out = append(out, slot)
+		}
+	}
+	clear(sh.fifo[len(out):])
+	sh.fifo, sh.head = out, 0
+}
 
 // pollInterval is how often a delivery racing a pending duplicate checks its outcome. Races are
 // rare (a sender retrying before the first attempt was answered), so polling beats a channel per
 // reservation on the hot path.
 const pollInterval = 2 * time.Millisecond
 
-// Reserve claims id for the caller. dup is true when id was already archived within the TTL; the
-// caller must then not store it again. When dup is false the caller owns a reservation and must
-// resolve it with Commit or Release (or by passing the set as an Entry's Resolver). If another
-// delivery of the same event is in progress, Reserve waits for its outcome (ctx bounds the wait).
-func (s *Set) Reserve(ctx context.Context, id ID, now time.Time) (dup bool, err error) {
+// Reserve claims id for the caller. dup is true when the same callback was already archived
+// within the TTL; the caller must then not store it again. When dup is false the caller owns a
+// reservation and must resolve it with Commit or Release (or by passing the set as an Entry's
+// Resolver); repeat then tells whether another callback with the same event identity is
+// remembered (archived or in flight). If another delivery of the same callback is in progress,
+// Reserve waits for its outcome (ctx bounds the wait).
+func (s *Set) Reserve(ctx context.Context, id ID, now time.Time) (dup, repeat bool, err error) {
 	var timer *time.Timer
 	for {
-		if dup, busy := s.TryReserve(id, now); !busy {
-			return dup, nil
+		if dup, busy, repeat := s.TryReserve(id, now); !busy {
+			return dup, repeat, nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(pollInterval)
@@ -95,44 +235,52 @@ func (s *Set) Reserve(ctx context.Context, id ID, now time.Time) (dup bool, err 
 		}
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return false, false, ctx.Err()
 		case <-timer.C:
 		}
 	}
 }
 
 // TryReserve is Reserve without waiting: busy is true (and nothing reserved) when another
-// delivery of the same event holds a reservation; the caller then waits with Reserve. It lets the
-// hot path skip building a deadline context for the rare race.
-func (s *Set) TryReserve(id ID, now time.Time) (dup, busy bool) {
+// delivery of the same callback holds a reservation; the caller then waits with Reserve. It lets
+// the hot path skip building a deadline context for the rare race.
+func (s *Set) TryReserve(id ID, now time.Time) (dup, busy, repeat bool) {
 	sh := s.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	at, ok := sh.m[id]
+	e, ok := sh.m[id]
 	switch {
-	case !ok || (at != pending && now.UnixNano()-at > int64(s.ttl)):
-		sh.m[id] = pending
-		return false, false
-	case at != pending:
-		return true, false
+	case ok && e.at == pending:
+		return false, true, false
+	case ok && now.UnixNano()-e.at <= int64(s.ttl):
+		return true, false, false
+	case ok: // expired, not swept yet: a new reservation
+		s.remove(sh, id)
 	}
-	return false, true
+	repeat = sh.ids[prefix(id)] > 0
+	s.insert(sh, id, pending)
+	return false, false, repeat
 }
 
 // Commit marks a reserved id as archived at t.
 func (s *Set) Commit(id ID, t time.Time) {
 	sh := s.shard(id)
 	sh.mu.Lock()
-	sh.m[id] = t.UnixNano()
+	if e, ok := sh.m[id]; ok {
+		e.at = t.UnixNano()
+		sh.m[id] = e
+	} else {
+		s.insert(sh, id, t.UnixNano())
+	}
 	sh.mu.Unlock()
 }
 
-// Release drops a reservation whose event was not made durable, so a redelivery stores it.
+// Release drops a reservation whose callback was not made durable, so a redelivery stores it.
 func (s *Set) Release(id ID) {
 	sh := s.shard(id)
 	sh.mu.Lock()
-	if sh.m[id] == pending {
-		delete(sh.m, id)
+	if e, ok := sh.m[id]; ok && e.at == pending {
+		s.remove(sh, id)
 	}
 	sh.mu.Unlock()
 }
@@ -146,15 +294,18 @@ func (s *Set) Resolve(e *sink.Entry, err error) {
 	}
 }
 
-// Add remembers items (seeding from the journal and the spool on start). Older entries win
-// nothing: the latest receipt time is kept.
+// Add remembers items (seeding from the journal and the spool on start). The latest receipt time
+// of an id is kept. Past the cap the earliest added go first.
 func (s *Set) Add(items ...Item) {
 	for _, it := range items {
 		sh := s.shard(it.ID)
 		t := it.At.UnixNano()
 		sh.mu.Lock()
-		if old, ok := sh.m[it.ID]; !ok || (old != pending && old < t) {
-			sh.m[it.ID] = t
+		if old, ok := sh.m[it.ID]; !ok {
+			s.insert(sh, it.ID, t)
+		} else if old.at != pending && old.at < t {
+			old.at = t
+			sh.m[it.ID] = old
 		}
 		sh.mu.Unlock()
 	}
@@ -164,30 +315,31 @@ func (s *Set) Add(items ...Item) {
 func (s *Set) Seen(id ID, now time.Time) bool {
 	sh := s.shard(id)
 	sh.mu.Lock()
-	at, ok := sh.m[id]
+	e, ok := sh.m[id]
 	sh.mu.Unlock()
-	return ok && at != pending && now.UnixNano()-at <= int64(s.ttl)
+	return ok && e.at != pending && now.UnixNano()-e.at <= int64(s.ttl)
 }
 
-// Sweep forgets events received more than the TTL before now and returns how many remain.
+// Sweep forgets callbacks received more than the TTL before now and returns how many remain.
 func (s *Set) Sweep(now time.Time) int {
 	cut := now.UnixNano() - int64(s.ttl)
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for id, at := range sh.m {
-			if at != pending && at < cut {
-				delete(sh.m, id)
+		for id, e := range sh.m {
+			if e.at != pending && e.at < cut {
+				s.remove(sh, id)
 			}
 		}
+		s.refilter(sh)
 		n += len(sh.m)
 		sh.mu.Unlock()
 	}
 	return n
 }
 
-// Len is the number of remembered or reserved events.
+// Len is the number of remembered or reserved callbacks.
 func (s *Set) Len() int {
 	n := 0
 	for i := range s.shards {

@@ -19,28 +19,28 @@ func TestReserveCommitRelease(t *testing.T) {
 	now := time.Unix(1764115200, 0)
 	ctx := context.Background()
 	a, b := ID{1}, ID{2}
-	if dup, _ := s.Reserve(ctx, a, now); dup {
+	if dup, _, _ := s.Reserve(ctx, a, now); dup {
 		t.Fatal("first delivery reported duplicate")
 	}
 	s.Commit(a, now)
-	if dup, _ := s.Reserve(ctx, a, now.Add(time.Minute)); !dup {
+	if dup, _, _ := s.Reserve(ctx, a, now.Add(time.Minute)); !dup {
 		t.Fatal("redelivery not reported duplicate")
 	}
-	if dup, _ := s.Reserve(ctx, a, now.Add(2*time.Hour)); dup {
+	if dup, _, _ := s.Reserve(ctx, a, now.Add(2*time.Hour)); dup {
 		t.Fatal("delivery after the TTL reported duplicate")
 	}
 	s.Release(a) // pending again after the TTL-expired reserve: released
-	if dup, _ := s.Reserve(ctx, b, now); dup {
+	if dup, _, _ := s.Reserve(ctx, b, now); dup {
 		t.Fatal("b duplicate")
 	}
 	s.Release(b)
-	if dup, _ := s.Reserve(ctx, b, now); dup {
+	if dup, _, _ := s.Reserve(ctx, b, now); dup {
 		t.Fatal("released event reported duplicate")
 	}
 	// A racing delivery waits for the pending one and times out when it never resolves.
 	tctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := s.Reserve(tctx, b, now); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := s.Reserve(tctx, b, now); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Reserve on a pending id: %v, want deadline", err)
 	}
 }
@@ -55,7 +55,7 @@ func TestConcurrentDuplicatesStoredOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dup, err := s.Reserve(context.Background(), ID{7}, now)
+			dup, _, err := s.Reserve(context.Background(), ID{7}, now)
 			if err != nil {
 				t.Error(err)
 				return
@@ -103,8 +103,8 @@ func TestJournal(t *testing.T) {
 	if len(items) != 2 || items[0].ID != live[0].ID || items[1].ID != live[1].ID || !items[1].At.Equal(now) {
 		t.Fatalf("reopened items %+v, want the 2 live ones", items)
 	}
-	if st, _ := os.Stat(path); st.Size() != 2*entrySize {
-		t.Fatalf("compacted journal is %d bytes, want %d", st.Size(), 2*entrySize)
+	if st, _ := os.Stat(path); st.Size() != int64(len(journalMagic))+2*entrySize {
+		t.Fatalf("compacted journal is %d bytes, want %d", st.Size(), len(journalMagic)+2*entrySize)
 	}
 	s := New(time.Hour)
 	s.Add(items...)
@@ -121,17 +121,17 @@ func TestTryReserve(t *testing.T) {
 	s := New(time.Hour)
 	now := time.Unix(1764115200, 0)
 	id := ID{9}
-	if dup, busy := s.TryReserve(id, now); dup || busy {
+	if dup, busy, _ := s.TryReserve(id, now); dup || busy {
 		t.Fatalf("first TryReserve = dup %v busy %v, want a reservation", dup, busy)
 	}
-	if dup, busy := s.TryReserve(id, now); dup || !busy {
+	if dup, busy, _ := s.TryReserve(id, now); dup || !busy {
 		t.Fatalf("TryReserve of a pending id = dup %v busy %v, want busy", dup, busy)
 	}
 	s.Commit(id, now)
-	if dup, busy := s.TryReserve(id, now.Add(time.Minute)); !dup || busy {
+	if dup, busy, _ := s.TryReserve(id, now.Add(time.Minute)); !dup || busy {
 		t.Fatalf("TryReserve of an archived id = dup %v busy %v, want dup", dup, busy)
 	}
-	if dup, busy := s.TryReserve(id, now.Add(2*time.Hour)); dup || busy {
+	if dup, busy, _ := s.TryReserve(id, now.Add(2*time.Hour)); dup || busy {
 		t.Fatalf("TryReserve after the TTL = dup %v busy %v, want a new reservation", dup, busy)
 	}
 }

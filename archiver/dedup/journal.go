@@ -2,27 +2,36 @@ package dedup
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 )
 
-// Journal is the durable memory of events whose spool segments were uploaded and deleted. It is
-// an append-only file of fixed-size entries, each with its own checksum, so a torn tail after a
-// crash is recognised and dropped. Entries older than the TTL are dropped when it is compacted
-// (on open and then at most hourly).
+// Journal is the durable memory of callbacks whose spool segments were uploaded and deleted. It
+// is an append-only file of entries, each starting with a marker and ending with its own
+// checksum, so a torn or damaged entry (a crash, a short write) costs only that entry: the reader
+// resynchronises on the next marker whose checksum holds. It holds at most the set's cap of live
+// entries (older ones are dropped when it is compacted, on open, hourly, and when it reaches
+// twice the cap), so a restart never loads more than the cap. The file is created 0600 (it is in
+// the spool directory, which is 0700).
 //
-// Entry: 16-byte id, 8-byte big-endian unix nanos, 4-byte CRC-32C of the preceding 24 bytes.
+// File: an 8-byte header journalMagic, then entries of 32 bytes: 4-byte marker entryMarker,
+// 16-byte key, 8-byte big-endian unix nanos, 4-byte CRC-32C of the preceding 28 bytes.
+// A file without the header is read in the earlier format (28-byte entries without a marker,
+// stopping at the first damaged one) and rewritten in this one.
 type Journal struct {
 	path string
 	ttl  time.Duration
+	max  int
 	now  func() time.Time
 
 	mu          sync.Mutex
@@ -31,96 +40,202 @@ type Journal struct {
 	lastCompact time.Time
 }
 
-const entrySize = 28
+const (
+	journalMagic    = "LHDEDUP2"
+	entrySize       = 32
+	legacyEntrySize = 28
+)
+
+var entryMarker = [4]byte{0xd3, 0xd0, 0x0b, 0x1e}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // compactEvery bounds how often Append rewrites the journal without its expired entries.
 const compactEvery = time.Hour
 
-// OpenJournal opens (creating if needed) the journal at path, drops entries older than ttl and a
-// torn tail, and returns the live entries for seeding a Set.
+// OpenJournal opens (creating if needed) the journal at path, capped at DefaultMaxEntries.
 func OpenJournal(path string, ttl time.Duration, now func() time.Time) (*Journal, []Item, error) {
+	return OpenJournalLimited(path, ttl, DefaultMaxEntries, now)
+}
+
+// OpenJournalLimited opens (creating if needed) the journal at path, drops entries older than
+// ttl, damaged entries, and all but the newest maxEntries (<= 0: DefaultMaxEntries), and returns
+// the live entries, oldest first, for seeding a Set.
+func OpenJournalLimited(path string, ttl time.Duration, maxEntries int, now func() time.Time) (*Journal, []Item, error) {
 	if ttl <= 0 {
 		ttl = DefaultTTL
+	}
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
 	}
 	if now == nil {
 		now = time.Now
 	}
-	j := &Journal{path: path, ttl: ttl, now: now}
-	items, err := j.compact()
+	j := &Journal{path: path, ttl: ttl, max: maxEntries, now: now}
+	items, _, err := j.compact()
 	if err != nil {
 		return nil, nil, err
 	}
 	return j, items, nil
 }
 
-// readLive reads the journal, stopping at the first damaged entry (a torn tail), and keeps the
-// entries still within the TTL.
-func readLive(path string, cut time.Time) ([]Item, error) {
+// ring keeps the newest max items appended to it.
+type ring struct {
+	max   int
+	items []Item
+	next  int // once full: index of the oldest
+}
+
+func (r *ring) add(it Item) {
+	if len(r.items) < r.max {
+		r.items = append(r.items, it)
+		return
+	}
+	r.items[r.next] = it
+	r.next = (r.next + 1) % r.max
+}
+
+func (r *ring) ordered() []Item {
+	if r.next == 0 {
+		return r.items
+	}
+	return append(r.items[r.next:len(r.items):len(r.items)], r.items[:r.next]...)
+}
+
+// readLive reads the journal and keeps the newest max entries still within the TTL. damaged
+// counts the stretches of bytes skipped to resynchronise.
+func readLive(path string, cut time.Time, max int) (items []Item, damaged int, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening dedup journal: %w", err)
+		return nil, 0, fmt.Errorf("opening dedup journal: %w", err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
-	var out []Item
-	var e [entrySize]byte
+	br := bufio.NewReaderSize(f, 64<<10)
+	r := &ring{max: max}
+	keep := func(it Item) {
+		if !it.At.Before(cut) {
+			r.add(it)
+		}
+	}
+	head, err := br.Peek(len(journalMagic))
+	if err == nil && string(head) == journalMagic {
+		br.Discard(len(journalMagic))
+		damaged, err = scanEntries(br, keep)
+	} else {
+		err = scanLegacy(br, keep)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading dedup journal %s: %w", path, err)
+	}
+	return r.ordered(), damaged, nil
+}
+
+// scanEntries reads marker-framed entries, skipping damaged bytes up to the next valid entry.
+func scanEntries(br *bufio.Reader, fn func(Item)) (damaged int, err error) {
+	skipping := false
 	for {
-		if _, err := io.ReadFull(r, e[:]); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return out, nil
+		b, err := br.Peek(entrySize)
+		if len(b) < entrySize {
+			if len(bytes.TrimRight(b, "\x00")) > 0 || skipping {
+				damaged++ // a torn tail
 			}
-			return nil, fmt.Errorf("reading dedup journal: %w", err)
+			if err == io.EOF || err == nil {
+				return damaged, nil
+			}
+			return damaged, err
+		}
+		if it, ok := decodeEntry(b); ok {
+			fn(it)
+			br.Discard(entrySize)
+			skipping = false
+			continue
+		}
+		if !skipping {
+			damaged++
+			skipping = true
+		}
+		// Resynchronise: jump to the next possible marker start.
+		if i := bytes.Index(b[1:], entryMarker[:1]); i >= 0 {
+			br.Discard(1 + i)
+		} else {
+			br.Discard(entrySize)
+		}
+	}
+}
+
+func decodeEntry(b []byte) (Item, bool) {
+	if !bytes.Equal(b[:4], entryMarker[:]) || crc32.Checksum(b[:28], castagnoli) != binary.BigEndian.Uint32(b[28:32]) {
+		return Item{}, false
+	}
+	var it Item
+	copy(it.ID[:], b[4:20])
+	it.At = time.Unix(0, int64(binary.BigEndian.Uint64(b[20:28])))
+	return it, true
+}
+
+// scanLegacy reads the markerless format, stopping at the first damaged entry.
+func scanLegacy(br *bufio.Reader, fn func(Item)) error {
+	var e [legacyEntrySize]byte
+	for {
+		if _, err := io.ReadFull(br, e[:]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil
+			}
+			return err
 		}
 		if crc32.Checksum(e[:24], castagnoli) != binary.BigEndian.Uint32(e[24:]) {
-			return out, nil // torn or damaged tail: nothing after it is trusted
+			return nil
 		}
 		var it Item
 		copy(it.ID[:], e[:16])
 		it.At = time.Unix(0, int64(binary.BigEndian.Uint64(e[16:24])))
-		if !it.At.Before(cut) {
-			out = append(out, it)
-		}
+		fn(it)
 	}
 }
 
 func appendEntry(dst []byte, it Item) []byte {
 	start := len(dst)
+	dst = append(dst, entryMarker[:]...)
 	dst = append(dst, it.ID[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(it.At.UnixNano()))
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
 // compact rewrites the journal with only its live entries and reopens it for appending.
-func (j *Journal) compact() ([]Item, error) {
+func (j *Journal) compact() ([]Item, int, error) {
 	now := j.now()
-	items, err := readLive(j.path, now.Add(-j.ttl))
+	items, damaged, err := readLive(j.path, now.Add(-j.ttl), j.max)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	buf := make([]byte, 0, len(items)*entrySize)
+	buf := make([]byte, 0, len(journalMagic)+len(items)*entrySize)
+	buf = append(buf, journalMagic...)
 	for _, it := range items {
 		buf = appendEntry(buf, it)
 	}
+	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+		return nil, 0, fmt.Errorf("creating the dedup journal's directory: %w", err)
+	}
 	if err := fsutil.WriteFileAtomic(j.path, buf, 0o600); err != nil {
-		return nil, fmt.Errorf("compacting dedup journal: %w", err)
+		return nil, 0, fmt.Errorf("compacting dedup journal: %w", err)
 	}
 	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening dedup journal: %w", err)
+		return nil, 0, fmt.Errorf("opening dedup journal: %w", err)
 	}
 	if j.f != nil {
 		j.f.Close()
 	}
 	j.f, j.entries, j.lastCompact = f, len(items), now
-	return items, nil
+	return items, damaged, nil
 }
 
 // Append durably records items (one write, one fdatasync). It returns only once they are on disk.
+// A short write leaves a torn entry that the next read skips; the entries after it are found
+// again by their marker.
 func (j *Journal) Append(items []Item) error {
 	if len(items) == 0 {
 		return nil
@@ -141,8 +256,8 @@ func (j *Journal) Append(items []Item) error {
 		return fmt.Errorf("syncing dedup journal: %w", err)
 	}
 	j.entries += len(items)
-	if j.now().Sub(j.lastCompact) >= compactEvery {
-		if _, err := j.compact(); err != nil {
+	if j.entries >= 2*j.max || j.now().Sub(j.lastCompact) >= compactEvery {
+		if _, _, err := j.compact(); err != nil {
 			return err
 		}
 	}

@@ -28,7 +28,7 @@ func (w *nopWriter) WriteHeader(int)             {}
 // BenchmarkHandler is the per-request CPU and allocation cost of intake (parse, validate, dedup,
 // archive line), without HTTP parsing or durability.
 func BenchmarkHandler(b *testing.B) {
-	h, err := New(Config{Sink: instantSink{}, Dedup: dedup.New(0), Metrics: metrics.NewArchiver(Reasons), Instance: "bench-host-0123456789ab", Timeout: benchTimeout})
+	h, err := New(Config{Sink: instantSink{}, Dedup: dedup.New(0), AllowUnsigned: true, Metrics: metrics.NewArchiver(Reasons), Instance: "bench-host-0123456789ab", Timeout: benchTimeout})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,12 +32,21 @@ import (
 // DefaultMaxBody is the default --max-body.
 const DefaultMaxBody = 64 << 10
 
+// DefaultSignatureWindow is the default --signature-window.
+const DefaultSignatureWindow = 5 * time.Minute
+
 // Config configures a Handler.
 type Config struct {
-	Sink            sink.Sink
-	Dedup           *dedup.Set // nil: no redelivery detection
-	Keys            *KeyRing   // nil: no domain requires a signature
-	AllowDomains    []string   // empty: every domain is allowed
+	Sink  sink.Sink
+	Dedup *dedup.Set // nil: no redelivery detection
+	// Keys holds the domains whose callbacks must be signed. A domain without a key is refused
+	// (403) unless AllowUnsigned is set; then it is archived with signature "none".
+	Keys          *KeyRing
+	AllowUnsigned bool
+	AllowDomains  []string // empty: every domain is allowed
+	// SignatureWindow bounds |now - auth_timestamp| of a signed callback; 0 drops the bound on
+	// age, but an auth_timestamp ahead of the clock by more than DefaultSignatureWindow is still
+	// refused (it is never genuine, and the shifted-boundary forgery produces exactly that).
 	SignatureWindow time.Duration
 	MaxBody         int64
 	Location        *time.Location // partition time zone (nil => UTC)
@@ -90,6 +101,9 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Keys == nil {
+		if !cfg.AllowUnsigned {
+			return nil, errors.New("intake: no keys and unsigned callbacks not allowed: every callback would be refused")
+		}
 		cfg.Keys = &KeyRing{}
 	}
 	if cfg.Logger == nil {
@@ -99,7 +113,7 @@ func New(cfg Config) (*Handler, error) {
 	if len(cfg.AllowDomains) > 0 {
 		h.allow = make(map[string]struct{}, len(cfg.AllowDomains))
 		for _, d := range cfg.AllowDomains {
-			h.allow[strings.ToLower(d)] = struct{}{}
+			h.allow[CanonicalDomain(d)] = struct{}{}
 		}
 	}
 	for _, r := range Reasons {
@@ -180,15 +194,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	body, err := readBody(http.MaxBytesReader(w, r.Body, max), st.body[:0], r.ContentLength)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, max), st.body[:0])
 	st.body = body
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			h.fail(w, r, nil, tooLarge(-1, max))
-		} else {
-			h.fail(w, r, nil, reject(http.StatusBadRequest, ReasonReadError, "", "reading the body failed: %v", err))
-		}
+		h.fail(w, r, nil, readFailure(err, max))
 		return
 	}
 	compact, rej := prepare(st.compact[:0], body)
@@ -201,7 +210,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := &st.fields
-	domainKey := strings.ToLower(f.Domain) // host names are case-insensitive; no copy when already lower case
+	domainKey := CanonicalDomain(f.Domain) // no copy when already canonical
 	if h.allow != nil {
 		if _, ok := h.allow[domainKey]; !ok {
 			h.fail(w, r, body, reject(http.StatusForbidden, ReasonDomainNotAllowed, "domain",
@@ -211,38 +220,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.cfg.Now()
 	signature := layout.SignatureNone
-	if key, ok := h.cfg.Keys.Lookup(domainKey); ok {
-		if rej := h.verify(f, key, now); rej != nil {
+	publishTime := layout.ParsePublishTimestamp(f.PublishTimestamp)
+	if keys, ok := h.cfg.Keys.Lookup(domainKey); ok {
+		if rej := h.verify(f, keys, now, publishTime); rej != nil {
 			h.fail(w, r, body, rej)
 			return
 		}
 		signature = layout.SignatureVerified
+	} else if !h.cfg.AllowUnsigned {
+		h.fail(w, r, body, reject(http.StatusForbidden, ReasonDomainNoKey, "domain",
+			"domain %q has no key in --keys, and unsigned callbacks are not accepted (--allow-unsigned is off); add the domain and its auth_sign_key to the keys file", truncate(f.Domain, 256)))
+		return
 	}
 
 	identTS, hasIdent := f.IdentityTimestamp()
 	id := layout.EventIDBytes(f.Domain, f.App, f.Stream, f.Event, identTS)
 	idHex := hex.EncodeToString(id[:])
-	st.line = layout.AppendRecord(st.line[:0], compact, layout.Archive{
-		ReceivedAt:  now,
-		EventID:     idHex,
-		RemoteAddr:  r.RemoteAddr,
-		Signature:   signature,
-		PublishTime: layout.ParsePublishTimestamp(f.PublishTimestamp),
-		Instance:    h.cfg.Instance,
-	})
-
-	reserved := false
+	key := id
+	reserved, repeat := false, false
 	if h.cfg.Dedup != nil && hasIdent {
+		key = dedup.Key(id, compact)
 		// The deadline context is built only for the rare race with a pending duplicate: per
 		// request it was a tenth of intake's CPU (allocations and a timer).
-		dup, busy := h.cfg.Dedup.TryReserve(id, now)
+		dup, busy, rep := h.cfg.Dedup.TryReserve(key, now)
+		repeat = rep
 		if busy {
 			ctx, cancel := r.Context(), context.CancelFunc(func() {})
 			if h.cfg.Timeout > 0 {
 				ctx, cancel = context.WithTimeout(ctx, h.cfg.Timeout)
 			}
 			var err error
-			dup, err = h.cfg.Dedup.Reserve(ctx, id, now)
+			dup, repeat, err = h.cfg.Dedup.Reserve(ctx, key, now)
 			cancel()
 			if err != nil {
 				h.fail(w, r, nil, reject(http.StatusServiceUnavailable, ReasonUnavailable, "",
@@ -257,9 +265,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		reserved = true
 	}
+	st.line = layout.AppendRecord(st.line[:0], compact, layout.Archive{
+		ReceivedAt:  now,
+		EventID:     idHex,
+		RemoteAddr:  r.RemoteAddr,
+		Signature:   signature,
+		PublishTime: publishTime,
+		Instance:    h.cfg.Instance,
+		Repeat:      repeat,
+	})
 
 	e := st.entry
-	e.ID, e.Day, e.ReceivedAt, e.Line = id, layout.Day(now, h.cfg.Location), now, st.line
+	e.ID, e.Day, e.ReceivedAt, e.Line = key, layout.Day(now, h.cfg.Location), now, st.line
 	e.Resolver = nil
 	if reserved {
 		e.Resolver = h.cfg.Dedup
@@ -271,7 +288,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	err = h.cfg.Sink.Submit(e)
 	if err != nil {
 		if reserved {
-			h.cfg.Dedup.Release(id)
+			h.cfg.Dedup.Release(key)
 		}
 		h.unavailable(w, r, err)
 		return
@@ -323,11 +340,9 @@ func tooLarge(n, max int64) *Rejection {
 	return reject(http.StatusRequestEntityTooLarge, ReasonTooLarge, "", "the body is over the %d-byte limit (--max-body)", max)
 }
 
-// readBody reads r into buf (grown as needed). hint is the Content-Length, or -1.
-func readBody(r io.Reader, buf []byte, hint int64) ([]byte, error) {
-	if hint > 0 && int64(cap(buf)) < hint+1 {
-		buf = make([]byte, 0, hint+1)
-	}
+// readBody reads r into buf, growing it only as bytes arrive (never by the announced
+// Content-Length, which costs a sender nothing to inflate).
+func readBody(r io.Reader, buf []byte) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -343,8 +358,24 @@ func readBody(r io.Reader, buf []byte, hint int64) ([]byte, error) {
 	}
 }
 
-// verify checks auth_sign for a domain that has a key: present, correct (constant time) and fresh.
-func (h *Handler) verify(f *Fields, key string, now time.Time) *Rejection {
+// readFailure classifies a failed body read. Only an over-long body is the sender's fault (413);
+// a read that timed out or was cut off is 408 so the sender retries, never 400 (which Live does
+// not retry: the event would be lost).
+func readFailure(err error, max int64) *Rejection {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return tooLarge(-1, max)
+	}
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return reject(http.StatusRequestTimeout, ReasonReadTimeout, "", "the body did not arrive in time (%v); retry", err)
+	}
+	return reject(http.StatusRequestTimeout, ReasonReadError, "", "the body was cut off before its end (%v); retry", err)
+}
+
+// verify checks auth_sign for a domain that has keys: present, made with one of the keys
+// (constant time per key), fresh, and not reporting a stream that started after the signing.
+func (h *Handler) verify(f *Fields, keys []string, now time.Time, publishTime *time.Time) *Rejection {
 	if f.AuthSign == nil {
 		return reject(http.StatusUnauthorized, ReasonSignatureMissing, "auth_sign",
 			"domain %q requires a signature but auth_sign is missing; set the same auth_sign_key in the Live notification config and in --keys", truncate(f.Domain, 256))
@@ -360,26 +391,85 @@ func (h *Handler) verify(f *Fields, key string, now time.Time) *Rejection {
 	ts, ok := authTimestamp(f.AuthTimestamp)
 	if !ok {
 		return reject(http.StatusUnauthorized, ReasonSignatureInvalid, "auth_timestamp",
-			"auth_timestamp must be unix seconds, as an integer or a string of digits")
+			"auth_timestamp must be unix seconds in plain decimal (no sign, no leading zeros), as an integer or a string of digits")
 	}
-	if !callback.Valid(sign, key, f.Event, f.Domain, f.App, f.Stream, ts) {
-		return reject(http.StatusUnauthorized, ReasonSignatureInvalid, "auth_sign",
-			"auth_sign does not match: the body was altered or signed with a different auth_sign_key than the one in --keys for domain %q", truncate(f.Domain, 256))
-	}
-	if w := h.cfg.SignatureWindow; w > 0 {
-		at := time.Unix(ts, 0)
-		off := now.Sub(at)
-		dir := "behind"
-		if off < 0 {
-			off, dir = -off, "ahead of"
+	valid := false
+	for _, key := range keys {
+		if callback.Valid(sign, key, f.Event, f.Domain, f.App, f.Stream, ts) {
+			valid = true
 		}
-		if off > w {
-			return reject(http.StatusUnauthorized, ReasonSignatureStale, "auth_timestamp",
-				"auth_timestamp %d (%s) is %s %s the archiver's clock, outside --signature-window %s; a replayed callback, or a clock to fix",
-				ts, at.UTC().Format(time.RFC3339), off.Round(time.Second), dir, w)
+	}
+	if !valid {
+		return reject(http.StatusUnauthorized, ReasonSignatureInvalid, "auth_sign",
+			"auth_sign does not match: the body was altered or signed with an auth_sign_key that is not in --keys for domain %q", truncate(f.Domain, 256))
+	}
+	if msg, stale := staleTimestamp(ts, now.Unix(), h.cfg.SignatureWindow); stale {
+		return reject(http.StatusUnauthorized, ReasonSignatureStale, "auth_timestamp", "%s", msg)
+	}
+	if publishTime != nil {
+		limit := satAdd(ts, windowSeconds(h.cfg.SignatureWindow))
+		if pt := publishTime.Unix(); pt > limit {
+			return reject(http.StatusBadRequest, ReasonBadField, "publish_timestamp",
+				"publish_timestamp %d is after auth_timestamp %d plus the signature window: a stream cannot start after the callback reporting it was signed", pt, ts)
 		}
 	}
 	return nil
+}
+
+// windowSeconds is the freshness bound in whole seconds; a window of 0 (no age bound) still
+// bounds how far ahead a timestamp may be, by DefaultSignatureWindow.
+func windowSeconds(w time.Duration) int64 {
+	if w <= 0 {
+		w = DefaultSignatureWindow
+	}
+	return int64(w / time.Second)
+}
+
+// satAdd is a + b (b >= 0), saturating at math.MaxInt64.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// staleTimestamp reports whether auth_timestamp ts (unix seconds, any int64) is outside window of now
+// (unix seconds): behind by more than window (unless window is 0), or ahead by more than window
+// (DefaultSignatureWindow when window is 0). The difference is computed in uint64, which holds
+// the distance between any two int64 values exactly: no overflow, no saturation, whatever the
+// magnitude. msg says which way and by how much.
+func staleTimestamp(ts, now int64, window time.Duration) (msg string, stale bool) {
+	var off uint64
+	ahead := ts > now
+	if ahead {
+		off = uint64(ts) - uint64(now)
+	} else {
+		off = uint64(now) - uint64(ts)
+	}
+	switch {
+	case ahead && off > uint64(windowSeconds(window)):
+		return fmt.Sprintf("auth_timestamp %d is %s ahead of the archiver's clock, outside --signature-window %s; a forged or altered callback, or a clock to fix",
+			ts, seconds(off), windowOrDefault(window)), true
+	case !ahead && window > 0 && off > uint64(windowSeconds(window)):
+		return fmt.Sprintf("auth_timestamp %d is %s behind the archiver's clock, outside --signature-window %s; a replayed callback, or a clock to fix",
+			ts, seconds(off), window), true
+	}
+	return "", false
+}
+
+func windowOrDefault(w time.Duration) time.Duration {
+	if w <= 0 {
+		return DefaultSignatureWindow
+	}
+	return w
+}
+
+// seconds renders a distance in seconds as a duration when it fits one, else as a count.
+func seconds(s uint64) string {
+	if s < uint64(math.MaxInt64/int64(time.Second)) {
+		return (time.Duration(s) * time.Second).String()
+	}
+	return strconv.FormatUint(s, 10) + "s"
 }
 
 func (h *Handler) ok(w http.ResponseWriter, st *reqState, status, id string) {

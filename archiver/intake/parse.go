@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
@@ -23,6 +25,10 @@ const (
 	ReasonBadField         = "bad_field"
 	ReasonBadEvent         = "bad_event"
 	ReasonDomainNotAllowed = "domain_not_allowed"
+	ReasonDomainNoKey      = "domain_no_key"
+	ReasonDuplicateKey     = "duplicate_key"
+	ReasonReservedKey      = "reserved_key"
+	ReasonReadTimeout      = "read_timeout"
 	ReasonSignatureMissing = "signature_missing"
 	ReasonSignatureInvalid = "signature_invalid"
 	ReasonSignatureStale   = "signature_stale"
@@ -34,7 +40,8 @@ const (
 // Reasons lists every rejection reason, so /metrics shows them all from the start.
 var Reasons = []string{
 	ReasonMethod, ReasonTooLarge, ReasonReadError, ReasonInvalidUTF8, ReasonNotObject, ReasonInvalidJSON,
-	ReasonMissingField, ReasonBadField, ReasonBadEvent, ReasonDomainNotAllowed,
+	ReasonMissingField, ReasonBadField, ReasonBadEvent, ReasonDomainNotAllowed, ReasonDomainNoKey,
+	ReasonDuplicateKey, ReasonReservedKey, ReasonReadTimeout,
 	ReasonSignatureMissing, ReasonSignatureInvalid, ReasonSignatureStale,
 	ReasonSpoolFull, ReasonUnavailable, ReasonShuttingDown,
 }
@@ -158,6 +165,7 @@ func parseFields(compact []byte, f *Fields) *Rejection {
 	}
 	s := string(compact)
 	seen := 0
+	var keys foldSet
 	i := 1
 	if s[i] == '}' {
 		return missing("domain")
@@ -178,6 +186,9 @@ func parseFields(compact []byte, f *Fields) *Rejection {
 				return malformed()
 			}
 			key = k
+		}
+		if rej := keys.add(key); rej != nil {
+			return rej
 		}
 		i = kend
 		if i >= len(s) || s[i] != ':' {
@@ -346,12 +357,14 @@ func unquote(raw []byte) (string, error) {
 	return v, nil
 }
 
-// authTimestamp reads auth_timestamp: a JSON integer or a string of decimal digits.
+// authTimestamp reads auth_timestamp: a JSON integer or a string holding one, in canonical
+// decimal (digits only, no sign, no leading zero), as the signer formats it. Only the canonical
+// form is accepted so that the signed text "...stream" + "auth_timestamp" has one reading.
 func authTimestamp(raw []byte) (int64, bool) {
-	if len(raw) >= 2 && raw[0] == '"' {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
 		raw = raw[1 : len(raw)-1]
 	}
-	if len(raw) == 0 || len(raw) > 19 {
+	if len(raw) == 0 || len(raw) > 19 || (raw[0] == '0' && len(raw) > 1) {
 		return 0, false
 	}
 	for _, c := range raw {
@@ -360,7 +373,10 @@ func authTimestamp(raw []byte) (int64, bool) {
 		}
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
-	return n, err == nil
+	if err != nil {
+		return 0, false
+	}
+	return n, true
 }
 
 // authSign reads auth_sign: a JSON string (its contents are compared in constant time).
@@ -388,4 +404,104 @@ func runeCut[T string | []byte](s T, n int) int {
 		n--
 	}
 	return n
+}
+
+// ReservedKey is the top-level key livehook adds to every archived record; a body must not
+// carry it (in any case).
+const ReservedKey = "archive"
+
+// foldSet detects top-level keys that are equal under Unicode simple case folding (the
+// equivalence of strings.EqualFold), and the reserved key. Readers that match names
+// case-insensitively (encoding/json, DuckDB) would otherwise see the wrong one of two such keys.
+type foldSet struct {
+	small []string            // folded keys while there are few
+	big   map[string]struct{} // folded keys once there are many
+	names map[string]string   // folded -> first name as sent (for the message), with big
+}
+
+const foldSmall = 16
+
+func (k *foldSet) add(key string) *Rejection {
+	f := foldKey(key)
+	if f == ReservedKey {
+		return reject(http.StatusBadRequest, ReasonReservedKey, key,
+			"the body has a top-level key %q: \"archive\" is reserved for the record livehook adds; rename or nest it", truncate(key, 64))
+	}
+	var prev string
+	dup := false
+	if k.big != nil {
+		if _, dup = k.big[f]; dup {
+			prev = k.names[f]
+		}
+	} else {
+		for _, g := range k.small {
+			if g == f {
+				dup, prev = true, k.names[g]
+				break
+			}
+		}
+	}
+	if dup {
+		if prev == key {
+			return reject(http.StatusBadRequest, ReasonDuplicateKey, key, "field %q appears more than once; send it once", truncate(key, 64))
+		}
+		return reject(http.StatusBadRequest, ReasonDuplicateKey, key,
+			"fields %q and %q differ only in letter case; readers could take one for the other, send one", truncate(prev, 64), truncate(key, 64))
+	}
+	if k.names == nil {
+		k.names = make(map[string]string)
+	}
+	k.names[f] = key
+	if k.big == nil && len(k.small) < foldSmall {
+		k.small = append(k.small, f)
+		return nil
+	}
+	if k.big == nil {
+		k.big = make(map[string]struct{}, 2*foldSmall)
+		for _, g := range k.small {
+			k.big[g] = struct{}{}
+		}
+		k.small = nil
+	}
+	k.big[f] = struct{}{}
+	return nil
+}
+
+// foldKey maps s to a canonical member of its case-folding class: each rune becomes the ASCII
+// lower-case letter of its unicode.SimpleFold orbit if it has one (so plain lower-case ASCII keys
+// map to themselves without work), else the orbit's smallest rune. foldKey(a) == foldKey(b)
+// exactly when strings.EqualFold(a, b).
+func foldKey(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || (c >= 'A' && c <= 'Z') {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		b.WriteRune(foldRune(r))
+	}
+	return b.String()
+}
+
+func foldRune(r rune) rune {
+	min := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f >= 'a' && f <= 'z' {
+			return f
+		}
+		if f < min {
+			min = f
+		}
+	}
+	if r >= 'a' && r <= 'z' {
+		return r
+	}
+	return min
 }

@@ -3,7 +3,9 @@ package intake
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
@@ -85,6 +87,12 @@ func TestParseFields(t *testing.T) {
 		{name: "null app", body: `{"domain":"d","app":null,"stream":"s","event":"PUBLISH"}`, status: 400, field: "app"},
 		{name: "bad event", body: `{"domain":"d","app":"a","stream":"s","event":"publish"}`, status: 400, field: "event"},
 		{name: "duplicate domain", body: `{"domain":"d","domain":"e","app":"a","stream":"s","event":"PUBLISH"}`, status: 400, field: "domain"},
+		{name: "case-variant domain", body: `{"domain":"d","DOMAIN":"e","app":"a","stream":"s","event":"PUBLISH"}`, status: 400, field: "DOMAIN"},
+		{name: "case-variant unknown", body: `{"domain":"d","app":"a","stream":"s","event":"PUBLISH","Usr_Args":"x","usr_args":"y"}`, status: 400, field: "usr_args"},
+		{name: "reserved archive", body: `{"domain":"d","app":"a","stream":"s","event":"PUBLISH","archive":{}}`, status: 400, field: "archive"},
+		{name: "reserved Archive", body: `{"Archive":1,"domain":"d","app":"a","stream":"s","event":"PUBLISH"}`, status: 400, field: "Archive"},
+		{name: "many distinct keys", body: `{"domain":"d","app":"a","stream":"s","event":"PUBLISH",` + manyKeys(40, false) + `}`, domain: "d"},
+		{name: "many keys, late variant", body: `{"domain":"d","app":"a","stream":"s","event":"PUBLISH",` + manyKeys(40, true) + `}`, status: 400, field: "K39"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,6 +120,31 @@ func TestParseFields(t *testing.T) {
 	}
 }
 
+// manyKeys is n distinct keys "k0".."k<n-1>", the last one upper-cased into a variant of k0..
+// when variant (past the small-set threshold, so the map path is used).
+func manyKeys(n int, variant bool) string {
+	var parts []string
+	for i := 0; i < n; i++ {
+		parts = append(parts, fmt.Sprintf(`"k%d":%d`, i, i))
+	}
+	if variant {
+		parts = append(parts, fmt.Sprintf(`"K%d":0`, n-1))
+	}
+	return strings.Join(parts, ",")
+}
+
+func TestFoldKeyMatchesEqualFold(t *testing.T) {
+	words := []string{"domain", "DOMAIN", "Domain", "archive", "ARCHIVE", "stream", "ſtream", "STREAM", "kind", "\u212aind", "KIND",
+		"straße", "STRASSE", "σ", "Σ", "ς", "ǅ", "ǆ", "Ǆ", "ı", "i", "I", "İ", "é", "É", "", "a1", "A1"}
+	for _, a := range words {
+		for _, b := range words {
+			if got, want := foldKey(a) == foldKey(b), strings.EqualFold(a, b); got != want {
+				t.Errorf("foldKey(%q)==foldKey(%q) is %v, EqualFold %v", a, b, got, want)
+			}
+		}
+	}
+}
+
 func TestAuthTimestamp(t *testing.T) {
 	tests := []struct {
 		raw  string
@@ -125,7 +158,16 @@ func TestAuthTimestamp(t *testing.T) {
 		{`""`, 0, false},
 		{`"abc"`, 0, false},
 		{`99999999999999999999`, 0, false},
+		{`9223372036854775807`, 9223372036854775807, true},
+		{`9223372036854775808`, 0, false},
 		{`null`, 0, false},
+		{`0`, 0, true},
+		{`01587954140`, 0, false},
+		{`"01587954140"`, 0, false},
+		{`"+1587954140"`, 0, false},
+		{`" 1587954140"`, 0, false},
+		{`1.58795414e9`, 0, false},
+		{`"1587954140`, 0, false},
 	}
 	for _, tc := range tests {
 		got, ok := authTimestamp([]byte(tc.raw))
@@ -158,7 +200,14 @@ func FuzzParse(f *testing.F) {
 	for _, b := range sampleBodies(f) {
 		f.Add(b)
 	}
-	for _, s := range []string{`{}`, `[]`, `{"domain":"d","app":"a","stream":"s","event":"PUBLISH","x":{"y":[1,"}"]}}`,
+	for _, s := range []string{
+		`{"domain":"d","DOMAIN":"e","app":"a","stream":"s","event":"PUBLISH"}`,
+		`{"domain":"d","app":"a","stream":"s","event":"PUBLISH","archive":{"signature":"verified"}}`,
+		`{"domain":"d","app":"a","stream":"s","event":"PUBLISH","ARCHIVE":1}`,
+		`{"domain":"d","app":"a","ſtream":"s","stream":"s","event":"PUBLISH"}`,
+		`{"domain":"d","app":"a","stream":"s","event":"PUBLISH","\u212aey":1,"key":2}`,
+		`{"domain":"d","app":"a","stream":"s","event":"PUBLISH","x":{"archive":1,"X":2,"x":3}}`,
+		`{}`, `[]`, `{"domain":"d","app":"a","stream":"s","event":"PUBLISH","x":{"y":[1,"}"]}}`,
 		`{"domain":"\u0064","app":"a","stream":"s","event":"PUBLISH_DONE","publish_timestamp":1e9}`, "{\"a\":\"\xff\"}", `{"domain":"d","domain":"d"}`} {
 		f.Add([]byte(s))
 	}
@@ -185,5 +234,38 @@ func FuzzParse(f *testing.F) {
 		if pt := m["publish_timestamp"]; !bytes.Equal(pt, fields.PublishTimestamp) {
 			t.Fatalf("publish_timestamp: scanner %s, encoding/json %s", fields.PublishTimestamp, pt)
 		}
+		// No two accepted top-level keys are equal under case folding, none is "archive".
+		keys := topKeys(t, compact)
+		for i, a := range keys {
+			if strings.EqualFold(a, ReservedKey) {
+				t.Fatalf("accepted the reserved key %q", a)
+			}
+			for _, b := range keys[:i] {
+				if strings.EqualFold(a, b) {
+					t.Fatalf("accepted keys %q and %q", b, a)
+				}
+			}
+		}
 	})
+}
+
+// topKeys lists the top-level keys of a JSON object, as sent (exact, in order).
+func topKeys(t *testing.T, b []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, tok.(string))
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
 }

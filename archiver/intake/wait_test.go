@@ -30,7 +30,7 @@ func TestWaitTimeoutThenNormal(t *testing.T) {
 	t.Parallel()
 	sk := &switchSink{}
 	load := &sink.Load{}
-	h, err := New(Config{Sink: sk, Dedup: dedup.New(0), Metrics: metrics.NewArchiver(Reasons), Timeout: 50 * time.Millisecond, Load: load})
+	h, err := New(Config{Sink: sk, Dedup: dedup.New(0), AllowUnsigned: true, Metrics: metrics.NewArchiver(Reasons), Timeout: 50 * time.Millisecond, Load: load})
 	if err != nil {
 		t.Fatal(err)
 	}

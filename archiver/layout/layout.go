@@ -21,6 +21,16 @@
 //
 // received_at always carries exactly nine fractional digits (fixed width), so the string sorts
 // the same way as the instant it names.
+//
+// Field names are exact: a body never carries two keys equal under Unicode case folding, nor a
+// top-level key "archive" in any case (intake refuses both with 400), and readers must match
+// field names exactly, never case-insensitively.
+//
+// Repeats: a callback is dropped as a redelivery only when it is the same callback again, byte
+// for byte after compaction. A callback whose body differs from one already archived under the
+// same event_id (another auth_timestamp, another unsigned field) is archived too, with
+// "repeat":true as the last field of its "archive" object; event_id stays the same so readers
+// can group. The field is absent on every other record.
 package layout
 
 import (
@@ -217,6 +227,9 @@ type Archive struct {
 	Signature   string     `json:"signature"`    // "verified" or "none"
 	PublishTime *time.Time `json:"publish_time"` // null when publish_timestamp has no leading digits
 	Instance    string     `json:"instance"`     // the archiver instance that received it
+	// Repeat marks a callback whose body differs from one archived earlier under the same
+	// EventID (see the package comment). Absent (false) on every other record.
+	Repeat bool `json:"repeat,omitempty"`
 }
 
 // AppendRecord appends one line: compactBody (an already-compacted JSON object, fields in received
@@ -276,6 +289,9 @@ func appendArchive(dst []byte, a Archive) []byte {
 	}
 	dst = append(dst, `,"instance":`...)
 	dst = appendString(dst, a.Instance)
+	if a.Repeat {
+		dst = append(dst, `,"repeat":true`...)
+	}
 	return append(dst, '}')
 }
 

@@ -59,6 +59,8 @@ func TestAppendRecordExact(t *testing.T) {
 		`"remote_addr":"10.0.0.1:5555","signature":"verified","publish_time":"2020-04-27T02:22:14Z","instance":"host-a"}`
 	noPT := a
 	noPT.PublishTime = nil
+	repeat := a
+	repeat.Repeat = true
 	weird := a
 	weird.RemoteAddr = "a\"b\\c\n\x00\x7f<é>\xff"
 	weird.Instance = "\u2028"
@@ -72,6 +74,7 @@ func TestAppendRecordExact(t *testing.T) {
 		{"empty object", `{}`, a, `{"archive":` + arch + "}\n"},
 		{"empty object with space", ` { } `, a, `{"archive":` + arch + "}\n"},
 		{"trailing newline", "{\"a\":1}\n", a, `{"a":1,"archive":` + arch + "}\n"},
+		{"repeat", `{"a":1}`, repeat, `{"a":1,"archive":` + strings.TrimSuffix(arch, "}") + `,"repeat":true}` + "}\n"},
 		{"null publish_time", `{"a":1}`, noPT, `{"a":1,"archive":` + strings.Replace(arch, `"2020-04-27T02:22:14Z"`, "null", 1) + "}\n"},
 		{"not compacted", "{\n  \"a\": 1,\n  \"b\": [1, 2]\n}", a, `{"a":1,"b":[1,2],"archive":` + arch + "}\n"},
 		{"not an object", `[1,2]`, a, `{"raw":"[1,2]","archive":` + arch + "}\n"},

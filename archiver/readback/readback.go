@@ -25,6 +25,32 @@ const MaxDays = 366
 type Query struct {
 	From, To      string
 	Domain, Event string
+	// BadLine, if set, is told about each line that is not a readable archive record; the read
+	// goes on with the next line. When nil, Read still reads every other line and returns a
+	// *BadLinesError at the end.
+	BadLine func(BadLine)
+}
+
+// BadLine is one unreadable line: the object key, the 1-based line number, and why.
+type BadLine struct {
+	Key  string
+	Line int
+	Err  error
+}
+
+func (b BadLine) Error() string { return fmt.Sprintf("%s line %d: %v", b.Key, b.Line, b.Err) }
+
+// BadLinesError is Read's error when lines were skipped and Query.BadLine was nil.
+type BadLinesError struct {
+	Count int
+	First BadLine
+}
+
+func (e *BadLinesError) Error() string {
+	if e.Count == 1 {
+		return fmt.Sprintf("1 unreadable line skipped: %v", e.First)
+	}
+	return fmt.Sprintf("%d unreadable lines skipped, the first: %v", e.Count, e.First)
 }
 
 // Event is one archived record.
@@ -32,6 +58,9 @@ type Event struct {
 	Raw                                          json.RawMessage // the full line as archived, without the newline
 	Domain, App, Stream, Event, PublishTimestamp string          // PublishTimestamp: the string's contents or the number's literal
 	Archive                                      layout.Archive
+	// Body is the callback as received (compacted), without the archive field. Aliases Raw
+	// except for its final '}'.
+	Body []byte
 }
 
 // ErrStop may be returned by Read's callback to end the read early without an error.
@@ -75,6 +104,25 @@ func Read(ctx context.Context, s storage.Store, q Query, fn func(Event) error) e
 	if err != nil {
 		return err
 	}
+	var bad *BadLinesError
+	if q.BadLine == nil {
+		q.BadLine = func(b BadLine) {
+			if bad == nil {
+				bad = &BadLinesError{First: b}
+			}
+			bad.Count++
+		}
+	}
+	if err := readDays(ctx, s, days, q, fn); err != nil {
+		return err
+	}
+	if bad != nil {
+		return bad
+	}
+	return nil
+}
+
+func readDays(ctx context.Context, s storage.Store, days []string, q Query, fn func(Event) error) error {
 	for _, day := range days {
 		objs, err := s.List(ctx, layout.DayPrefix(day))
 		if err != nil {
@@ -120,9 +168,8 @@ func readObject(ctx context.Context, s storage.Store, key string, gz bool, q Que
 			if len(bytes.TrimSpace(line)) > 0 {
 				ev, perr := ParseLine(line)
 				if perr != nil {
-					return fmt.Errorf("%s line %d: %w", key, lineNo, perr)
-				}
-				if (q.Domain == "" || ev.Domain == q.Domain) && (q.Event == "" || ev.Event == q.Event) {
+					q.BadLine(BadLine{Key: key, Line: lineNo, Err: perr})
+				} else if (q.Domain == "" || ev.Domain == q.Domain) && (q.Event == "" || ev.Event == q.Event) {
 					if ferr := fn(ev); ferr != nil {
 						return ferr
 					}
@@ -141,34 +188,308 @@ func readObject(ctx context.Context, s storage.Store, key string, gz bool, q Que
 	}
 }
 
-// ParseLine decodes one archived line. Raw aliases line.
+// ParseLine decodes one archived line. Field names are matched exactly (never
+// case-insensitively, unlike encoding/json), a repeated top-level name makes the line unreadable
+// (which of the two would a reader believe?), and "archive" must be the last field, as livehook
+// writes it. Raw and Body alias line.
 func ParseLine(line []byte) (Event, error) {
-	// Explicit tags; note encoding/json still falls back to a case-insensitive match when a line
-	// lacks the exact key. The archive field is last on the line, so it wins over any "archive"
-	// key the sender put in its own body.
-	var exact struct {
-		Domain           json.RawMessage `json:"domain"`
-		App              json.RawMessage `json:"app"`
-		Stream           json.RawMessage `json:"stream"`
-		Event            json.RawMessage `json:"event"`
-		PublishTimestamp json.RawMessage `json:"publish_timestamp"`
-		Archive          *layout.Archive `json:"archive"`
+	var f struct {
+		domain, app, stream, event, pts json.RawMessage
 	}
-	if err := json.Unmarshal(line, &exact); err != nil {
+	var arch json.RawMessage
+	archAt := -1 // offset of the end of the value before "archive"
+	var seen keySet
+	err := objectFields(line, func(key string, val json.RawMessage, prevEnd int) error {
+		if seen.has(key) {
+			return fmt.Errorf("field %q appears twice", truncate(key))
+		}
+		if arch != nil {
+			return fmt.Errorf(`field %q follows "archive", which livehook writes last`, truncate(key))
+		}
+		switch key {
+		case "domain":
+			f.domain = val
+		case "app":
+			f.app = val
+		case "stream":
+			f.stream = val
+		case "event":
+			f.event = val
+		case "publish_timestamp":
+			f.pts = val
+		case "archive":
+			arch, archAt = val, prevEnd
+		}
+		return nil
+	})
+	if err != nil {
 		return Event{}, fmt.Errorf("not an archive record: %w", err)
 	}
-	if exact.Archive == nil {
+	if arch == nil {
 		return Event{}, errors.New(`not an archive record: no "archive" field`)
+	}
+	a, err := parseArchive(arch)
+	if err != nil {
+		return Event{}, fmt.Errorf("not an archive record: %w", err)
+	}
+	var body []byte
+	if archAt <= 1 {
+		body = []byte("{}")
+	} else {
+		body = append(line[:archAt:archAt], '}')
 	}
 	return Event{
 		Raw:              json.RawMessage(line),
-		Domain:           text(exact.Domain),
-		App:              text(exact.App),
-		Stream:           text(exact.Stream),
-		Event:            text(exact.Event),
-		PublishTimestamp: text(exact.PublishTimestamp),
-		Archive:          *exact.Archive,
+		Domain:           text(f.domain),
+		App:              text(f.app),
+		Stream:           text(f.stream),
+		Event:            text(f.event),
+		PublishTimestamp: text(f.pts),
+		Archive:          a,
+		Body:             body,
 	}, nil
+}
+
+// parseArchive decodes the archive object with exact field names.
+func parseArchive(raw json.RawMessage) (layout.Archive, error) {
+	var a layout.Archive
+	var seen keySet
+	getStr := func(key string, v json.RawMessage, dst *string) error {
+		s, ok := str(v)
+		if !ok {
+			return fmt.Errorf("archive.%s must be a string", key)
+		}
+		*dst = s
+		return nil
+	}
+	err := scanFields(raw, func(key string, v json.RawMessage, _ int) error {
+		if seen.has(key) {
+			return fmt.Errorf("field archive.%s appears twice", truncate(key))
+		}
+		switch key {
+		case "received_at":
+			var s string
+			if err := getStr(key, v, &s); err != nil {
+				return err
+			}
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return fmt.Errorf("archive.received_at %q is not an RFC 3339 time", truncate(s))
+			}
+			a.ReceivedAt = t
+		case "event_id":
+			return getStr(key, v, &a.EventID)
+		case "remote_addr":
+			return getStr(key, v, &a.RemoteAddr)
+		case "signature":
+			return getStr(key, v, &a.Signature)
+		case "instance":
+			return getStr(key, v, &a.Instance)
+		case "publish_time":
+			if string(v) == "null" {
+				return nil
+			}
+			var s string
+			if err := getStr(key, v, &s); err != nil {
+				return err
+			}
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return fmt.Errorf("archive.publish_time %q is not an RFC 3339 time", truncate(s))
+			}
+			a.PublishTime = &t
+		case "repeat":
+			if err := json.Unmarshal(v, &a.Repeat); err != nil {
+				return errors.New("archive.repeat must be true or false")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return layout.Archive{}, err
+	}
+	if !seen.contains("received_at") || !seen.contains("event_id") {
+		return layout.Archive{}, errors.New("the archive field lacks received_at or event_id")
+	}
+	return a, nil
+}
+
+// objectFields calls fn for each top-level field of the JSON object b, in order, with its exact
+// (unescaped) name, its raw value and the offset just past the previous value (or the '{'). b is
+// validated first, so the scan below only has to find boundaries.
+func objectFields(b []byte, fn func(key string, val json.RawMessage, prevEnd int) error) error {
+	if !json.Valid(b) {
+		var whole json.RawMessage
+		return json.Unmarshal(b, &whole) // the precise message
+	}
+	return scanFields(b, fn)
+}
+
+// scanFields is objectFields for b already known to be valid JSON.
+func scanFields(b []byte, fn func(key string, val json.RawMessage, prevEnd int) error) error {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errors.New("not a JSON object")
+	}
+	i++
+	prevEnd := i
+	i = skipWS(b, i)
+	if i < len(b) && b[i] == '}' {
+		return nil
+	}
+	for i < len(b) {
+		kend := stringEnd(b, i)
+		if b[i] != '"' || kend < 0 {
+			return errors.New("not a JSON object")
+		}
+		key := string(b[i+1 : kend-1])
+		if bytes.IndexByte(b[i:kend], '\\') >= 0 {
+			if err := json.Unmarshal(b[i:kend], &key); err != nil {
+				return err
+			}
+		}
+		i = skipWS(b, kend)
+		if i >= len(b) || b[i] != ':' {
+			return errors.New("not a JSON object")
+		}
+		i = skipWS(b, i+1)
+		vend := valueEnd(b, i)
+		if vend < 0 {
+			return errors.New("not a JSON object")
+		}
+		if err := fn(key, b[i:vend], prevEnd); err != nil {
+			return err
+		}
+		prevEnd = vend
+		i = skipWS(b, vend)
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+			continue
+		}
+		if i < len(b) && b[i] == '}' {
+			return nil
+		}
+		return errors.New("not a JSON object")
+	}
+	return errors.New("not a JSON object")
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// stringEnd is the index just past the JSON string starting at b[i] == '"', or -1.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// valueEnd is the index just past the (valid) JSON value starting at b[i], or -1.
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				e := stringEnd(b, j)
+				if e < 0 {
+					return -1
+				}
+				j = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default: // number, true, false, null
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
+			j++
+		}
+		if j == i {
+			return -1
+		}
+		return j
+	}
+}
+
+// str decodes a JSON string value, without encoding/json when it has no escapes.
+func str(v json.RawMessage) (string, bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	return s, json.Unmarshal(v, &s) == nil
+}
+
+// keySet remembers field names: a slice for the dozen a record has, a map past that.
+type keySet struct {
+	keys []string
+	m    map[string]struct{}
+}
+
+// has reports whether k was added before, and adds it.
+func (s *keySet) has(k string) bool {
+	if s.contains(k) {
+		return true
+	}
+	switch {
+	case s.m != nil:
+		s.m[k] = struct{}{}
+	case len(s.keys) < 32:
+		s.keys = append(s.keys, k)
+	default:
+		s.m = make(map[string]struct{}, 64)
+		for _, x := range s.keys {
+			s.m[x] = struct{}{}
+		}
+		s.m[k] = struct{}{}
+	}
+	return false
+}
+
+func (s *keySet) contains(k string) bool {
+	if s.m != nil {
+		_, ok := s.m[k]
+		return ok
+	}
+	for _, x := range s.keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return s[:64] + "..."
 }
 
 // text is a JSON string's contents, or any other value's literal text ("" for null/absent).
@@ -177,11 +498,8 @@ func text(raw json.RawMessage) string {
 	if len(raw) == 0 || string(raw) == "null" {
 		return ""
 	}
-	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
-		}
+	if s, ok := str(raw); ok {
+		return s
 	}
 	return string(raw)
 }

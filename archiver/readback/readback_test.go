@@ -196,7 +196,7 @@ func TestReadCorruptObject(t *testing.T) {
 	}
 	for key, body := range map[string]string{
 		"dt=2026-11-25/a-00000000000000000001-000.jsonl.gz": "not gzip",
-		"dt=2026-11-26/a-00000000000000000001-000.jsonl":    "{\"domain\":\"d\",\"archive\":{}}\n{broken\n",
+		"dt=2026-11-26/a-00000000000000000001-000.jsonl":    "{\"domain\":\"d\",\"archive\":{\"received_at\":\"2026-11-26T00:00:00Z\",\"event_id\":\"x\"}}\n{broken\n",
 		"dt=2026-11-27/a-00000000000000000001-000.jsonl":    "{\"domain\":\"d\"}\n",
 	} {
 		if err := s.Put(ctx, key, []byte(body), layout.ContentType); err != nil {
@@ -244,4 +244,129 @@ func TestQueryDays(t *testing.T) {
 			t.Errorf("Days(%+v) = %d days from %v, %v; want %d", tc.q, len(days), days, err, tc.days)
 		}
 	}
+}
+
+const goodArchive = `"archive":{"received_at":"2026-11-26T08:00:00.000000000Z","event_id":"0123456789abcdef0123456789abcdef","remote_addr":"10.0.0.1:5555","signature":"verified","publish_time":"2020-04-27T02:22:14Z","instance":"host-a"}`
+
+// One unreadable line costs only itself: the lines after it are read, and it is reported with
+// its object key and line number.
+func TestReadSkipsUnreadableLines(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s, err := storage.Open(ctx, storage.Options{URL: "file://" + t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "dt=2026-11-26/a-00000000000000000001-000.jsonl"
+	body := `{"domain":"one",` + goodArchive + "}\n" +
+		"{broken\n" +
+		`{"domain":"x","DOMAIN":"y","domain":"z",` + goodArchive + "}\n" +
+		`{"domain":"two",` + goodArchive + "}\n"
+	if err := s.Put(ctx, key, []byte(body), layout.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var bad []readback.BadLine
+	q := readback.Query{From: "2026-11-26", BadLine: func(b readback.BadLine) { bad = append(bad, b) }}
+	if err := readback.Read(ctx, s, q, func(e readback.Event) error { got = append(got, e.Domain); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "one,two" {
+		t.Errorf("read %v, want one,two", got)
+	}
+	if len(bad) != 2 || bad[0].Key != key || bad[0].Line != 2 || bad[1].Line != 3 || !strings.Contains(bad[1].Err.Error(), `"domain" appears twice`) {
+		t.Errorf("bad lines %v, want lines 2 and 3 of %s", bad, key)
+	}
+	// Without a BadLine callback: every good line is still read, then an error counts the rest.
+	got = nil
+	err = readback.Read(ctx, s, readback.Query{From: "2026-11-26"}, func(e readback.Event) error { got = append(got, e.Domain); return nil })
+	var ble *readback.BadLinesError
+	if !errors.As(err, &ble) || ble.Count != 2 || len(got) != 2 || !strings.Contains(err.Error(), key+" line 2") {
+		t.Errorf("Read = %v (read %v); want 2 events and a BadLinesError naming line 2", err, got)
+	}
+}
+
+// Field names are matched exactly: a case variant is never taken for the real field (encoding/json
+// would take "DOMAIN" when "domain" is absent, and the last of two variants).
+func TestParseLineExactNames(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, line string
+		domain     string
+		repeat     bool
+		body       string
+		err        string
+	}{
+		{name: "plain", line: `{"domain":"a.example.com","event":"PUBLISH",` + goodArchive + `}`, domain: "a.example.com", body: `{"domain":"a.example.com","event":"PUBLISH"}`},
+		{name: "variant only", line: `{"DOMAIN":"evil.example.com",` + goodArchive + `}`, domain: "", body: `{"DOMAIN":"evil.example.com"}`},
+		{name: "variant after", line: `{"domain":"a.example.com","Domain":"evil.example.com",` + goodArchive + `}`, domain: "a.example.com", body: `{"domain":"a.example.com","Domain":"evil.example.com"}`},
+		{name: "empty body", line: `{` + goodArchive + `}`, body: `{}`},
+		{name: "repeat", line: `{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","repeat":true}`, 1) + `}`, domain: "a", repeat: true, body: `{"domain":"a"}`},
+		{name: "archive variant is not the archive", line: `{"domain":"a","ARCHIVE":{"received_at":"2026-11-26T08:00:00Z","event_id":"x"}}`, err: `no "archive" field`},
+		{name: "archive field variant", line: `{"domain":"a","archive":{"RECEIVED_AT":"2026-11-26T08:00:00Z","event_id":"x"}}`, err: "lacks received_at"},
+		{name: "two archives", line: `{"archive":{"received_at":"2026-11-26T08:00:00Z","event_id":"x"},` + goodArchive + `}`, err: "appears twice"},
+		{name: "field after archive", line: `{` + goodArchive + `,"domain":"evil"}`, err: `follows "archive"`},
+		{name: "duplicate", line: `{"domain":"a","domain":"b",` + goodArchive + `}`, err: "appears twice"},
+		{name: "not an object", line: `[1]`, err: "not a JSON object"},
+		{name: "many keys, late duplicate", line: `{` + manyKeys(40) + `,"k3":1,` + goodArchive + `}`, err: `"k3" appears twice`},
+		{name: "many keys", line: `{"domain":"a",` + manyKeys(40) + `,` + goodArchive + `}`, domain: "a", body: `{"domain":"a",` + manyKeys(40) + `}`},
+		{name: "spaces", line: `{ "domain" : "a" , "n" : 1 , ` + goodArchive + ` }`, domain: "a", body: `{ "domain" : "a" , "n" : 1}`},
+		{name: "trailing data", line: `{` + goodArchive + `} {}`, err: "after top-level value"},
+		{name: "bad time", line: `{"archive":{"received_at":"yesterday","event_id":"x"}}`, err: "RFC 3339"},
+		{name: "bad repeat", line: `{"archive":{"received_at":"2026-11-26T08:00:00Z","event_id":"x","repeat":"yes"}}`, err: "repeat must be"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := readback.ParseLine([]byte(tc.line))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Domain != tc.domain || ev.Archive.Repeat != tc.repeat || string(ev.Body) != tc.body || string(ev.Raw) != tc.line {
+				t.Fatalf("domain %q repeat %v body %s", ev.Domain, ev.Archive.Repeat, ev.Body)
+			}
+		})
+	}
+}
+
+// FuzzParseLine: no input panics, and an accepted line's Body plus its archive field is the line.
+func FuzzParseLine(f *testing.F) {
+	for _, seed := range []string{
+		`{"domain":"a.example.com",` + goodArchive + `}`,
+		`{"DOMAIN":"a","domain":"b",` + goodArchive + `}`,
+		`{"Archive":{},` + goodArchive + `}`,
+		`{` + goodArchive + `}`,
+		`{"archive":null}`,
+		`{"archive":{"received_at":"2026-11-26T08:00:00Z","event_id":"x","repeat":true}}`,
+		`{"\u0064omain":"x",` + goodArchive + `}`,
+		`{broken`, `[]`, `""`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		ev, err := readback.ParseLine(line)
+		if err != nil {
+			return
+		}
+		if !json.Valid(ev.Body) {
+			t.Fatalf("Body %q of accepted line %q is not JSON", ev.Body, line)
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal(line, &m) != nil || m["archive"] == nil {
+			t.Fatalf("accepted line %q has no archive field", line)
+		}
+	})
+}
+
+func manyKeys(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"k%d":%d`, i, i)
+	}
+	return strings.Join(parts, ",")
 }

@@ -27,7 +27,10 @@ const usage = `usage: archiver events --from YYYY-MM-DD [--to YYYY-MM-DD] [--sto
                       [--format jsonl|table]
 
 Prints the archived events of the days --from..--to (inclusive), one JSON object per line exactly
-as archived (--format jsonl, the default) or as an aligned table (--format table).
+as archived (--format jsonl, the default) or as an aligned table (--format table). A callback
+archived as a repeat (same event_id, different body) carries "repeat":true in its archive field
+(REPEAT column in the table). An unreadable line is reported on stderr with its object and line
+number, the rest is printed, and the exit status is 1.
 S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, ~/.aws, or
 the instance's IAM role. Without --store it reads ./archive, like "archiver serve".
 
@@ -100,19 +103,27 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	case "table":
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "RECEIVED_AT\tEVENT\tDOMAIN/APP/STREAM\tPUBLISH_TIME\tSIGNATURE")
+		fmt.Fprintln(tw, "RECEIVED_AT\tEVENT\tDOMAIN/APP/STREAM\tPUBLISH_TIME\tSIGNATURE\tREPEAT")
 		emit = func(e Event) error {
 			pt := "-"
 			if e.Archive.PublishTime != nil {
 				pt = e.Archive.PublishTime.UTC().Format(time.RFC3339)
 			}
-			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n",
+			repeat := "-"
+			if e.Archive.Repeat {
+				repeat = "repeat"
+			}
+			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
 				e.Archive.ReceivedAt.UTC().Format(layout.ReceivedAtLayout), cell(e.Event),
-				cell(e.Domain)+"/"+cell(e.App)+"/"+cell(e.Stream), pt, cell(e.Archive.Signature))
+				cell(e.Domain)+"/"+cell(e.App)+"/"+cell(e.Stream), pt, cell(e.Archive.Signature), repeat)
 			return err
 		}
 	}
-	n := 0
+	n, bad := 0, 0
+	q.BadLine = func(b BadLine) {
+		bad++
+		fmt.Fprintf(stderr, "archiver events: skipping unreadable line: %v\n", b)
+	}
 	err = Read(ctx, store, q, func(e Event) error { n++; return emit(e) })
 	if tw != nil {
 		if ferr := tw.Flush(); err == nil {
@@ -124,6 +135,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver events: %v\n", err)
+		return ExitRuntime
+	}
+	if bad > 0 {
+		fmt.Fprintf(stderr, "archiver events: %d unreadable line(s) skipped (listed above); %d events printed\n", bad, n)
 		return ExitRuntime
 	}
 	if n == 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/batcher"
+	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
 	"github.com/livehook/terraform-provider-livehook/archiver/intake"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
@@ -35,6 +36,9 @@ type Config struct {
 	FlushInterval   time.Duration
 	FlushBytes      int64
 	Keys            string
+	AllowUnsigned   bool
+	MaxConnections  int
+	DedupMaxEntries int
 	AllowDomains    []string
 	SignatureWindow time.Duration
 	PartitionTZ     string
@@ -72,6 +76,8 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		StoreTimeout:    batcher.DefaultTimeout,
 		ShutdownTimeout: 20 * time.Second,
+		MaxConnections:  DefaultMaxConnections,
+		DedupMaxEntries: dedup.DefaultMaxEntries,
 	}
 }
 
@@ -100,7 +106,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Ack, "ack", c.Ack, "when to answer 200: spool (event fsynced to the local spool) or store (event's object stored; no local state)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "spool: seal and upload a segment at least this often; store: longest wait before an event's Put starts")
 	sizeVar(fs, &c.FlushBytes, "flush-bytes", "seal a spool segment (or put a store batch) once it holds this much, e.g. 8MiB")
-	fs.StringVar(&c.Keys, "keys", "", "JSON file {\"push.domain\": \"auth_sign_key\"}; callbacks for these domains must be signed (re-read on SIGHUP)")
+	fs.StringVar(&c.Keys, "keys", "", "JSON file {\"push.domain\": \"auth_sign_key\"} or {\"push.domain\": [\"new_key\", \"old_key\"]}, mode 0600; callbacks for these domains must be signed with one of their keys, other domains are refused unless --allow-unsigned (re-read on SIGHUP)")
+	registerTrustFlags(fs, &c)
 	fs.Func("allow-domain", "accept callbacks only for this push domain (repeatable, or comma-separated)", func(v string) error {
 		for _, d := range strings.Split(v, ",") {
 			if d = strings.TrimSpace(d); d != "" {
@@ -109,7 +116,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		}
 		return nil
 	})
-	fs.DurationVar(&c.SignatureWindow, "signature-window", c.SignatureWindow, "accept a signed callback when |now - auth_timestamp| is within this (0 disables the freshness check)")
+	fs.DurationVar(&c.SignatureWindow, "signature-window", c.SignatureWindow, "accept a signed callback when auth_timestamp is at most this far behind or ahead of the clock (0: no age bound; more than 5m ahead is still refused)")
 	fs.StringVar(&c.PartitionTZ, "partition-tz", c.PartitionTZ, "IANA time zone of the dt= partition day, e.g. UTC or Asia/Shanghai")
 	sizeVar(fs, &c.MaxBody, "max-body", "largest accepted callback body (larger => 413)")
 	sizeVar(fs, &c.SpoolMaxBytes, "spool-max-bytes", "above this much spooled data, answer 503 with Retry-After (store unreachable)")
@@ -132,7 +139,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 
 // Validate checks values that flag parsing cannot.
 func (c *Config) Validate() error {
-	var errs []error
+	errs := c.validateTrust()
 	switch c.Ack {
 	case AckSpool, AckStore:
 	default:
@@ -157,7 +164,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--spool-max-bytes must be positive"))
 	}
 	if c.SignatureWindow < 0 {
-		errs = append(errs, fmt.Errorf("--signature-window %s must not be negative (0 disables the check)", c.SignatureWindow))
+		errs = append(errs, fmt.Errorf("--signature-window %s must not be negative (0 drops the age bound)", c.SignatureWindow))
 	}
 	if c.StoreTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--store-timeout %s must be positive", c.StoreTimeout))

@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	s.dedup = dedup.New(dedup.DefaultTTL)
+	s.dedup = s.newDedup()
 	load := &sink.Load{}
 	sampleInstance := ""
 	switch cfg.Ack {
@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.spool, s.instance = sp, sp.Instance()
 		sampleInstance = s.instance
-		j, items, err := dedup.OpenJournal(filepath.Join(cfg.Spool, spool.JournalFile), dedup.DefaultTTL, cfg.Now)
+		j, items, err := s.openJournal(filepath.Join(cfg.Spool, spool.JournalFile))
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// Both modes bound the wait: a hung disk or store gives 503, never a hung sender.
 	timeout := cfg.StoreTimeout
 	s.handler, err = intake.New(intake.Config{
-		Sink: s.backend, Dedup: s.dedup, Keys: s.keys, AllowDomains: cfg.AllowDomains,
+		Sink: s.backend, Dedup: s.dedup, Keys: s.keys, AllowUnsigned: cfg.AllowUnsigned, AllowDomains: cfg.AllowDomains,
 		SignatureWindow: cfg.SignatureWindow, MaxBody: cfg.MaxBody, Location: loc, Instance: s.instance,
 		Now: cfg.Now, Timeout: timeout, Metrics: s.metrics, Sampler: s.sampler, Logger: log, Load: load,
 	})
@@ -208,11 +208,14 @@ func (s *Server) loadDedupFromStore(ctx context.Context) {
 		if err != nil {
 			return nil
 		}
-		s.dedup.Add(dedup.Item{ID: id, At: ev.Archive.ReceivedAt})
+		s.dedup.Add(dedup.Item{ID: dedup.Key(id, ev.Body), At: ev.Archive.ReceivedAt})
 		n++
 		return nil
 	})
-	if err != nil {
+	var bad *readback.BadLinesError
+	if errors.As(err, &bad) {
+		s.log.Warn("some archived lines of the last 24h are unreadable; redeliveries of those events may be stored twice", "lines", bad.Count, "first", bad.First.Error())
+	} else if err != nil {
 		s.log.Warn("could not read the last 24h of the archive back for redelivery detection; redeliveries of events archived before this start may be stored twice", "error", err)
 		return
 	}
@@ -302,6 +305,10 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 	}
+	lim := newLimitListener(ln, s.cfg.MaxConnections)
+	s.metrics.Registry.GaugeFunc("livehook_archiver_connections_open", "Client connections being served (at most --max-connections).",
+		func() float64 { return float64(lim.Open()) })
+	ln = lim
 	s.ln = ln
 	s.scheme = "http"
 	s.httpSrv = &http.Server{

@@ -84,6 +84,7 @@ func (e *env) config(t *testing.T) server.Config {
 	c.S3Endpoint = e.gw.Endpoint
 	c.S3AccessKey, c.S3SecretKey = e.gw.AccessKey, e.gw.SecretKey
 	c.Spool = t.TempDir()
+	c.AllowUnsigned = true
 	c.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return c
 }
@@ -689,7 +690,7 @@ func TestFlags(t *testing.T) {
 	t.Parallel()
 	c, err := server.ParseFlags([]string{"--listen", "127.0.0.1:0", "--flush-bytes", "64KiB", "--max-body", "1024",
 		"--spool-max-bytes", "1GiB", "--allow-domain", "a.example.com", "--allow-domain", "b.example.com,c.example.com",
-		"--gzip=false", "--ack", "store", "--partition-tz", "Asia/Shanghai", "--signature-window", "0"}, io.Discard)
+		"--gzip=false", "--ack", "store", "--partition-tz", "Asia/Shanghai", "--signature-window", "0", "--allow-unsigned"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -700,7 +701,7 @@ func TestFlags(t *testing.T) {
 		{"--ack", "memory"}, {"--flush-bytes", "8XB"}, {"--partition-tz", "Mars/Olympus"}, {"--tls-cert", "x"},
 		{"--instance", "a/b"}, {"--max-body", "0"}, {"--log-level", "loud"}, {"extra"},
 	} {
-		if _, err := server.ParseFlags(bad, io.Discard); err == nil {
+		if _, err := server.ParseFlags(append(bad, "--allow-unsigned"), io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}

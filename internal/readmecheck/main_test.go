@@ -186,7 +186,7 @@ func populate(ctx context.Context, env *devenv.Env, dir string) (*archiveFixture
 	p, err := env.Start(ctx, devenv.Spec{
 		Name: "archiver-" + filepath.Base(dir),
 		Path: bins.Archiver,
-		Args: []string{"serve", "--listen", "127.0.0.1:0", "--store", a.URL,
+		Args: []string{"serve", "--listen", "127.0.0.1:0", "--store", a.URL, "--allow-unsigned",
 			"--spool", filepath.Join(dir, "spool"), "--flush-interval", "100ms"},
 		Dir:           dir,
 		WaitListening: true,
@@ -214,6 +214,17 @@ func populate(ctx context.Context, env *devenv.Env, dir string) (*archiveFixture
 			a.Posted++
 		}
 	}
+	// One callback with the identity of a sample and another unsigned field: archived as a
+	// repeat, so the archive also holds an "archive.repeat" field.
+	repeat, err := os.ReadFile("../../archiver/testdata/callbacks/unsigned-publish.json")
+	if err != nil {
+		return nil, err
+	}
+	repeat = bytes.Replace(repeat, []byte(`"116.31.96.221"`), []byte(`"198.51.100.7"`), 1)
+	if code, ans, err := post(ctx, p.URL+"/callback", repeat); err != nil || code != http.StatusOK || !bytes.Contains(ans, []byte(`"ok"`)) {
+		return nil, fmt.Errorf("POST of a repeat: want 200 ok, got %d %s %v", code, ans, err)
+	}
+	a.Posted++
 	// One rejection, so the archive also holds a _rejected/ sample.
 	if code, ans, err := post(ctx, p.URL+"/callback", []byte("not json")); err != nil || code != http.StatusBadRequest {
 		return nil, fmt.Errorf("POST of a non-JSON body: want 400, got %d %s %v", code, ans, err)

@@ -1,0 +1,287 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
+	"github.com/livehook/terraform-provider-livehook/archiver/server"
+	"github.com/livehook/terraform-provider-livehook/internal/callback"
+)
+
+// fileConfig is an archiver on a local file store (no S3 needed).
+func fileConfig(t *testing.T) server.Config {
+	c := server.DefaultConfig()
+	c.Listen = "127.0.0.1:0"
+	c.Store = "file://" + filepath.Join(t.TempDir(), "archive")
+	c.Spool = filepath.Join(t.TempDir(), "spool")
+	c.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return c
+}
+
+func writeKeys(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSecureByDefaultFlags(t *testing.T) {
+	t.Parallel()
+	keys := filepath.Join(t.TempDir(), "keys.json")
+	writeKeys(t, keys, `{"push.example.com":"k"}`, 0o600)
+	tests := []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"neither --keys nor --allow-unsigned", nil, "refusing to start without --keys FILE or --allow-unsigned"},
+		{"--keys", []string{"--keys", keys}, ""},
+		{"--allow-unsigned", []string{"--allow-unsigned"}, ""},
+		{"both", []string{"--keys", keys, "--allow-unsigned"}, ""},
+		{"negative max connections", []string{"--allow-unsigned", "--max-connections", "-1"}, "--max-connections"},
+		{"negative dedup cap", []string{"--allow-unsigned", "--dedup-max-entries", "-5"}, "--dedup-max-entries"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := server.ParseFlags(tc.args, io.Discard)
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.MaxConnections != server.DefaultMaxConnections || c.DedupMaxEntries <= 0 {
+					t.Fatalf("defaults %d %d", c.MaxConnections, c.DedupMaxEntries)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %v, want one line with %q", err, tc.err)
+			}
+		})
+	}
+	// archiver serve: exit 2 and one line naming both flags and what they mean.
+	var out, errb bytes.Buffer
+	if code := server.Run(context.Background(), []string{"--listen", "127.0.0.1:0"}, &out, &errb); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	msg := errb.String()
+	if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "--keys FILE") || !strings.Contains(msg, "--allow-unsigned") || !strings.Contains(msg, "403") {
+		t.Fatalf("message %q", msg)
+	}
+}
+
+// Key rotation: a list of keys verifies with any of them; a keys file readable by others is
+// refused at start and on reload (the old keys stay).
+func TestKeyRotationAndPermissions(t *testing.T) {
+	t.Parallel()
+	const newKey, oldKey = "new-key-0123456789abcdef01234567", "old-key-0123456789abcdef01234567"
+	keys := filepath.Join(t.TempDir(), "keys.json")
+	c := fileConfig(t)
+	c.Keys = keys
+	c.SignatureWindow = time.Minute
+
+	writeKeys(t, keys, `{"push.example.com":"`+oldKey+`"}`, 0o644)
+	if _, err := server.New(context.Background(), c); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("start with a 0644 keys file: %v, want a chmod 600 message", err)
+	}
+	writeKeys(t, keys, `{"push.example.com":["`+newKey+`","`+oldKey+`"]}`, 0o600)
+	s := start(t, c)
+	n := 0
+	send := func(key string) int {
+		n++
+		ts := time.Now().Unix()
+		stream := "s" + strconv.Itoa(n)
+		body := fmt.Sprintf(`{"domain":"push.example.com","app":"live","stream":%q,"event":"PUBLISH","publish_timestamp":"%d","auth_timestamp":%d,"auth_sign":%q}`,
+			stream, ts, ts, callback.Sign(key, "PUBLISH", "push.example.com", "live", stream, ts))
+		return archivertest.Post(t, s.URL()+"/callback", []byte(body)).Status
+	}
+	if a, b := send(newKey), send(oldKey); a != 200 || b != 200 {
+		t.Fatalf("during rotation: new key %d, old key %d; want 200 both", a, b)
+	}
+	// A reload of a file others can read is refused; the rotation keys stay.
+	writeKeys(t, keys, `{"push.example.com":"`+newKey+`"}`, 0o640)
+	if err := s.ReloadKeys(); err == nil || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), newKey) {
+		t.Fatalf("reload of a 0640 file: %v", err)
+	}
+	if b := send(oldKey); b != 200 {
+		t.Fatalf("old key after a refused reload: %d, want 200", b)
+	}
+	// The rotation ends: the old key goes.
+	if err := os.Chmod(keys, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReloadKeys(); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := send(newKey), send(oldKey); a != 200 || b != 401 {
+		t.Fatalf("after the rotation: new key %d, old key %d; want 200, 401", a, b)
+	}
+}
+
+// Hundreds of stalled connections (headers never finished, or a body announced in full and never
+// sent) neither delay a real callback nor cost their announced Content-Length in memory.
+//
+// Not parallel: it measures the heap, which other tests would disturb.
+func TestStalledConnections(t *testing.T) {
+	c := fileConfig(t)
+	c.AllowUnsigned = true
+	s := start(t, c)
+	addr := s.Addr()
+
+	const stalledBodies, stalledHeaders = 300, 200
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, cn := range conns {
+			cn.Close()
+		}
+	})
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < stalledBodies+stalledHeaders; i++ {
+		cn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, cn)
+		if i < stalledBodies {
+			fmt.Fprintf(cn, "POST /callback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"domain\":", server.DefaultConfig().MaxBody)
+		} else {
+			fmt.Fprintf(cn, "POST /callback HTTP/1.1\r\nHost: x\r\nContent-Le")
+		}
+	}
+	// Let the server read what the stalled clients sent.
+	archivertest.Eventually(t, 10*time.Second, "all stalled connections accepted", func() bool {
+		return strings.Contains(metricsText(t, s.URL()), "livehook_archiver_connections_open "+strconv.Itoa(stalledBodies+stalledHeaders+1))
+	})
+	time.Sleep(200 * time.Millisecond)
+	runtime.GC()
+	var during runtime.MemStats
+	runtime.ReadMemStats(&during)
+
+	start := time.Now()
+	r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix()))
+	took := time.Since(start)
+	if r.Status != 200 || took > 2*time.Second {
+		t.Fatalf("real callback: %d after %s", r.Status, took)
+	}
+	grew := int64(during.HeapInuse) - int64(before.HeapInuse)
+	announced := int64(stalledBodies) * server.DefaultConfig().MaxBody
+	t.Logf("%d stalled connections: heap in use grew %.1f MiB (announced bodies: %.1f MiB); real callback answered in %s",
+		stalledBodies+stalledHeaders, float64(grew)/(1<<20), float64(announced)/(1<<20), took.Round(time.Millisecond))
+	// Per connection the server needs its bufio reader and writer and the request state (a few
+	// KiB each); a buffer sized by Content-Length would add 64 KiB per stalled body.
+	if perConn := int64(24 << 10); grew > perConn*(stalledBodies+stalledHeaders) {
+		t.Fatalf("heap grew %d bytes with %d stalled bodies: buffers sized by Content-Length", grew, stalledBodies)
+	}
+}
+
+// --max-connections: past the cap, connections wait to be accepted.
+func TestMaxConnections(t *testing.T) {
+	t.Parallel()
+	c := fileConfig(t)
+	c.AllowUnsigned = true
+	c.MaxConnections = 20
+	s := start(t, c)
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, cn := range conns {
+			cn.Close()
+		}
+	})
+	for i := 0; i < 40; i++ {
+		cn, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		conns = append(conns, cn)
+		mu.Unlock()
+		fmt.Fprintf(cn, "POST /callback HTTP/1.1\r\nHost: x\r\n")
+	}
+	time.Sleep(300 * time.Millisecond)
+	open := 0
+	for _, ln := range strings.Split(metricsTextRaw(t, s), "\n") {
+		if v, ok := strings.CutPrefix(ln, "livehook_archiver_connections_open "); ok {
+			open, _ = strconv.Atoi(v)
+		}
+	}
+	if open > 20 {
+		t.Fatalf("%d connections open, cap 20", open)
+	}
+	// Closing the stalled ones frees the slots: a real callback gets through.
+	mu.Lock()
+	for _, cn := range conns {
+		cn.Close()
+	}
+	conns = nil
+	mu.Unlock()
+	r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix()))
+	if r.Status != 200 {
+		t.Fatalf("after the stalled clients left: %d", r.Status)
+	}
+}
+
+func metricsText(t *testing.T, url string) string {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// metricsTextRaw reads /metrics through the in-process handler (the listener may be full).
+func metricsTextRaw(t *testing.T, s *server.Server) string {
+	var b bytes.Buffer
+	s.Metrics().Registry.WriteTo(&b)
+	return b.String()
+}
+
+// --dedup-max-entries bounds the redelivery memory; evictions are counted in /metrics.
+func TestDedupCapMetric(t *testing.T) {
+	t.Parallel()
+	c := fileConfig(t)
+	c.AllowUnsigned = true
+	c.DedupMaxEntries = 64
+	s := start(t, c)
+	for i := 0; i < 300; i++ {
+		body := archivertest.Event("open.example.com", "s"+strconv.Itoa(i), "PUBLISH", time.Now().Unix())
+		if r := archivertest.Post(t, s.URL()+"/callback", body); r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Raw)
+		}
+	}
+	m := metricsText(t, s.URL())
+	var entries, evicted int
+	for _, ln := range strings.Split(m, "\n") {
+		if v, ok := strings.CutPrefix(ln, "livehook_archiver_dedup_entries "); ok {
+			entries, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(ln, "livehook_archiver_dedup_evicted_total "); ok {
+			evicted, _ = strconv.Atoi(v)
+		}
+	}
+	if entries > 128 || evicted < 300-128 {
+		t.Fatalf("dedup_entries %d, dedup_evicted_total %d; want at most the cap (rounded per shard) and the rest evicted", entries, evicted)
+	}
+}
