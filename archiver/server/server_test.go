@@ -706,10 +706,10 @@ func TestFlags(t *testing.T) {
 		}
 	}
 	// --max-body above what a spool record holds is refused, naming the largest allowed value.
-	if _, err := server.ParseFlags([]string{"--max-body", "17MiB"}, io.Discard); err == nil || !strings.Contains(err.Error(), "16MiB") {
+	if _, err := server.ParseFlags([]string{"--max-body", "17MiB", "--allow-unsigned"}, io.Discard); err == nil || !strings.Contains(err.Error(), "16MiB") {
 		t.Errorf("--max-body 17MiB: %v; want a refusal naming 16MiB", err)
 	}
-	if c, err := server.ParseFlags([]string{"--store-max-pending", "32MiB"}, io.Discard); err != nil || c.StoreMaxPending != 32<<20 {
+	if c, err := server.ParseFlags([]string{"--store-max-pending", "32MiB", "--allow-unsigned"}, io.Discard); err != nil || c.StoreMaxPending != 32<<20 {
 		t.Errorf("--store-max-pending 32MiB: %d %v", c.StoreMaxPending, err)
 	}
 	for in, want := range map[string]int64{"8MiB": 8 << 20, "64KiB": 64 << 10, "1GiB": 1 << 30, "100": 100, "1.5k": 1536, "2MB": 2e6} {
