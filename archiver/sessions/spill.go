@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"bufio"
+	"bytes"
 	"container/heap"
 	"encoding/binary"
 	"errors"
@@ -215,11 +216,12 @@ func decodePartial(r *bufio.Reader, p *partial) (bool, error) {
 		if err != nil || n > maxSpillString {
 			return false, errDamaged
 		}
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r, b); err != nil {
+		// Grow with the data actually there, not with the length a damaged file claims.
+		var b bytes.Buffer
+		if _, err := io.CopyN(&b, r, int64(n)); err != nil {
 			return false, errDamaged
 		}
-		strs[i] = string(b)
+		strs[i] = b.String()
 	}
 	pts, err := binary.ReadVarint(r)
 	if err != nil {

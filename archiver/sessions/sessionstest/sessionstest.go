@@ -158,7 +158,7 @@ func session(rng *rand.Rand, i int, start time.Time, dur time.Duration, emit fun
 		pubRaw = strconv.Quote(strconv.FormatInt(pts.Unix(), 10) + ",")
 	case p < 30: // a JSON number
 		pubRaw, doneRaw = strconv.FormatInt(pts.Unix(), 10), strconv.FormatInt(pts.Unix(), 10)
-	case p < 35: // no digits: cannot be paired
+	case p < 40: // no digits: cannot be paired
 		pubRaw, doneRaw = `"unknown"`, `"unknown"`
 	}
 	lose := rng.IntN(100)
