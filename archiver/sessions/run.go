@@ -134,7 +134,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if n > maxReported {
 			more = fmt.Sprintf(" (the first %d are listed above)", maxReported)
 		}
-		fmt.Fprintf(stderr, "archiver sessions: %d callbacks of %s..%s not paired: %d without a usable publish_timestamp, %d with another event%s\n",
+		fmt.Fprintf(stderr, "archiver sessions: not paired: %d callbacks of %s..%s (%d without a usable publish_timestamp, %d with another event)%s\n",
 			n, q.From, firstNonEmpty(q.To, q.From), stats.Unusable, stats.NotPaired, more)
 	}
 	if err != nil {
