@@ -35,4 +35,6 @@ func FuzzDecodePartial(f *testing.F) {
 	})
 }
 
-func sameSeen(a, b seen) bool { return a.ok == b.ok && a.verified == b.verified && a.first.Equal(b.first) }
+func sameSeen(a, b seen) bool {
+	return a.ok == b.ok && a.verified == b.verified && a.first.Equal(b.first)
+}
