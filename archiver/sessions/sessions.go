@@ -9,7 +9,7 @@
 // and the files are merged at the end. Partial sessions of the same identity (a PUBLISH on one
 // day, its PUBLISH_DONE days later, a redelivery in another object) meet in that merge, because
 // the sort order is the session order. So what is held does not grow with the length of the
-// range: one day's sessions plus the buffer (about 120 bytes a session plus its names).
+// range: one day's sessions plus the buffer.
 package sessions
 
 import (
@@ -332,8 +332,9 @@ type Options struct {
 	TempDir string
 }
 
-// DefaultSpillAfter keeps the sort buffer at a few tens of MB.
-const DefaultSpillAfter = 1 << 17
+// DefaultSpillAfter keeps the sort buffer near 10 MB (about 130 bytes a partial session plus its
+// names); a month of a million callbacks spills a few times.
+const DefaultSpillAfter = 1 << 16
 
 func (o Options) spillAfter() int {
 	if o.SpillAfter <= 0 {
