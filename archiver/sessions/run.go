@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
@@ -51,6 +53,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "sessions" {
 		args = args[1:]
 	}
+	// Ctrl-C ends the read cleanly (temporary files removed) instead of killing it mid-way.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fs := flag.NewFlagSet("archiver sessions", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -124,7 +129,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				cell(e.Domain), cell(e.App), cell(e.Stream), e.Archive.ReceivedAt.UTC().Format(time.RFC3339Nano), cell(why))
 		},
 	}
-	stats, err := Read(ctx, store, q, opt, out.Write)
+	stats, err := Read(ctx, store, q, opt, func(s Session) error {
+		if out.Count() == 0 {
+			prog.done() // the progress line must not sit in the middle of the output
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return out.Write(s)
+	})
 	prog.done()
 	if cerr := out.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("writing output: %w", cerr)

@@ -16,10 +16,11 @@ import (
 // sorter orders partial sessions by key with bounded memory: at most max in memory, the rest in
 // sorted runs in temporary files, merged at the end.
 type sorter struct {
-	max   int
-	dir   string
-	buf   []partial
-	files []*os.File
+	max    int
+	dir    string
+	buf    []partial
+	files  []*os.File
+	linked []string // temporary files still to remove
 }
 
 func sortParts(ps []partial) {
@@ -42,6 +43,11 @@ func (s *sorter) spill() error {
 		return fmt.Errorf("creating a temporary file to sort sessions (set TMPDIR to a writable directory): %w", err)
 	}
 	s.files = append(s.files, f)
+	// Unlinked at once where the system allows it (Unix): the open file stays usable and its
+	// space is freed when the process ends, however it ends.
+	if os.Remove(f.Name()) != nil {
+		s.linked = append(s.linked, f.Name())
+	}
 	w := bufio.NewWriterSize(f, 256<<10)
 	var b []byte
 	for i := range s.buf {
@@ -62,9 +68,11 @@ func (s *sorter) spill() error {
 func (s *sorter) close() {
 	for _, f := range s.files {
 		f.Close()
-		os.Remove(f.Name())
 	}
-	s.files = nil
+	for _, name := range s.linked {
+		os.Remove(name)
+	}
+	s.files, s.linked = nil, nil
 }
 
 // each calls fn for every partial in key order (equal keys adjacent).
