@@ -1,6 +1,7 @@
 package sessions_test
 
 import (
+	"context"
 	"flag"
 	"runtime"
 	"sync"
@@ -10,22 +11,33 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions/sessionstest"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
 
 // About 500 callbacks per stream and month: -bench-streams 2000 is a month of ~1M callbacks.
-var benchStreams = flag.Int("bench-streams", 200, "streams in the generated month of BenchmarkReadMonth")
+var (
+	benchStreams = flag.Int("bench-streams", 200, "streams in the generated month of BenchmarkReadMonth")
+	benchArchive = flag.String("bench-archive", "", "directory for BenchmarkReadMonth's archive, kept afterwards (e.g. to time the archiver binary on it); default a temporary one")
+)
 
 // BenchmarkReadMonth lists the sessions of a generated month (31 days; copies, quirks and
 // sessions across midnight included) from a gzip file store. It reports callbacks read per
 // second and the peak Go heap in use while reading (sampled every 20ms), for the default sort
 // buffer and for a small one that spills to temporary files.
 func BenchmarkReadMonth(b *testing.B) {
-	st, _ := fileStore(b)
+	st, dir := fileStore(b)
+	if *benchArchive != "" {
+		dir = *benchArchive
+		var err error
+		if st, err = storage.Open(context.Background(), storage.Options{URL: "file://" + dir}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	res, err := sessionstest.Write(testCtx(b), st, sessionstest.Spec{From: "2026-11-01", Days: 31, Streams: *benchStreams, Seed: 1, Gzip: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("generated %d callbacks in %d objects", res.Records, res.Objects)
+	b.Logf("generated %d callbacks in %d objects in %s", res.Records, res.Objects, dir)
 	for _, bc := range []struct {
 		name  string
 		spill int
