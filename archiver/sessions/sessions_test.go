@@ -59,12 +59,13 @@ func (r in) partition() string {
 }
 
 // pairAll pairs recs and returns the sessions as JSON lines, the form users see.
-func pairAll(t *testing.T, q Query, opt Options, recs []in) ([]string, Stats) {
+func pairAll(t *testing.T, q Query, opt Options, maxRuns int, recs []in) ([]string, Stats) {
 	t.Helper()
 	p, err := NewPairer(q, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.sorter.maxRuns = maxRuns
 	for _, r := range recs {
 		if err := p.Add(r.partition(), r.ev()); err != nil {
 			t.Fatal(err)
@@ -208,11 +209,12 @@ func TestPairing(t *testing.T) {
 			if tc.q != nil {
 				qq = *tc.q
 			}
-			// Every case must give the same answer however small the sort buffer (spill files).
-			for _, spill := range []int{0, 1, 2} {
-				got, st := pairAll(t, qq, Options{SpillAfter: spill, TempDir: t.TempDir()}, sortedByDay(tc.recs))
+			// Every case must give the same answer however small the sort buffer (spill files),
+			// also when the spill files are merged on the way (maxRuns 2).
+			for _, v := range []struct{ spill, maxRuns int }{{0, 0}, {1, 0}, {2, 0}, {1, 2}} {
+				got, st := pairAll(t, qq, Options{SpillAfter: v.spill, TempDir: t.TempDir()}, v.maxRuns, sortedByDay(tc.recs))
 				if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
-					t.Errorf("SpillAfter %d:\ngot\n%s\nwant\n%s", spill, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+					t.Errorf("SpillAfter %d maxRuns %d:\ngot\n%s\nwant\n%s", v.spill, v.maxRuns, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 				}
 				if tc.st.Records > 0 && (st.Unusable != tc.st.Unusable || st.NotPaired != tc.st.NotPaired || st.Records != tc.st.Records) {
 					t.Errorf("stats %+v, want %+v", st, tc.st)

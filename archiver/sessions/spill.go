@@ -16,11 +16,12 @@ import (
 // sorter orders partial sessions by key with bounded memory: at most max in memory, the rest in
 // sorted runs in temporary files, merged at the end.
 type sorter struct {
-	max    int
-	dir    string
-	buf    []partial
-	files  []*os.File
-	linked []string // temporary files still to remove
+	max     int
+	dir     string
+	buf     []partial
+	files   []*os.File
+	linked  []string // temporary files still to remove
+	maxRuns int      // 0 => maxRuns (tests lower it)
 }
 
 func sortParts(ps []partial) {
@@ -61,7 +62,17 @@ func (s *sorter) spill() error {
 	}
 	clear(s.buf) // drop the strings
 	s.buf = s.buf[:0]
+	if len(s.files) >= s.runs() {
+		return s.compact()
+	}
 	return nil
+}
+
+func (s *sorter) runs() int {
+	if s.maxRuns > 0 {
+		return s.maxRuns
+	}
+	return maxRuns
 }
 
 // close removes the temporary files.
@@ -78,28 +89,80 @@ func (s *sorter) close() {
 // each calls fn for every partial in key order (equal keys adjacent).
 func (s *sorter) each(fn func(*partial) error) error {
 	sortParts(s.buf)
-	if len(s.files) == 0 {
-		for i := range s.buf {
-			if err := fn(&s.buf[i]); err != nil {
+	return mergeRuns(s.buf, s.files, fn)
+}
+
+// maxRuns bounds the temporary files open at once: when a spill makes more, they are merged
+// into one (equal keys combined), so a long range never runs out of file descriptors.
+const maxRuns = 64
+
+// compact merges every temporary file into a new one, combining the partials of one key.
+func (s *sorter) compact() error {
+	f, err := os.CreateTemp(s.dir, "archiver-sessions-*.tmp")
+	if err != nil {
+		return fmt.Errorf("creating a temporary file to sort sessions (set TMPDIR to a writable directory): %w", err)
+	}
+	linked := os.Remove(f.Name()) != nil
+	w := bufio.NewWriterSize(f, 256<<10)
+	var b []byte
+	var cur *partial
+	write := func() {
+		if cur != nil {
+			b = encodePartial(b[:0], cur)
+			w.Write(b) // a write error sticks in w and is returned by Flush
+		}
+	}
+	err = mergeRuns(nil, s.files, func(p *partial) error {
+		if cur != nil && cur.key == p.key {
+			cur.merge(p)
+			return nil
+		}
+		write()
+		c := *p
+		cur = &c
+		return nil
+	})
+	if err == nil {
+		write()
+		err = w.Flush()
+	}
+	old := s.files
+	s.files = []*os.File{f}
+	for _, o := range old {
+		o.Close()
+	}
+	if linked {
+		s.linked = append(s.linked, f.Name())
+	}
+	if err != nil {
+		return fmt.Errorf("merging temporary files into %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// mergeRuns calls fn for every partial of mem (sorted) and of the sorted files, in key order.
+func mergeRuns(mem []partial, files []*os.File, fn func(*partial) error) error {
+	if len(files) == 0 {
+		for i := range mem {
+			if err := fn(&mem[i]); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
 	h := &runHeap{}
-	if len(s.buf) > 0 {
+	if len(mem) > 0 {
 		i := 0
-		mem := &run{next: func(p *partial) (bool, error) {
-			if i == len(s.buf) {
+		h.runs = append(h.runs, &run{next: func(p *partial) (bool, error) {
+			if i == len(mem) {
 				return false, nil
 			}
-			*p = s.buf[i]
+			*p = mem[i]
 			i++
 			return true, nil
-		}}
-		h.runs = append(h.runs, mem)
+		}})
 	}
-	for _, f := range s.files {
+	for _, f := range files {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("reading the temporary file %s: %w", f.Name(), err)
 		}

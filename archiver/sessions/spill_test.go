@@ -3,8 +3,14 @@ package sessions
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/sessions/sessionstest"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
 
 // FuzzDecodePartial: a damaged temporary file gives an error, never a panic or a huge
@@ -37,4 +43,51 @@ func FuzzDecodePartial(f *testing.F) {
 
 func sameSeen(a, b seen) bool {
 	return a.ok == b.ok && a.verified == b.verified && a.first.Equal(b.first)
+}
+
+// TestCompactedRunsGiveSameSessions: with a tiny sort buffer and at most 3 temporary files
+// (merged as they pile up), a generated archive gives exactly the sessions of an unspilled read.
+func TestCompactedRunsGiveSameSessions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	st, err := storage.Open(ctx, storage.Options{URL: "file://" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sessionstest.Write(ctx, st, sessionstest.Spec{From: "2026-11-01", Days: 4, Streams: 25, MeanDuration: 4 * time.Hour, Seed: 11}); err != nil {
+		t.Fatal(err)
+	}
+	q := Query{From: "2026-11-01", To: "2026-11-04"}
+	days, _ := q.Days()
+	collect := func(spill, runs int) ([]string, int) {
+		p, err := NewPairer(q, Options{SpillAfter: spill, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.sorter.maxRuns = runs
+		most := 0
+		for _, day := range days {
+			err := readback.Read(ctx, st, readback.Query{From: day, To: day}, func(e readback.Event) error {
+				most = max(most, len(p.sorter.files))
+				return p.Add(day, e)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out []string
+		if _, err := p.Finish(func(s Session) error { out = append(out, string(s.AppendJSON(nil))); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out, most
+	}
+	want, _ := collect(0, 0)
+	got, most := collect(7, 3)
+	if len(want) < 100 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("compacted: %d sessions, unspilled: %d", len(got), len(want))
+	}
+	if most > 3 || most == 0 {
+		t.Errorf("at most %d temporary files were open, want 1..3", most)
+	}
 }
