@@ -40,7 +40,7 @@ func NewWriter(w io.Writer, format string) (*Writer, error) {
 	case FormatJSONL:
 	case FormatCSV:
 		sw.csv = csv.NewWriter(sw.w)
-		sw.csv.Write(Columns)
+		_ = sw.csv.Write(Columns) // an error sticks in sw.csv and is returned by Write or Close
 	case FormatTable:
 		fmt.Fprintf(sw.w, "%-20s  %-20s  %10s  %-8s  %-8s  %s\n", "STARTED_AT", "ENDED_AT", "DURATION", "STATUS", "VERIFIED", "DOMAIN/APP/STREAM")
 	default:
@@ -67,7 +67,7 @@ func (sw *Writer) Write(s Session) error {
 		if hasEnd {
 			ended, dur = s.EndedAt.UTC().Format(layout.ReceivedAtLayout), strconv.FormatInt(d, 10)
 		}
-		sw.csv.Write([]string{s.Domain, s.App, s.Stream, strconv.FormatInt(s.PublishTimestamp, 10),
+		_ = sw.csv.Write([]string{s.Domain, s.App, s.Stream, strconv.FormatInt(s.PublishTimestamp, 10),
 			s.StartedAt().Format(time.RFC3339), ended, dur, string(s.Status), strconv.FormatBool(s.Verified)})
 		return sw.csv.Error()
 	default:

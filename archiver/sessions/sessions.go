@@ -246,7 +246,7 @@ func (p *Pairer) Add(day string, e readback.Event) error {
 	inRange := day >= p.from && day <= p.to
 	pt := e.Archive.PublishTime
 	isPub, isDone := e.Event == "PUBLISH", e.Event == "PUBLISH_DONE"
-	if pt == nil || !(isPub || isDone) {
+	if pt == nil || (!isPub && !isDone) {
 		if inRange {
 			if pt == nil {
 				p.stats.Unusable++

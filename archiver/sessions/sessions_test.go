@@ -252,12 +252,19 @@ func TestSessionJSONIsValid(t *testing.T) {
 	}
 	keys := []string{}
 	d2 := json.NewDecoder(bytes.NewReader(b))
-	d2.Token()
+	if _, err := d2.Token(); err != nil {
+		t.Fatal(err)
+	}
 	for d2.More() {
-		k, _ := d2.Token()
+		k, err := d2.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
 		keys = append(keys, k.(string))
 		var skip json.RawMessage
-		d2.Decode(&skip)
+		if err := d2.Decode(&skip); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if strings.Join(keys, ",") != strings.Join(Columns, ",") {
 		t.Errorf("keys %v, want %v", keys, Columns)

@@ -78,10 +78,10 @@ func (s *sorter) runs() int {
 // close removes the temporary files.
 func (s *sorter) close() {
 	for _, f := range s.files {
-		f.Close()
+		_ = f.Close() // read-only by now: nothing to lose
 	}
 	for _, name := range s.linked {
-		os.Remove(name)
+		_ = os.Remove(name) // best effort: it is in the temporary directory
 	}
 	s.files, s.linked = nil, nil
 }
@@ -109,7 +109,7 @@ func (s *sorter) compact() error {
 	write := func() {
 		if cur != nil {
 			b = encodePartial(b[:0], cur)
-			w.Write(b) // a write error sticks in w and is returned by Flush
+			_, _ = w.Write(b) // a write error sticks in w and is returned by Flush
 		}
 	}
 	err = mergeRuns(nil, s.files, func(p *partial) error {
@@ -129,7 +129,7 @@ func (s *sorter) compact() error {
 	old := s.files
 	s.files = []*os.File{f}
 	for _, o := range old {
-		o.Close()
+		_ = o.Close() // merged into f
 	}
 	if linked {
 		s.linked = append(s.linked, f.Name())
