@@ -3,6 +3,7 @@
 //
 //	archiver serve  [flags]   receive callbacks (see archiver serve -h)
 //	archiver events [flags]   print archived events as JSON Lines (see archiver events -h)
+//	archiver sessions [flags] list push sessions: who streamed what, when (see archiver sessions -h)
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
+	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
 )
 
 const usage = `usage: archiver <command> [flags]
@@ -22,6 +24,7 @@ const usage = `usage: archiver <command> [flags]
 Commands:
   serve    receive publish callbacks on POST /callback and archive them (S3 or ./archive)
   events   read archived events back as JSON Lines
+  sessions list push sessions (who streamed what, when) from the archive
 
 Run "archiver <command> -h" for the flags of a command.
 `
@@ -40,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return server.Run(ctx, args[1:], stdout, stderr)
 	case "events":
 		return readback.Run(ctx, args[1:], stdout, stderr)
+	case "sessions":
+		return sessions.Run(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

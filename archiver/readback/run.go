@@ -50,9 +50,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		q      Query
 		format string
 	)
-	fs.StringVar(&o.URL, "store", "", "archive location: s3://BUCKET/PREFIX or file:///DIR (default: file store ./archive)")
-	fs.StringVar(&o.Endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:7070 (default: AWS)")
-	fs.StringVar(&o.Region, "s3-region", "", "S3 region (default: $AWS_REGION, else us-east-1 for --s3-endpoint)")
+	StoreFlags(fs, &o)
 	fs.StringVar(&q.From, "from", "", "first day to read, YYYY-MM-DD (required)")
 	fs.StringVar(&q.To, "to", "", "last day to read, YYYY-MM-DD, inclusive (default: --from)")
 	fs.StringVar(&q.Domain, "domain", "", "only events of this push domain")

@@ -179,13 +179,14 @@ func TestEmulatorFlagsParagraph(t *testing.T) {
 }
 
 // TestEveryFlagExists: every --flag anywhere in the README belongs to the program its section
-// is about (archiver serve/events, live-emulator), so a renamed flag is caught in prose too.
+// is about (archiver serve/events/sessions, live-emulator), so a renamed flag is caught in prose too.
 func TestEveryFlagExists(t *testing.T) {
 	serve, _ := helpFlags(t, bins.Archiver, "serve")
 	events, _ := helpFlags(t, bins.Archiver, "events")
+	sess, _ := helpFlags(t, bins.Archiver, "sessions")
 	emu, _ := helpFlags(t, bins.Emulator)
 	bySection := map[string][]map[string]string{
-		"The archiver":          {serve, events},
+		"The archiver":          {serve, events, sess},
 		"The Live API emulator": {emu},
 	}
 	for i, l := range readme.Lines {
@@ -196,7 +197,7 @@ func TestEveryFlagExists(t *testing.T) {
 		}
 		sets, ok := bySection[readme.Section[i]]
 		if !ok {
-			sets = []map[string]string{serve, events, emu}
+			sets = []map[string]string{serve, events, sess, emu}
 		}
 		for _, f := range dashFlags(l) {
 			found := false

@@ -1,0 +1,142 @@
+package sessions
+
+import (
+	"bufio"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+)
+
+// Formats of Writer.
+const (
+	FormatTable = "table"
+	FormatJSONL = "jsonl"
+	FormatCSV   = "csv"
+)
+
+// Columns are the field names of the jsonl and csv formats, in order.
+var Columns = []string{"domain", "app", "stream", "publish_timestamp", "started_at", "ended_at", "duration_s", "status", "verified"}
+
+// Writer prints sessions in one format, streaming (nothing is held but the summary counts).
+type Writer struct {
+	format string
+	w      *bufio.Writer
+	csv    *csv.Writer
+	buf    []byte
+	n      int
+	counts map[Status]int
+	total  int64 // seconds streamed by closed sessions
+}
+
+// NewWriter returns a Writer for format (FormatTable, FormatJSONL or FormatCSV).
+func NewWriter(w io.Writer, format string) (*Writer, error) {
+	sw := &Writer{format: format, w: bufio.NewWriterSize(w, 64<<10), counts: map[Status]int{}}
+	switch format {
+	case FormatJSONL:
+	case FormatCSV:
+		sw.csv = csv.NewWriter(sw.w)
+		_ = sw.csv.Write(Columns) // an error sticks in sw.csv and is returned by Write or Close
+	case FormatTable:
+		fmt.Fprintf(sw.w, "%-20s  %-20s  %10s  %-8s  %-8s  %s\n", "STARTED_AT", "ENDED_AT", "DURATION", "STATUS", "VERIFIED", "DOMAIN/APP/STREAM")
+	default:
+		return nil, fmt.Errorf("invalid --format %q: want table, jsonl or csv", format)
+	}
+	return sw, nil
+}
+
+// Write prints one session.
+func (sw *Writer) Write(s Session) error {
+	sw.n++
+	sw.counts[s.Status]++
+	d, hasEnd := s.DurationS()
+	if s.Status == Closed {
+		sw.total += d
+	}
+	switch sw.format {
+	case FormatJSONL:
+		sw.buf = append(s.AppendJSON(sw.buf[:0]), '\n')
+		_, err := sw.w.Write(sw.buf)
+		return err
+	case FormatCSV:
+		ended, dur := "", ""
+		if hasEnd {
+			ended, dur = s.EndedAt.UTC().Format(layout.ReceivedAtLayout), strconv.FormatInt(d, 10)
+		}
+		_ = sw.csv.Write([]string{s.Domain, s.App, s.Stream, strconv.FormatInt(s.PublishTimestamp, 10),
+			s.StartedAt().Format(time.RFC3339), ended, dur, string(s.Status), strconv.FormatBool(s.Verified)})
+		return sw.csv.Error()
+	default:
+		ended, dur := "-", "-"
+		if hasEnd {
+			ended, dur = s.EndedAt.UTC().Format(time.RFC3339), HumanDuration(d)
+		}
+		verified := "no"
+		if s.Verified {
+			verified = "yes"
+		}
+		_, err := fmt.Fprintf(sw.w, "%-20s  %-20s  %10s  %-8s  %-8s  %s/%s/%s\n", s.StartedAt().Format(time.RFC3339), ended, dur,
+			s.Status, verified, cell(s.Domain), cell(s.App), cell(s.Stream))
+		return err
+	}
+}
+
+// Summary is the table's last line: sessions per status and the time streamed by closed ones.
+func (sw *Writer) Summary() string {
+	return fmt.Sprintf("%d sessions: %d closed, %d open, %d end_only; streamed %s (closed sessions)",
+		sw.n, sw.counts[Closed], sw.counts[Open], sw.counts[EndOnly], HumanDuration(sw.total))
+}
+
+// Count is how many sessions were written.
+func (sw *Writer) Count() int { return sw.n }
+
+// Close writes the table's summary and flushes.
+func (sw *Writer) Close() error {
+	if sw.csv != nil {
+		sw.csv.Flush()
+		if err := sw.csv.Error(); err != nil {
+			return err
+		}
+	}
+	if sw.format == FormatTable {
+		fmt.Fprintf(sw.w, "\n%s\n", sw.Summary())
+	}
+	return sw.w.Flush()
+}
+
+// HumanDuration renders seconds as 45s, 12m05s, 3h02m05s or 2d03h04m.
+func HumanDuration(sec int64) string {
+	sign := ""
+	if sec < 0 {
+		sign, sec = "-", -sec
+	}
+	d, h, m, s := sec/86400, sec/3600%24, sec/60%60, sec%60
+	switch {
+	case d > 0:
+		return fmt.Sprintf("%s%dd%02dh%02dm", sign, d, h, m)
+	case h > 0:
+		return fmt.Sprintf("%s%dh%02dm%02ds", sign, h, m, s)
+	case m > 0:
+		return fmt.Sprintf("%s%dm%02ds", sign, m, s)
+	}
+	return fmt.Sprintf("%s%ds", sign, s)
+}
+
+// cell keeps a table cell on one line and free of terminal control sequences, and marks an
+// empty value.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Map(func(r rune) rune {
+		// C0/C1 controls (terminal escapes) and bidi overrides, which could disguise a name.
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return '?'
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,230 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+)
+
+const usage = `usage: archiver sessions --from YYYY-MM-DD [--to YYYY-MM-DD] [--store s3://BUCKET/PREFIX | --store file:///DIR]
+                        [--s3-endpoint URL] [--s3-region R] [--domain D] [--app A] [--stream S]
+                        [--status closed|open|end_only] [--format table|jsonl|csv]
+
+Lists the push sessions ("who streamed what, when") of the days --from..--to (inclusive): one per
+(domain, app, stream, publish_timestamp), pairing its PUBLISH and PUBLISH_DONE callbacks. A session
+is listed when either callback was received in the range; the partner is looked for one day beyond
+each end. Copies of a callback (redeliveries, replicas, repeats) count once.
+
+Fields (jsonl names, csv columns): domain, app, stream, publish_timestamp (unix seconds),
+started_at (RFC 3339 UTC), ended_at (the PUBLISH_DONE's archive.received_at, or null), duration_s
+(or null), status (closed, open, end_only), verified (every copy passed the signature check).
+Sorted by started_at, then domain, app, stream. --format table (the default when stdout is a
+terminal, else jsonl) ends with a summary line.
+
+Memory stays bounded however long the range: one day's sessions plus a sort buffer; larger results
+are sorted through temporary files in $TMPDIR. Callbacks without a usable publish_timestamp are
+reported on stderr and not paired.
+S3 credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, ~/.aws, or
+the instance's IAM role. Without --store it reads ./archive, like "archiver serve".
+
+flags:
+`
+
+// maxReported is how many unpairable callbacks are described one by one on stderr.
+const maxReported = 10
+
+// progressAfter is how long a read runs before it reports progress (on a terminal only).
+const progressAfter = 2 * time.Second
+
+// Run implements `archiver sessions`. args are the arguments after the subcommand name (a leading
+// "sessions" is tolerated). Exit code 0 ok, 2 usage error, 1 runtime error; messages go to stderr.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "sessions" {
+		args = args[1:]
+	}
+	// Ctrl-C ends the read cleanly (temporary files removed) instead of killing it mid-way.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fs := flag.NewFlagSet("archiver sessions", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		o      storage.Options
+		q      Query
+		status string
+		format string
+	)
+	readback.StoreFlags(fs, &o)
+	fs.StringVar(&q.From, "from", "", "first day, YYYY-MM-DD (required)")
+	fs.StringVar(&q.To, "to", "", "last day, YYYY-MM-DD, inclusive (default: --from)")
+	fs.StringVar(&q.Domain, "domain", "", "only sessions of this push domain")
+	fs.StringVar(&q.App, "app", "", "only sessions of this app")
+	fs.StringVar(&q.Stream, "stream", "", "only sessions of this stream")
+	fs.StringVar(&status, "status", "", "only sessions with this status: closed, open or end_only")
+	fs.StringVar(&format, "format", "", "output format: table, jsonl or csv (default: table on a terminal, else jsonl)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return readback.ExitOK
+		}
+		return readback.ExitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "archiver sessions: "+format+"\n", a...)
+		fmt.Fprintln(stderr, `run "archiver sessions -h" for usage`)
+		return readback.ExitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q (all options are flags)", fs.Arg(0))
+	}
+	st, err := ParseStatus(status)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	q.Status = st
+	if format == "" {
+		format = FormatJSONL
+		if isTerminal(stdout) {
+			format = FormatTable
+		}
+	}
+	if _, err := q.Days(); err != nil {
+		return usageErr("%v", err)
+	}
+	out, err := NewWriter(stdout, format)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	store, err := storage.Open(ctx, o)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+
+	prog := newProgress(stderr, isTerminal(stderr))
+	var reported int
+	opt := ReadOptions{
+		Progress: prog.report,
+		Unusable: func(day string, e readback.Event) {
+			if reported++; reported > maxReported {
+				return
+			}
+			why := fmt.Sprintf("publish_timestamp %s has no leading digits", strconv.Quote(e.PublishTimestamp))
+			if e.Archive.PublishTime != nil {
+				why = fmt.Sprintf("event %s is neither PUBLISH nor PUBLISH_DONE", strconv.Quote(e.Event))
+			}
+			prog.printf("archiver sessions: dt=%s: %s %s/%s/%s received %s: %s; not paired\n", day, cell(e.Event),
+				cell(e.Domain), cell(e.App), cell(e.Stream), e.Archive.ReceivedAt.UTC().Format(time.RFC3339Nano), cell(why))
+		},
+	}
+	stats, err := Read(ctx, store, q, opt, func(s Session) error {
+		if out.Count() == 0 {
+			prog.done() // the progress line must not sit in the middle of the output
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return out.Write(s)
+	})
+	prog.done()
+	if cerr := out.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("writing output: %w", cerr)
+	}
+	if n := stats.Unusable + stats.NotPaired; n > 0 {
+		more := ""
+		if n > maxReported {
+			more = fmt.Sprintf(" (the first %d are listed above)", maxReported)
+		}
+		fmt.Fprintf(stderr, "archiver sessions: not paired: %d callbacks of %s..%s (%d without a usable publish_timestamp, %d with another event)%s\n",
+			n, q.From, firstNonEmpty(q.To, q.From), stats.Unusable, stats.NotPaired, more)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver sessions: %v\n", err)
+		return readback.ExitRuntime
+	}
+	if out.Count() == 0 {
+		fmt.Fprintf(stderr, "archiver sessions: no matching sessions in %s for %s..%s\n", store, q.From, firstNonEmpty(q.To, q.From))
+	}
+	return readback.ExitOK
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// isTerminal reports whether w is a character device (a terminal, as far as the standard library
+// can tell without ioctl).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// progress prints a status line on a terminal once a read has run for progressAfter, at most a
+// few times a second, and keeps it out of the way of other stderr messages.
+type progress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	on      bool
+	start   time.Time
+	last    time.Time
+	showing bool
+}
+
+func newProgress(w io.Writer, terminal bool) *progress {
+	return &progress{w: w, on: terminal, start: time.Now()}
+}
+
+func (p *progress) report(pr Progress) {
+	if !p.on {
+		return
+	}
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.Sub(p.start) < progressAfter || now.Sub(p.last) < 250*time.Millisecond {
+		return
+	}
+	p.last = now
+	p.showing = true
+	fmt.Fprintf(p.w, "\r\033[Karchiver sessions: reading dt=%s (day %d of %d), %d records, %s",
+		pr.Day, pr.DayIndex+1, pr.Days, pr.Records, now.Sub(p.start).Truncate(time.Second))
+}
+
+func (p *progress) clear() {
+	if p.showing {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.showing = false
+	}
+}
+
+func (p *progress) printf(format string, a ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+	fmt.Fprintf(p.w, format, a...)
+}
+
+func (p *progress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+}
