@@ -93,7 +93,7 @@ func exerciseSessions(t *testing.T, store, env []string) {
 	defer cancel()
 	p, err := denv.Start(ctx, devenv.Spec{
 		Name: "archiver", Path: bin, Dir: dir, Env: env, WaitListening: true, StopTimeout: 60 * time.Second,
-		Args: append([]string{"serve", "--listen", "127.0.0.1:0", "--spool", filepath.Join(dir, "spool"), "--keys", keys,
+		Args: append([]string{"serve", "--listen", "127.0.0.1:0", "--spool", filepath.Join(dir, "spool"), "--keys", keys, "--allow-unsigned",
 			"--signature-window", "0", "--flush-interval", "100ms"}, store...),
 	})
 	if err != nil {
