@@ -20,10 +20,11 @@ import (
 
 // event is one line of `go test -json` (see `go doc test2json`).
 type event struct {
-	Action  string
-	Package string
-	Test    string
-	Output  string
+	Action     string
+	Package    string
+	ImportPath string // build events (Action build-output / build-fail)
+	Test       string
+	Output     string
 }
 
 type key struct{ pkg, test string }
@@ -34,6 +35,7 @@ type Summary struct {
 	Failures                []string // "pkg TestX" with its output
 	Skips                   []string // "pkg TestX: reason"
 	BrokenPackages          []string // failed without a failing test (build error, TestMain exit, panic)
+	Other                   string   // compiler output and lines that are not test events
 }
 
 // OK is true when every test ran and passed.
@@ -41,8 +43,9 @@ func (s Summary) OK() bool {
 	return s.Failed == 0 && s.Skipped == 0 && len(s.BrokenPackages) == 0
 }
 
-// Summarize reads a `go test -json` stream. Lines that are not JSON (build errors printed by go
-// itself) are kept as output of the package they follow.
+// Summarize reads a `go test -json` stream. Compiler output and lines that are not JSON (for
+// example "go: downloading") are kept in Other and printed only when something failed: a build
+// failure also ends its package with a fail event, which is what counts.
 func Summarize(r io.Reader, echo io.Writer) (Summary, error) {
 	var s Summary
 	out := map[key]*strings.Builder{}
@@ -58,6 +61,8 @@ func Summarize(r io.Reader, echo io.Writer) (Summary, error) {
 		}
 		k := key{e.Package, e.Test}
 		switch e.Action {
+		case "build-output":
+			stray.WriteString(e.Output)
 		case "output":
 			if out[k] == nil {
 				out[k] = &strings.Builder{}
@@ -87,9 +92,7 @@ func Summarize(r io.Reader, echo io.Writer) (Summary, error) {
 			delete(out, k)
 		}
 	}
-	if stray.Len() > 0 {
-		s.BrokenPackages = append(s.BrokenPackages, "go test output that is not a test event:\n"+stray.String())
-	}
+	s.Other = stray.String()
 	return s, sc.Err()
 }
 
@@ -123,6 +126,9 @@ func (s Summary) Print(w io.Writer) {
 	}
 	for _, b := range s.BrokenPackages {
 		fmt.Fprintf(w, "\n--- FAIL (package) %s", b)
+	}
+	if s.Other != "" && (s.Failed > 0 || len(s.BrokenPackages) > 0) {
+		fmt.Fprintf(w, "\n--- other output (build errors):\n%s", s.Other)
 	}
 	if len(s.Skips) > 0 {
 		sort.Strings(s.Skips)

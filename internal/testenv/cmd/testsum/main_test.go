@@ -28,6 +28,8 @@ func TestSummarize(t *testing.T) {
 			ev("pass", "FuzzE", "") + ev("pass", "", ""), true, "4 passed, 0 failed, 0 skipped", nil},
 		{"a build failure fails the run", "# example.com/p\np.go:1: syntax error\n" + ev("output", "", "FAIL\texample.com/p [build failed]\n") +
 			ev("fail", "", ""), false, "0 passed, 0 failed, 0 skipped", []string{"syntax error", "--- FAIL (package) example.com/p"}},
+		{"go's own lines do not fail a run", "go: downloading example.com/m v1.0.0\n" + ev("pass", "TestF", "") + ev("pass", "", ""), true,
+			"1 passed, 0 failed, 0 skipped", nil},
 		{"TestMain exit fails the run", ev("output", "", "starting: boom\n") + ev("fail", "", ""), false,
 			"0 passed, 0 failed, 0 skipped", []string{"starting: boom"}},
 	}
