@@ -17,7 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// Options configure a benchmark run. Zero values take the defaults (see Defaults).
+// Options configure a benchmark run. Zero values take the defaults (see Defaults).
 type Options struct {
 	Duration      time.Duration // measured window per target
 	Warmup        time.Duration // per target, before the window
@@ -42,7 +42,7 @@ type Options struct {
 // StoreFlushAlt is set, once more with it.
 var AllTargets = []string{"bare", "fsync", "naive", "spool", "store", "outage"}
 
-// Defaults returns the run: 32 connections, 3 s warm-up, 15 s window, a 30 s outage
+// Defaults returns the standard run: 32 connections, 3 s warm-up, 15 s window, a 30 s outage
 // between 10 s of load on each side.
 func Defaults() Options {
 	return Options{

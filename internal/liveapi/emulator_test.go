@@ -260,7 +260,7 @@ func (tt trackingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// TestEmulatorLoad is the load test from the issue: emulator failing 30% of requests and
+// TestEmulatorLoad is a load test: emulator failing 30% of requests and
 // limited to 600/min, client limited to 10/s; 60 mixed calls all succeed, no call is
 // answered 429 twice in a row, and a 400 is never retried. Timings are logged, not asserted.
 func TestEmulatorLoad(t *testing.T) {
