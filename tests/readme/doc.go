@@ -9,6 +9,11 @@
 //     the archive's directory, the archiver binary first on PATH; each line must exit 0 and print
 //     something. Store URLs (s3://... and file://...) point at the test archive and dates at its
 //     day, so the README can show realistic values;
+//   - a ```sh block preceded by `<!-- check: make -->` holds make commands: each target must
+//     exist (make -n);
+//   - a ```sh block preceded by `<!-- check: serve -->` holds servers: each starts from the
+//     repository root (its --listen moved to a free port) and must print "listening on";
+//   - every ```hcl block must be as `terraform fmt` writes it, unless skipped;
 //   - any other `<!-- check: ... -->` comment fails the test.
 //
 // Generated reference sections (flag tables) are checked by archiver/internal/readmegen instead.

@@ -76,8 +76,8 @@ func readme(t *testing.T) []block {
 	}
 	bs := blocks(src)
 	for _, b := range bs {
-		if d := b.Directive; d != "" && d != "run" && !strings.HasPrefix(d, "skip ") {
-			t.Errorf("README.md:%d: unknown directive <!-- check: %s --> (use `run` or `skip REASON`)", b.Line, d)
+		if d := b.Directive; d != "" && d != "run" && d != "make" && d != "serve" && !strings.HasPrefix(d, "skip ") {
+			t.Errorf("README.md:%d: unknown directive <!-- check: %s --> (use run, serve, make or skip REASON)", b.Line, d)
 		}
 	}
 	return bs
@@ -202,6 +202,111 @@ func TestSQL(t *testing.T) {
 	}
 }
 
+// commands splits a shell block into command lines: continuations joined, blank lines and
+// comment lines dropped. Each comes with its README line.
+func commands(b block) (cmds []string, lines []int) {
+	var cur strings.Builder
+	start := 0
+	for i, l := range strings.Split(strings.TrimRight(b.Text, "\n"), "\n") {
+		if cur.Len() == 0 {
+			start = b.Line + i + 1
+		}
+		if strings.HasSuffix(l, "\\") {
+			cur.WriteString(strings.TrimSuffix(l, "\\") + " ")
+			continue
+		}
+		cur.WriteString(l)
+		if c := strings.TrimSpace(cur.String()); c != "" && !strings.HasPrefix(c, "#") {
+			cmds, lines = append(cmds, c), append(lines, start)
+		}
+		cur.Reset()
+	}
+	return cmds, lines
+}
+
+// TestMakeTargets: in blocks marked <!-- check: make -->, every make target exists (make -n
+// resolves it without running anything).
+func TestMakeTargets(t *testing.T) {
+	var n int
+	for _, b := range readme(t) {
+		if b.Directive != "make" {
+			continue
+		}
+		cmds, lines := commands(b)
+		for i, c := range cmds {
+			words := strings.Fields(strings.SplitN(c, "#", 2)[0])
+			if len(words) < 2 || words[0] != "make" {
+				t.Errorf("README.md:%d: not a make command in a <!-- check: make --> block: %s", lines[i], c)
+				continue
+			}
+			n++
+			cmd := exec.Command("make", append([]string{"-n"}, words[1:]...)...)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("README.md:%d: %s: make -n fails: %v\n%s", lines[i], c, err, out)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("README.md has no <!-- check: make --> block")
+	}
+}
+
+// TestServeCommands: every command in a block marked <!-- check: serve --> starts (from the
+// repository root, its --listen moved to a free 127.0.0.1 port) and prints "listening on".
+func TestServeCommands(t *testing.T) {
+	listenRE := regexp.MustCompile(`--listen[ =]\S+`)
+	var n int
+	for _, b := range readme(t) {
+		if b.Directive != "serve" {
+			continue
+		}
+		cmds, lines := commands(b)
+		for i, c := range cmds {
+			n++
+			env, err := devenv.NewEnv(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			p, err := env.Start(ctx, devenv.Spec{
+				Name: "readme-serve", Path: "bash", Args: []string{"-c", "exec " + listenRE.ReplaceAllString(c, "--listen 127.0.0.1:0")},
+				Dir: root, WaitListening: true, StopTimeout: 10 * time.Second,
+			})
+			cancel()
+			if err != nil {
+				t.Errorf("README.md:%d: %s: %v", lines[i], c, err)
+			} else if err := p.Stop(); err != nil {
+				t.Logf("README.md:%d: stopping: %v", lines[i], err)
+			}
+			env.Close()
+		}
+	}
+	if n == 0 {
+		t.Error("README.md has no <!-- check: serve --> block")
+	}
+}
+
+// TestHCLFormatted: every ```hcl block (unless skipped) is as `terraform fmt` writes it.
+func TestHCLFormatted(t *testing.T) {
+	tf := testenv.Terraform(t)
+	for _, b := range readme(t) {
+		if b.Lang != "hcl" || strings.HasPrefix(b.Directive, "skip ") {
+			continue
+		}
+		cmd := exec.Command(tf, "fmt", "-")
+		cmd.Stdin = strings.NewReader(b.Text)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Errorf("README.md:%d: terraform fmt rejects the block: %v\n%s", b.Line, err, stderr.String())
+		} else if string(out) != b.Text {
+			t.Errorf("README.md:%d: not formatted as terraform fmt writes it; want:\n%s", b.Line, out)
+		}
+	}
+}
+
 // TestRunnableCommands runs every line of the blocks marked <!-- check: run -->.
 func TestRunnableCommands(t *testing.T) {
 	var n int
@@ -210,11 +315,8 @@ func TestRunnableCommands(t *testing.T) {
 			continue
 		}
 		a := archive(t)
-		for i, line := range strings.Split(strings.TrimSpace(b.Text), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
+		cmds, lines := commands(b)
+		for i, line := range cmds {
 			n++
 			for _, tool := range []string{"jq", "zcat"} {
 				if regexp.MustCompile(`\b` + tool + `\b`).MatchString(line) {
@@ -227,7 +329,7 @@ func TestRunnableCommands(t *testing.T) {
 			cmd.Env = append(os.Environ(), "PATH="+a.BinDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 			out, err := cmd.CombinedOutput()
 			if err != nil || len(bytes.TrimSpace(out)) == 0 {
-				t.Errorf("README.md:%d: %s\nran: %s\nerr: %v\noutput:\n%s", b.Line+i+1, line, cmdline, err, out)
+				t.Errorf("README.md:%d: %s\nran: %s\nerr: %v\noutput:\n%s", lines[i], line, cmdline, err, out)
 			}
 		}
 	}
@@ -247,6 +349,10 @@ func TestBlocks(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("blocks =\n%v\nwant\n%v", got, want)
+	}
+	cmds, lines := commands(block{Text: "a \\\n  b\n\n# c\nd # e\n", Line: 10})
+	if fmt.Sprint(cmds, lines) != "[a    b d # e] [11 15]" {
+		t.Errorf("commands = %q %v", cmds, lines)
 	}
 	a := &testArchive{Dir: "/tmp/a", Day: "2030-01-02"}
 	if got := a.localize("archiver events --store s3://b/p --from 2026-11-01 x 'archive/dt=*/*.gz'"); got !=
