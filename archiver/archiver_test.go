@@ -26,10 +26,8 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
-var (
-	binary string
-	gw     *versitygw.Server
-)
+// binary is the archiver built once for every subprocess test (it needs only Go).
+var binary string
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
@@ -49,14 +47,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "building the archiver: %v\n", err)
 			return 1
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		gw, err = versitygw.Start(ctx, filepath.Join(dir, "s3"))
-		cancel()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "starting VersityGW: %v\n", err)
-			return 1
-		}
-		defer gw.Stop()
+		defer versitygw.StopShared()
 		return m.Run()
 	}())
 }
@@ -69,20 +60,25 @@ type proc struct {
 	url string
 }
 
-// serve starts the binary with args (plus --listen 127.0.0.1:0) in dir and waits for its address.
-func serve(t *testing.T, dir string, args ...string) *proc {
+// serve starts the binary with args (plus --listen 127.0.0.1:0) in dir and waits for its address;
+// gw (nil for a file store) gives it the S3 credentials.
+func serve(t *testing.T, gw *versitygw.Server, dir string, args ...string) *proc {
 	t.Helper()
-	env, err := devenv.NewEnv(t.TempDir())
+	denv, err := devenv.NewEnv(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Close() }) // stops it if the test did not; a killed one is expected
+	t.Cleanup(func() { _ = denv.Close() }) // stops it if the test did not; a killed one is expected
 	if !containsArg(args, "--keys") && !containsArg(args, "--allow-unsigned") {
 		// Tests about durability, not trust: accept unsigned callbacks.
 		args = append(args, "--allow-unsigned")
 	}
-	dp, err := env.Start(context.Background(), devenv.Spec{
-		Name: "archiver", Path: binary, Dir: dir, Env: gw.Env(),
+	var env []string
+	if gw != nil {
+		env = gw.Env()
+	}
+	dp, err := denv.Start(context.Background(), devenv.Spec{
+		Name: "archiver", Path: binary, Dir: dir, Env: env,
 		Args:          append([]string{"serve", "--listen", "127.0.0.1:0"}, args...),
 		WaitListening: true,
 		StopTimeout:   60 * time.Second, // hang guard for terminate
@@ -129,7 +125,7 @@ func (p *proc) terminate() (int, time.Duration) {
 // kill SIGKILLs it, like a crash.
 func (p *proc) kill() { _ = p.p.Kill() }
 
-func s3Args(bucket string) []string {
+func s3Args(gw *versitygw.Server, bucket string) []string {
 	return []string{"--store", "s3://" + bucket + "/a/", "--s3-endpoint", gw.Endpoint}
 }
 
@@ -137,10 +133,11 @@ func s3Args(bucket string) []string {
 // exactly once after a restart; no event is stored twice.
 func TestKill9UnderLoadLosesNothing(t *testing.T) {
 	t.Parallel()
+	gw := versitygw.Shared(t)
 	bucket := gw.BucketT(t)
 	spool := t.TempDir()
-	args := append(s3Args(bucket), "--spool", spool, "--flush-interval", "300ms", "--flush-bytes", "32KiB")
-	p := serve(t, t.TempDir(), args...)
+	args := append(s3Args(gw, bucket), "--spool", spool, "--flush-interval", "300ms", "--flush-bytes", "32KiB")
+	p := serve(t, gw, t.TempDir(), args...)
 
 	var mu sync.Mutex
 	acked := map[string][]byte{} // event_id -> body
@@ -172,7 +169,7 @@ func TestKill9UnderLoadLosesNothing(t *testing.T) {
 		t.Fatalf("only %d events acknowledged before the kill", len(acked))
 	}
 
-	p2 := serve(t, t.TempDir(), args...)
+	p2 := serve(t, gw, t.TempDir(), args...)
 	// Under load the active segment always holds events at the kill: the restart recovers it.
 	if logs := strings.Join(p2.Logs(), "\n"); !strings.Contains(logs, "recovered spool segments") {
 		t.Errorf("the restart did not recover spool segments:\n%s", logs)
@@ -213,9 +210,10 @@ func TestKill9UnderLoadLosesNothing(t *testing.T) {
 
 func TestSIGTERMFlushesAndExits(t *testing.T) {
 	t.Parallel()
+	gw := versitygw.Shared(t)
 	bucket := gw.BucketT(t)
 	spool := t.TempDir()
-	p := serve(t, t.TempDir(), append(s3Args(bucket), "--spool", spool, "--flush-interval", "1h")...)
+	p := serve(t, gw, t.TempDir(), append(s3Args(gw, bucket), "--spool", spool, "--flush-interval", "1h")...)
 	for i := range 20 {
 		if r := archivertest.Post(t, p.url+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i))); r.Status != 200 {
 			t.Fatalf("%d %s", r.Status, r.Raw)
@@ -237,11 +235,12 @@ func TestSIGTERMFlushesAndExits(t *testing.T) {
 // TestEventsCommandReadsSamplesBack: `archiver events` prints every sample field for field.
 func TestEventsCommandReadsSamplesBack(t *testing.T) {
 	t.Parallel()
+	gw := versitygw.Shared(t)
 	bucket := gw.BucketT(t)
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys.json")
 	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivertest.SampleKey+`"}`), 0o600)
-	p := serve(t, dir, append(s3Args(bucket), "--spool", filepath.Join(dir, "spool"), "--keys", keys, "--allow-unsigned", "--signature-window", "0", "--gzip=false")...)
+	p := serve(t, gw, dir, append(s3Args(gw, bucket), "--spool", filepath.Join(dir, "spool"), "--keys", keys, "--allow-unsigned", "--signature-window", "0", "--gzip=false")...)
 	sent := map[string][]byte{}
 	for _, name := range archivertest.SampleNames(t) {
 		body := archivertest.Sample(t, name)
@@ -321,7 +320,7 @@ func TestEventsCommandReadsSamplesBack(t *testing.T) {
 func TestNoStoreWritesToLocalArchive(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := serve(t, dir)
+	p := serve(t, nil, dir)
 	if first := p.Logs()[0]; !strings.Contains(first, "./archive") {
 		t.Fatalf("first log line does not say where the archive goes: %s", first)
 	}
@@ -343,7 +342,7 @@ func TestSIGHUPReloadsKeys(t *testing.T) {
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys.json")
 	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivertest.SampleKey+`"}`), 0o600)
-	p := serve(t, dir, "--store", "file://"+filepath.Join(dir, "archive"), "--keys", keys, "--signature-window", "0")
+	p := serve(t, nil, dir, "--store", "file://"+filepath.Join(dir, "archive"), "--keys", keys, "--signature-window", "0")
 	if r := archivertest.Post(t, p.url+"/callback", archivertest.Sample(t, "signed-publish.json")); r.Status != 200 {
 		t.Fatalf("%d %s", r.Status, r.Raw)
 	}

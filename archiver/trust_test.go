@@ -52,7 +52,7 @@ func TestTrustAttacksAgainstBinary(t *testing.T) {
 	}
 	store := "file://" + filepath.Join(dir, "archive")
 	args := []string{"--store", store, "--spool", filepath.Join(dir, "spool"), "--keys", keys, "--flush-interval", "100ms", "--gzip=false"}
-	p := serve(t, dir, args...)
+	p := serve(t, nil, dir, args...)
 	post := func(body []byte) archivertest.Response { return archivertest.Post(t, p.url+"/callback", body) }
 
 	now := time.Now().Unix()
@@ -115,7 +115,7 @@ func TestTrustAttacksAgainstBinary(t *testing.T) {
 	if code, _ := p.terminate(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	p = serve(t, dir, args...)
+	p = serve(t, nil, dir, args...)
 	for i, g := range genuine {
 		if r := archivertest.Post(t, p.url+"/callback", g); r.Status != 200 || r.Body["status"] != "duplicate" {
 			t.Fatalf("redelivery %d after restart: %d %s", i, r.Status, r.Raw)

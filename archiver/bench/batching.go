@@ -1,13 +1,11 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 )
 
 // Batching is how an archiver target grouped its events, read from its own /metrics just before
@@ -23,50 +21,18 @@ type Batching struct {
 
 // scrapeBatching reads the archiver's counters from http://addr/metrics.
 func scrapeBatching(ctx context.Context, addr string) (*Batching, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	f, err := metrics.Scrape(ctx, "http://"+addr+"/metrics")
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reading /metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("reading /metrics: %s", resp.Status)
-	}
-	v := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || strings.Contains(line, "{") {
-			continue // only unlabelled series are needed
-		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-			v[name] = f
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading /metrics: %w", err)
-	}
 	const p = "livehook_archiver_"
-	mean := func(base string) time.Duration {
-		if n := v[p+base+"_count"]; n > 0 {
-			return time.Duration(v[p+base+"_sum"] / n * float64(time.Second))
-		}
-		return 0
-	}
+	v := func(name string) float64 { x, _ := f.Value(p + name); return x }
+	mean := func(name string) time.Duration { return time.Duration(f.Mean(p+name) * float64(time.Second)) }
 	return &Batching{
-		Accepted:   v[p+"accepted_total"],
-		Commits:    v[p+"spool_commits_total"],
+		Accepted:   v("accepted_total"),
+		Commits:    v("spool_commits_total"),
 		CommitMean: mean("spool_commit_seconds"),
-		Objects:    v[p+"objects_stored_total"],
+		Objects:    v("objects_stored_total"),
 		PutMean:    mean("upload_seconds"),
 	}, nil
 }

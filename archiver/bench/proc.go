@@ -78,7 +78,7 @@ func (p *proc) logTail() string {
 }
 
 // freePort asks the kernel for a free 127.0.0.1 port. Another process could take it before the
-// target binds it; on this benchmark machine that race is accepted (the start fails loudly).
+// target binds it; for a benchmark that race is accepted (the start fails loudly).
 func freePort() (string, error) { return lproc.FreeAddr() }
 
 // waitReady polls GET /readyz until the target answers anything but 503 (a 404 means the

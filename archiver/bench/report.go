@@ -9,7 +9,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 )
 
-// Check is one target of the issue, evaluated on this run.
+// Check is one performance target, evaluated on this run.
 type Check struct {
 	Name   string `json:"name"`
 	Value  string `json:"value"`
@@ -47,7 +47,7 @@ func Failed(checks []Check, noFail bool) bool {
 
 const maxRSS = 128 << 20
 
-// evaluate turns the rows into the issue's PASS/FAIL checks.
+// evaluate turns the rows into PASS/FAIL checks against the targets (docs/performance.md).
 func evaluate(r *Results) []Check {
 	var checks []Check
 	add := func(c Check) { checks = append(checks, c) }
@@ -116,7 +116,7 @@ func evaluate(r *Results) []Check {
 	}
 	for _, t := range r.Targets {
 		if strings.HasPrefix(t.Name, "store") {
-			// The issue's target is store mode as configured by default; the run with another
+			// The target is store mode as configured by default; the run with another
 			// --flush-interval is there to show how latency relates to it (see storeNotes).
 			if t.FlushInterval == 0 {
 				ratio(t.Name+": req/s vs naive", t, naive, rps, 5)

@@ -17,7 +17,7 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
-// Options configure a benchmark run. Zero values take the defaults (see Defaults).
+// Options configure a benchmark run. Zero values take the defaults (see Defaults).
 type Options struct {
 	Duration      time.Duration // measured window per target
 	Warmup        time.Duration // per target, before the window

@@ -1,166 +1,119 @@
-// Package metrics is a small, dependency-free Prometheus text-format exposition: counters, labelled
-// counters, gauges read at scrape time, and histograms. Updates are lock-free atomics because they
-// happen on the intake hot path.
+// Package metrics is the archiver's Prometheus instrumentation, on client_golang: counters,
+// labelled counters, gauges read at scrape time and histograms, plus the standard Go runtime and
+// process collectors. The small wrapper types keep call sites independent of the library and let
+// the archiver read its own counters (for its shutdown log line) without a scrape.
 package metrics
 
 import (
-	"bufio"
-	"fmt"
 	"io"
-	"math"
 	"net/http"
-	"sort"
-	"strconv"
 	"sync"
-	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 )
 
 // Counter only goes up.
-type Counter struct{ v atomic.Uint64 }
+type Counter struct{ c prometheus.Counter }
 
 // Inc adds one.
-func (c *Counter) Inc() { c.v.Add(1) }
+func (c *Counter) Inc() { c.c.Inc() }
 
 // Add adds n.
-func (c *Counter) Add(n uint64) { c.v.Add(n) }
+func (c *Counter) Add(n uint64) { c.c.Add(float64(n)) }
 
 // Value is the current count.
-func (c *Counter) Value() uint64 { return c.v.Load() }
+func (c *Counter) Value() uint64 {
+	var m dto.Metric
+	if err := c.c.Write(&m); err != nil {
+		return 0
+	}
+	return uint64(m.GetCounter().GetValue())
+}
 
 // CounterVec is a counter per value of one label. Values registered up front appear at 0.
 type CounterVec struct {
-	label string
-	mu    sync.RWMutex
-	m     map[string]*Counter
+	v *prometheus.CounterVec
+	m sync.Map // label value -> *Counter, so With is cheap on the hot path
 }
 
 // With returns the counter for a label value (created on first use).
 func (v *CounterVec) With(value string) *Counter {
-	v.mu.RLock()
-	c := v.m[value]
-	v.mu.RUnlock()
-	if c != nil {
-		return c
+	if c, ok := v.m.Load(value); ok {
+		return c.(*Counter)
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if c = v.m[value]; c == nil {
-		c = &Counter{}
-		v.m[value] = c
-	}
-	return c
+	c, _ := v.m.LoadOrStore(value, &Counter{c: v.v.WithLabelValues(value)})
+	return c.(*Counter)
 }
 
-// Histogram counts observations into cumulative buckets.
-type Histogram struct {
-	bounds []float64
-	counts []atomic.Uint64 // len(bounds)+1, last is +Inf
-	sum    atomic.Uint64   // float64 bits
-	count  atomic.Uint64
-}
+// Histogram counts observations into cumulative buckets; a scrape sees _count, _sum and the
+// buckets from one consistent state.
+type Histogram struct{ h prometheus.Histogram }
 
 // Observe records v.
-func (h *Histogram) Observe(v float64) {
-	i := sort.SearchFloat64s(h.bounds, v)
-	h.counts[i].Add(1)
-	h.count.Add(1)
-	for {
-		old := h.sum.Load()
-		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
-			return
-		}
-	}
+func (h *Histogram) Observe(v float64) { h.h.Observe(v) }
+
+// Registry holds the metric families. NewRegistry includes the Go runtime (go_*) and process
+// (process_*) collectors.
+type Registry struct{ r *prometheus.Registry }
+
+// NewRegistry returns a registry with the standard Go and process collectors.
+func NewRegistry() *Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Registry{r: r}
 }
 
-type family struct {
-	name, help, typ string
-	write           func(w *bufio.Writer, name string)
-}
+// Prometheus is the underlying registry, for registering collectors this package has no helper for.
+func (r *Registry) Prometheus() *prometheus.Registry { return r.r }
 
-// Registry holds metric families in registration order.
-type Registry struct {
-	mu       sync.Mutex
-	families []family
-}
-
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{} }
-
-func (r *Registry) add(f family) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.families = append(r.families, f)
-}
-
-// Counter registers a counter.
+// Counter registers a counter. Registering a name twice is a programming error and panics at
+// startup.
 func (r *Registry) Counter(name, help string) *Counter {
-	c := &Counter{}
-	r.add(family{name, help, "counter", func(w *bufio.Writer, name string) {
-		fmt.Fprintf(w, "%s %d\n", name, c.Value())
-	}})
-	return c
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	r.r.MustRegister(c)
+	return &Counter{c: c}
 }
 
 // CounterVec registers a counter with one label, pre-creating the given values.
 func (r *Registry) CounterVec(name, help, label string, values ...string) *CounterVec {
-	v := &CounterVec{label: label, m: make(map[string]*Counter)}
+	v := &CounterVec{v: prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})}
+	r.r.MustRegister(v.v)
 	for _, x := range values {
-		v.m[x] = &Counter{}
+		v.With(x)
 	}
-	r.add(family{name, help, "counter", func(w *bufio.Writer, name string) {
-		v.mu.RLock()
-		keys := make([]string, 0, len(v.m))
-		for k := range v.m {
-			keys = append(keys, k)
-		}
-		v.mu.RUnlock()
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "%s{%s=%s} %d\n", name, v.label, strconv.Quote(k), v.With(k).Value())
-		}
-	}})
 	return v
 }
 
 // GaugeFunc registers a gauge read at scrape time.
 func (r *Registry) GaugeFunc(name, help string, f func() float64) {
-	r.add(family{name, help, "gauge", func(w *bufio.Writer, name string) {
-		fmt.Fprintf(w, "%s %s\n", name, formatFloat(f()))
-	}})
+	r.r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
 // Histogram registers a histogram with the given upper bounds (ascending).
 func (r *Registry) Histogram(name, help string, bounds []float64) *Histogram {
-	h := &Histogram{bounds: append([]float64(nil), bounds...), counts: make([]atomic.Uint64, len(bounds)+1)}
-	r.add(family{name, help, "histogram", func(w *bufio.Writer, name string) {
-		var cum uint64
-		for i, b := range h.bounds {
-			cum += h.counts[i].Load()
-			fmt.Fprintf(w, "%s_bucket{le=%q} %d\n", name, formatFloat(b), cum)
-		}
-		cum += h.counts[len(h.bounds)].Load()
-		fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n", name, cum)
-		fmt.Fprintf(w, "%s_sum %s\n", name, formatFloat(math.Float64frombits(h.sum.Load())))
-		fmt.Fprintf(w, "%s_count %d\n", name, h.count.Load())
-	}})
-	return h
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: append([]float64(nil), bounds...)})
+	r.r.MustRegister(h)
+	return &Histogram{h: h}
 }
 
-func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
-
-// WriteTo writes every family in the Prometheus text exposition format (version 0.0.4).
+// WriteTo writes every family in the Prometheus text exposition format.
 func (r *Registry) WriteTo(w io.Writer) (int64, error) {
-	r.mu.Lock()
-	fams := append([]family(nil), r.families...)
-	r.mu.Unlock()
-	cw := &countingWriter{w: w}
-	bw := bufio.NewWriter(cw)
-	for _, f := range fams {
-		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.typ)
-		f.write(bw, f.name)
+	fams, err := r.r.Gather()
+	if err != nil {
+		return 0, err
 	}
-	err := bw.Flush()
-	return cw.n, err
+	cw := &countingWriter{w: w}
+	enc := expfmt.NewEncoder(cw, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range fams {
+		if err := enc.Encode(f); err != nil {
+			return cw.n, err
+		}
+	}
+	return cw.n, nil
 }
 
 type countingWriter struct {
@@ -174,12 +127,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Handler serves the registry at /metrics.
+// Handler serves the registry at /metrics (text format, or what the scraper negotiates).
 func (r *Registry) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_, _ = r.WriteTo(w)
-	})
+	return promhttp.HandlerFor(r.r, promhttp.HandlerOpts{})
 }
 
 // Archiver is the archiver's set of metrics. Every field is registered by NewArchiver.

@@ -1,7 +1,12 @@
 package metrics
 
 import (
+	"net/http"
+	"net/http/httptest"
+
 	"bytes"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"strings"
 	"testing"
 )
@@ -32,5 +37,31 @@ func TestExposition(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("exposition lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestStandardCollectorsAndEscaping: the exposition carries the Go runtime and process metrics,
+// and a label value with a quote, a backslash and a newline is escaped so a scraper can parse it.
+func TestStandardCollectorsAndEscaping(t *testing.T) {
+	m := NewArchiver(nil)
+	m.Rejected.With("a\"b\\c\nd").Inc()
+	rec := httptest.NewRecorder()
+	m.Registry.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	out := rec.Body.String()
+	for _, want := range []string{"go_goroutines ", "process_cpu_seconds_total ", `livehook_archiver_rejected_total{reason="a\"b\\c\nd"} 1`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q:\n%s", want, out)
+		}
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("exposition does not parse: %v", err)
+	}
+	if got := fams["livehook_archiver_rejected_total"].GetMetric()[0].GetLabel()[0].GetValue(); got != "a\"b\\c\nd" {
+		t.Errorf("label value after a round trip = %q", got)
+	}
+	if got := m.Rejected.With("a\"b\\c\nd").Value(); got != 1 {
+		t.Errorf("Value() = %d, want 1", got)
 	}
 }

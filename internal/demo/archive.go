@@ -12,13 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
@@ -196,25 +197,18 @@ func postCallback(ctx context.Context, url string, body []byte) (int, error) {
 	return resp.StatusCode, nil
 }
 
-var duplicateRE = regexp.MustCompile(`(?m)^([a-z_:]*duplicate[a-z_]*)(\{[^}]*\})?\s+([0-9.e+]+)$`)
-
 // duplicatesMetric returns the value of the archiver's duplicate counter from /metrics, or
 // "" when it has none (the archive comparison is the proof either way).
 func duplicatesMetric(ctx context.Context, base string) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	f, err := metrics.Scrape(ctx, base+"/metrics")
 	if err != nil {
 		return ""
 	}
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
+	v, ok := f.Value("livehook_archiver_duplicates_total")
+	if !ok {
 		return ""
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if m := duplicateRE.FindSubmatch(b); m != nil {
-		return string(m[3])
-	}
-	return ""
+	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
 // copyTF copies the *.tf files of src into dst.

@@ -2,20 +2,22 @@ package demo
 
 import (
 	"context"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
 // TestEndToEnd runs the demo flow (`make demo`) and asserts on what it observed, so CI proves
 // the whole chain: Terraform -> Live API (emulator) -> callback -> archiver -> S3 -> read-back.
-// It needs terraform on PATH and VersityGW (`make tools`); it fails, never skips, without them.
+// It needs terraform (TF_ACC=1) and VersityGW (`make tools`); without them it skips (fails under
+// LIVEHOOK_TEST_ALL=1, as in `make test`).
 func TestEndToEnd(t *testing.T) {
-	if _, err := exec.LookPath("terraform"); err != nil {
-		t.Fatal("terraform not found on PATH: install Terraform 1.11+ (the tests never download it)")
-	}
+	testenv.Terraform(t)
+	testenv.Binary(t, "versitygw", versitygw.Binary)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const streams = 3

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/livehook/terraform-provider-livehook/internal/testenv"
 )
 
 func TestStartParsesListeningLine(t *testing.T) {
@@ -123,9 +125,7 @@ func TestCLIConfig(t *testing.T) {
 // registry. The provider binary is never executed by init, so a stub stands in for it.
 func TestTerraformInitOffline(t *testing.T) {
 	t.Parallel()
-	if _, err := TerraformBinary(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Terraform(t)
 	e := newEnv(t)
 	provDir := e.Path("bin")
 	cfgDir := e.Path("cfg")

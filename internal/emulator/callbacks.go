@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
@@ -246,13 +247,13 @@ func jsonValue(v any) []byte {
 // deliver POSTs body until a 200, at most 1+CallbackRetries times, backing off exponentially.
 func (s *Server) deliver(ctx context.Context, target string, body []byte) *Report {
 	rep := &Report{Body: json.RawMessage(body), URL: target}
-	backoff := s.cfg.CallbackBackoff
+	// Deterministic (no jitter): tests and the demo assert on the delivery schedule.
+	policy := backoff.Policy{Initial: s.cfg.CallbackBackoff, Max: time.Minute, Jitter: -1}
 	for i := 0; i <= s.cfg.CallbackRetries; i++ {
-		if i > 0 {
-			if ctxsleep.Sleep(ctx, backoff) != nil {
+		if i > 0 && s.cfg.CallbackBackoff > 0 {
+			if ctxsleep.Sleep(ctx, policy.Delay(i-1)) != nil {
 				return rep
 			}
-			backoff = min(2*backoff, time.Minute)
 		}
 		a := s.attempt(ctx, target, body)
 		rep.Attempts = append(rep.Attempts, a)

@@ -1,6 +1,8 @@
 package emulator
 
 import (
+	"golang.org/x/time/rate"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -111,14 +113,11 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// bucket is a token bucket: capacity is one second's share of the per-minute rate
-// (at least 1), refilled continuously, so a client pacing itself at the rate is never
-// refused while a burst beyond a second's share is.
+// bucket is the emulator's rate limit, a golang.org/x/time/rate token bucket: capacity is one
+// second's share of the per-minute rate (at least 1), refilled continuously, so a client pacing
+// itself at the rate is never refused while a burst beyond a second's share is.
 type bucket struct {
-	perMinute int
-	capacity  float64
-	tokens    float64
-	last      time.Time
+	lim *rate.Limiter // nil: no limit
 }
 
 // grace lets a request arriving this much early still pass: a client pacing itself at
@@ -126,25 +125,23 @@ type bucket struct {
 const grace = 25 * time.Millisecond
 
 func (b *bucket) reset(perMinute int, now time.Time) {
-	b.perMinute = perMinute
-	b.capacity = max(float64(perMinute)/60, 1)
-	b.tokens = b.capacity
-	b.last = now
+	if perMinute <= 0 {
+		b.lim = nil
+		return
+	}
+	b.lim = rate.NewLimiter(rate.Limit(float64(perMinute)/60), max(perMinute/60, 1))
+	b.lim.AllowN(now, 0) // start the refill clock at now, full
 }
 
 // take spends a token, or reports how long until one is available.
 func (b *bucket) take(now time.Time) (ok bool, retryAfter time.Duration) {
-	if b.perMinute <= 0 {
+	if b.lim == nil {
 		return true, 0
 	}
-	perSec := float64(b.perMinute) / 60
-	if el := now.Sub(b.last); el > 0 {
-		b.tokens = min(b.capacity, b.tokens+el.Seconds()*perSec)
-		b.last = now
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > grace {
+		r.CancelAt(now)
+		return false, d
 	}
-	if b.tokens+grace.Seconds()*perSec >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / perSec * float64(time.Second))
+	return true, 0
 }

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/livehook/terraform-provider-livehook/internal/aksk"
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
@@ -492,17 +492,13 @@ func (c *Client) shouldRetry(res *response, err error, attempt int) (bool, time.
 	return true, c.backoff(attempt)
 }
 
-// backoff is "full jitter": uniform in [0, min(max, min*2^(attempt-1))].
+// backoff is "full jitter" (internal/backoff with Jitter 1): uniform in
+// [0, min(max, min*2^(attempt-1))].
 func (c *Client) backoff(attempt int) time.Duration {
-	ceil := c.minBackoff
-	for i := 1; i < attempt && ceil < c.maxBackoff; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, c.maxBackoff)
-	if ceil <= 0 {
+	if c.minBackoff <= 0 || c.maxBackoff <= 0 {
 		return 0
 	}
-	return time.Duration(rand.Int64N(int64(ceil) + 1))
+	return backoff.Policy{Initial: c.minBackoff, Max: c.maxBackoff, Jitter: 1}.Delay(attempt - 1)
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP-date.

@@ -260,13 +260,10 @@ func (tt trackingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// TestEmulatorLoad is the load test from the issue: emulator failing 30% of requests and
+// TestEmulatorLoad is a load test: emulator failing 30% of requests and
 // limited to 600/min, client limited to 10/s; 60 mixed calls all succeed, no call is
 // answered 429 twice in a row, and a 400 is never retried. Timings are logged, not asserted.
 func TestEmulatorLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("load test: several seconds")
-	}
 	t.Parallel()
 	srv, base := startEmulator(t, func(c *emulator.Config) { c.FailRate = 0.3; c.RateLimit = 600 })
 	domains := []string{pushDomain, "push2.example.com", "push3.example.com", "push4.example.com"}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/livehook/terraform-provider-livehook/internal/emulator"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv"
 )
 
 // testAccProtoV6ProviderFactories serves the provider in-process to the real terraform
@@ -38,14 +38,8 @@ const (
 // TestMain makes the acceptance tests use the terraform binary on this machine and never
 // let terraform-plugin-testing download one.
 func TestMain(m *testing.M) {
-	if os.Getenv("TF_ACC") != "" && os.Getenv("TF_ACC_TERRAFORM_PATH") == "" {
-		p, err := exec.LookPath("terraform")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "TF_ACC is set but no terraform binary was found: put Terraform 1.11+ in PATH or set "+
-				"TF_ACC_TERRAFORM_PATH (e.g. TF_ACC_TERRAFORM_PATH=/usr/local/bin/terraform). The tests never download Terraform.")
-			os.Exit(1)
-		}
-		_ = os.Setenv("TF_ACC_TERRAFORM_PATH", p)
+	if path, why := testenv.TerraformPath(); why == "" {
+		_ = os.Setenv("TF_ACC_TERRAFORM_PATH", path)
 	}
 	os.Exit(m.Run())
 }
@@ -57,12 +51,11 @@ type testLive struct {
 }
 
 // newTestLive starts an emulator on 127.0.0.1 knowing the given push domains; it is
-// closed when the test ends. It skips the test unless TF_ACC is set.
+// closed when the test ends. It is the gate of every acceptance test: without TF_ACC=1 and
+// terraform the test skips (testenv.Terraform).
 func newTestLive(t *testing.T, domains ...string) *testLive {
 	t.Helper()
-	if os.Getenv("TF_ACC") == "" {
-		t.Skip("acceptance test: set TF_ACC=1 to run it (it runs terraform against an in-process Live emulator)")
-	}
+	testenv.Terraform(t)
 	srv, url := emulator.StartT(t, emulator.Config{
 		ProjectID: testProjectID, AccessKey: testAccessKey, SecretKey: testSecretKey,
 		Domains: domains,

@@ -115,7 +115,7 @@ func (r *publishNotificationResource) Schema(ctx context.Context, _ resource.Sch
 				MarkdownDescription: "Where Live sends the callbacks from: `" + AreaMainlandChina + "` or `" +
 					AreaOutsideMainlandChina + "`. Omit it to leave it unset (Live then chooses).",
 				Optional:   true,
-				Validators: []validator.String{oneOfValidator{values: callBackAreas}},
+				Validators: []validator.String{callBackAreaValidator},
 			},
 		},
 		Blocks: map[string]schema.Block{

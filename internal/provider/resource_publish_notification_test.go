@@ -351,10 +351,10 @@ func TestAccPublishNotification_planTimeValidation(t *testing.T) {
 		Steps: []resource.TestStep{
 			step(errorRe("Attribute url must use the http or https scheme"), `url = "ftp://hooks.example.com/live"`),
 			step(errorRe("Attribute url must name a host"), `url = "https:///live"`),
-			step(errorRe("Attribute auth_sign_key must be 32 to 128 characters long, got 10"), url, `auth_sign_key = "0123456789"`),
-			step(errorRe("Attribute auth_sign_key_wo must be 32 to 128 characters long, got 129"), url,
+			step(errorRe("Attribute auth_sign_key UTF-8 character count must be between 32 and 128, got: 10"), url, `auth_sign_key = "0123456789"`),
+			step(errorRe("Attribute auth_sign_key_wo UTF-8 character count must be between 32 and 128, got: 129"), url,
 				fmt.Sprintf(`auth_sign_key_wo = %q`, strings.Repeat("x", 129)), `auth_sign_key_wo_version = 1`),
-			step(errorRe(`Attribute call_back_area must be one of "mainland_china", "outside_mainland_china", got "europe"`), url,
+			step(errorRe(`Attribute call_back_area value must be one of: ["mainland_china" "outside_mainland_china"], got: "europe"`), url,
 				`call_back_area = "europe"`),
 			step(errorRe("auth_sign_key", "cannot be configured together"), url,
 				fmt.Sprintf(`auth_sign_key = %q`, key1), fmt.Sprintf(`auth_sign_key_wo = %q`, key2), `auth_sign_key_wo_version = 1`),

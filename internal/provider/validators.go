@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 )
 
@@ -24,7 +24,6 @@ var callBackAreas = []string{AreaMainlandChina, AreaOutsideMainlandChina}
 
 var (
 	_ validator.String = checkValidator{}
-	_ validator.String = oneOfValidator{}
 )
 
 // checkHostname returns "" when s is a DNS host name usable as a Live push domain
@@ -81,9 +80,11 @@ var (
 		"must be a lower-case DNS host name (dot-separated labels of 1-63 letters, digits or hyphens; at most 253 characters)",
 		checkHostname}
 	httpURLValidator = checkValidator{"Invalid URL", "must be an absolute http:// or https:// URL with a host", checkHTTPURL}
-	// keyLengthValidator checks the callback signing key's length without ever echoing it.
-	keyLengthValidator = checkValidator{"Invalid callback signing key",
-		fmt.Sprintf("must be %d to %d characters long", minAuthSignKey, maxAuthSignKey), checkAuthSignKey}
+	// keyLengthValidator checks the callback signing key's length; its message gives the length,
+	// never the key.
+	keyLengthValidator = stringvalidator.UTF8LengthBetween(minAuthSignKey, maxAuthSignKey)
+	// callBackAreaValidator: the stock message lists the accepted values.
+	callBackAreaValidator = stringvalidator.OneOf(callBackAreas...)
 )
 
 func (v checkValidator) Description(context.Context) string { return v.description }
@@ -97,50 +98,4 @@ func (v checkValidator) ValidateString(_ context.Context, req validator.StringRe
 	if msg := v.check(req.ConfigValue.ValueString()); msg != "" {
 		resp.Diagnostics.AddAttributeError(req.Path, v.summary, fmt.Sprintf("Attribute %s %s.", req.Path, msg))
 	}
-}
-
-// checkAuthSignKey never includes the key itself in its answer.
-func checkAuthSignKey(k string) string {
-	if !utf8.ValidString(k) {
-		return "must be valid UTF-8 text"
-	}
-	n := utf8.RuneCountInString(k)
-	if n < minAuthSignKey || n > maxAuthSignKey {
-		return fmt.Sprintf("must be %d to %d characters long, got %d characters", minAuthSignKey, maxAuthSignKey, n)
-	}
-	return ""
-}
-
-type oneOfValidator struct{ values []string }
-
-func (v oneOfValidator) Description(context.Context) string {
-	return "must be one of " + quoteList(v.values)
-}
-func (v oneOfValidator) MarkdownDescription(context.Context) string {
-	q := make([]string, len(v.values))
-	for i, s := range v.values {
-		q[i] = "`" + s + "`"
-	}
-	return "must be one of " + strings.Join(q, ", ")
-}
-func (v oneOfValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	got := req.ConfigValue.ValueString()
-	for _, s := range v.values {
-		if got == s {
-			return
-		}
-	}
-	resp.Diagnostics.AddAttributeError(req.Path, "Invalid value",
-		fmt.Sprintf("Attribute %s must be one of %s, got %q.", req.Path, quoteList(v.values), got))
-}
-
-func quoteList(values []string) string {
-	q := make([]string, len(values))
-	for i, s := range values {
-		q[i] = fmt.Sprintf("%q", s)
-	}
-	return strings.Join(q, ", ")
 }

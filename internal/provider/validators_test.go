@@ -87,38 +87,6 @@ func TestCheckHTTPURL(t *testing.T) {
 	}
 }
 
-func TestCheckAuthSignKey(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		in      string
-		wantErr string
-	}{
-		{"min", strings.Repeat("k", 32), ""},
-		{"max", strings.Repeat("k", 128), ""},
-		{"multibyte counts characters", strings.Repeat("é", 32), ""},
-		{"too short", strings.Repeat("k", 31), "got 31 characters"},
-		{"too long", strings.Repeat("k", 129), "got 129 characters"},
-		{"empty", "", "got 0 characters"},
-		{"invalid utf8", strings.Repeat("k", 31) + "\xff", "UTF-8"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			got := checkAuthSignKey(tc.in)
-			if tc.wantErr == "" && got != "" {
-				t.Fatalf("checkAuthSignKey = %q, want valid", got)
-			}
-			if tc.wantErr != "" && !strings.Contains(got, tc.wantErr) {
-				t.Fatalf("checkAuthSignKey = %q, want it to contain %q", got, tc.wantErr)
-			}
-			if tc.in != "" && got != "" && strings.Contains(got, tc.in) {
-				t.Fatalf("the message %q echoes the key", got)
-			}
-		})
-	}
-}
-
 // TestStringValidators runs the schema validators as the framework does, checking that
 // each diagnostic is attached to the attribute and names it.
 func TestStringValidators(t *testing.T) {
@@ -138,12 +106,17 @@ func TestStringValidators(t *testing.T) {
 		{"url bad", httpURLValidator, "url", types.StringValue("ftp://a.example.com"), "Attribute url must use the http or https scheme"},
 		{"url unknown", httpURLValidator, "url", types.StringUnknown(), ""},
 		{"key ok", keyLengthValidator, "auth_sign_key", types.StringValue(strings.Repeat("x", 40)), ""},
-		{"key short", keyLengthValidator, "auth_sign_key", types.StringValue("shortkey"), "Attribute auth_sign_key must be 32 to 128 characters long, got 8"},
-		{"wo key short", keyLengthValidator, "auth_sign_key_wo", types.StringValue("shortkey"), "Attribute auth_sign_key_wo must be 32 to 128"},
-		{"area ok", oneOfValidator{callBackAreas}, "call_back_area", types.StringValue("outside_mainland_china"), ""},
-		{"area bad", oneOfValidator{callBackAreas}, "call_back_area", types.StringValue("europe"),
-			`Attribute call_back_area must be one of "mainland_china", "outside_mainland_china", got "europe"`},
-		{"area wrong case", oneOfValidator{callBackAreas}, "call_back_area", types.StringValue("Mainland_China"), "must be one of"},
+		{"key min", keyLengthValidator, "auth_sign_key", types.StringValue(strings.Repeat("k", 32)), ""},
+		{"key max", keyLengthValidator, "auth_sign_key", types.StringValue(strings.Repeat("k", 128)), ""},
+		{"key multibyte counts characters", keyLengthValidator, "auth_sign_key", types.StringValue(strings.Repeat("é", 32)), ""},
+		{"key short", keyLengthValidator, "auth_sign_key", types.StringValue("shortkey"), "Attribute auth_sign_key UTF-8 character count must be between 32 and 128, got: 8"},
+		{"key too long", keyLengthValidator, "auth_sign_key", types.StringValue(strings.Repeat("k", 129)), "got: 129"},
+		{"key empty", keyLengthValidator, "auth_sign_key", types.StringValue(""), "got: 0"},
+		{"wo key short", keyLengthValidator, "auth_sign_key_wo", types.StringValue("shortkey"), "Attribute auth_sign_key_wo UTF-8 character count must be between 32 and 128"},
+		{"area ok", callBackAreaValidator, "call_back_area", types.StringValue("outside_mainland_china"), ""},
+		{"area bad", callBackAreaValidator, "call_back_area", types.StringValue("europe"),
+			`Attribute call_back_area value must be one of: ["mainland_china" "outside_mainland_china"], got: "europe"`},
+		{"area wrong case", callBackAreaValidator, "call_back_area", types.StringValue("Mainland_China"), "must be one of"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,6 +136,9 @@ func TestStringValidators(t *testing.T) {
 			d := resp.Diagnostics.Errors()[0]
 			if !strings.Contains(d.Detail(), tc.wantError) {
 				t.Fatalf("detail %q does not contain %q", d.Detail(), tc.wantError)
+			}
+			if v := tc.value.ValueString(); strings.Contains(tc.attr, "key") && v != "" && strings.Contains(d.Detail(), v) {
+				t.Fatalf("the message %q echoes the key", d.Detail())
 			}
 			withPath, ok := d.(interface{ Path() path.Path })
 			if !ok || !withPath.Path().Equal(path.Root(tc.attr)) {

@@ -158,8 +158,8 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	// Credentials go through the environment, not argv, so they do not show up in ps.
 	// --keep-alive: without it VersityGW closes the connection after every request, so each Put
-	// pays a TCP connect that real S3 endpoints do not charge (it was a tenth of the archiver's
-	// CPU in store mode).
+	// pays a TCP connect that real S3 endpoints do not charge, which would distort store-mode
+	// benchmarks.
 	cmd := exec.Command(s.bin, "--port", s.addr, "--quiet", "--keep-alive", "posix", s.Dir)
 	cmd.Env = append(os.Environ(),
 		"ROOT_ACCESS_KEY_ID="+s.AccessKey,

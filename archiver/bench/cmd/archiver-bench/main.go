@@ -1,6 +1,7 @@
 // Command archiver-bench measures the archiver against its ceiling (a bare net/http handler) and
 // its peers (fsync per request, one PutObject per event) on this machine, in one run, and checks
-// the figures against issue 6's targets. `make bench-archiver` runs it with the defaults.
+// the figures against the targets in docs/performance.md. `make bench-archiver` runs it with the
+// defaults.
 //
 //	archiver-bench [--duration 15s] [--warmup 3s] [--conns 32]
 //	               [--targets bare,fsync,naive,spool,store,outage] [--outage 30s]

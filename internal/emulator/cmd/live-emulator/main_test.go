@@ -42,9 +42,6 @@ func (s *syncBuffer) String() string {
 
 // Builds the binary once, runs it on a free port, makes one signed request, stops it with SIGTERM.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
 	t.Parallel()
 	dir := t.TempDir()
 	root, err := devenv.RepoRoot()
