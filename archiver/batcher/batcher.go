@@ -207,7 +207,7 @@ func (b *Batcher) onTimer() {
 // Start is a no-op: the batcher works as events arrive.
 func (b *Batcher) Start() {}
 
-// Health: the budget decides whether events are accepted; a failing store means they cannot be
+// Health follows the budget, which decides whether events are accepted; a failing store means they cannot be
 // made durable (store mode has nowhere else to keep them).
 func (b *Batcher) Health() backend.Health {
 	b.mu.Lock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -45,17 +44,6 @@ func (m *memStore) Put(ctx context.Context, key string, body []byte, _ string) e
 	}
 	m.objs[key] = append([]byte(nil), body...)
 	return nil
-}
-
-func (m *memStore) keys() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for k := range m.objs {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func entry(i int, day string) *sink.Entry {

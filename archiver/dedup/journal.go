@@ -122,7 +122,7 @@ func readLive(path string, cut time.Time, max int) (items []Item, damaged int, e
 	}
 	head, err := br.Peek(len(journalMagic))
 	if err == nil && string(head) == journalMagic {
-		br.Discard(len(journalMagic))
+		_, _ = br.Discard(len(journalMagic))
 		damaged, err = scanEntries(br, keep)
 	} else {
 		err = scanLegacy(br, keep)
@@ -149,7 +149,7 @@ func scanEntries(br *bufio.Reader, fn func(Item)) (damaged int, err error) {
 		}
 		if it, ok := decodeEntry(b); ok {
 			fn(it)
-			br.Discard(entrySize)
+			_, _ = br.Discard(entrySize)
 			skipping = false
 			continue
 		}
@@ -159,9 +159,9 @@ func scanEntries(br *bufio.Reader, fn func(Item)) (damaged int, err error) {
 		}
 		// Resynchronise: jump to the next possible marker start.
 		if i := bytes.Index(b[1:], entryMarker[:1]); i >= 0 {
-			br.Discard(1 + i)
+			_, _ = br.Discard(1 + i)
 		} else {
-			br.Discard(entrySize)
+			_, _ = br.Discard(entrySize)
 		}
 	}
 }

@@ -282,7 +282,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.Resolver = h.cfg.Dedup
 	}
 	select { // a stale outcome of an abandoned wait must not be read as ours
-	case <-e.Done:
+	case _ = <-e.Done:
 	default:
 	}
 	err = h.cfg.Sink.Submit(e)

@@ -432,7 +432,7 @@ func ParsePublishTimestamp(raw json.RawMessage) *time.Time {
 	var digits []byte
 	switch c := raw[0]; {
 	case c == '"':
-		s := raw
+		var s []byte
 		if bytes.IndexByte(raw, '\\') >= 0 { // rare: escaped string, let encoding/json unquote
 			var str string
 			if json.Unmarshal(raw, &str) != nil {

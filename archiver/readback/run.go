@@ -96,7 +96,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch format {
 	case "jsonl":
 		emit = func(e Event) error {
-			w.Write(e.Raw)
+			if _, err := w.Write(e.Raw); err != nil {
+				return err
+			}
 			return w.WriteByte('\n')
 		}
 	case "table":

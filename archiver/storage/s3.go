@@ -204,12 +204,12 @@ func (s *s3Store) Ping(ctx context.Context) error {
 		// key; a GET tells the real reason apart from a missing bucket.
 		lctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		for obj := range s.client.ListObjects(lctx, s.bucket, minio.ListObjectsOptions{MaxKeys: 1}) {
+		// The first listing entry is enough: an error there is the real reason.
+		if obj, ok := <-s.client.ListObjects(lctx, s.bucket, minio.ListObjectsOptions{MaxKeys: 1}); ok {
 			var resp minio.ErrorResponse
 			if obj.Err != nil && !(errors.As(obj.Err, &resp) && resp.Code == "NoSuchBucket") {
 				return s.wrap("check bucket", "", obj.Err)
 			}
-			break
 		}
 		return &storeError{msg: fmt.Sprintf("%s: bucket %q does not exist: create it (aws s3 mb s3://%s) or fix --store/--s3-endpoint",
 			s, s.bucket, s.bucket), err: ErrNotExist}

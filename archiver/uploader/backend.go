@@ -50,7 +50,7 @@ func (b *Backend) Start() {
 	go func() { b.done <- b.up.Run(ctx) }()
 }
 
-// Health: 503 when the spool cannot take events (full, disk failing, shutting down); degraded
+// Health is 503 when the spool cannot take events (full, disk failing, shutting down); degraded
 // while the store refuses objects.
 func (b *Backend) Health() backend.Health {
 	h := backend.Health{Accepting: true, Degraded: b.state.Problem()}
@@ -93,7 +93,7 @@ func (b *Backend) Shutdown(ctx context.Context) error {
 			}
 		case <-ctx.Done():
 			b.cancel()
-			<-b.done
+			_ = <-b.done // the upload loop's error is moot: the shutdown is already late
 			b.log.Warn("shutdown timeout reached with spool segments not yet uploaded; they stay in the spool and are uploaded on the next start",
 				"segments", b.Spool.Pending(), "bytes", b.Spool.Bytes())
 		}
