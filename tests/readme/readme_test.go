@@ -133,14 +133,26 @@ func makeArchive() (*testArchive, error) {
 	defer env.Close()
 	p, err := env.Start(ctx, devenv.Spec{
 		Name: "archiver", Path: bins.Archiver, Dir: workDir, WaitListening: true, StopTimeout: 30 * time.Second,
-		Args: []string{"serve", "--listen", "127.0.0.1:0", "--store", "file://" + a.Dir, "--spool", filepath.Join(workDir, "spool")},
+		// The samples include the seed's unsigned example for a domain that also has signed ones,
+		// so the archive is made with the explicit unsigned opt-in.
+		Args: []string{"serve", "--listen", "127.0.0.1:0", "--store", "file://" + a.Dir, "--spool", filepath.Join(workDir, "spool"),
+			"--allow-unsigned"},
 	})
 	if err != nil {
 		return nil, err
 	}
 	samples, _ := filepath.Glob(filepath.Join(root, "archiver", "testdata", "callbacks", "*.json"))
+	// One more copy of a sample with another unsigned field: archived as a repeat, so the
+	// archive also holds an archive.repeat field for the queries to meet.
+	samples = append(samples, "repeat")
 	for _, f := range samples {
-		body, err := os.ReadFile(f)
+		var body []byte
+		if f == "repeat" {
+			body, err = os.ReadFile(filepath.Join(root, "archiver", "testdata", "callbacks", "unsigned-publish.json"))
+			body = bytes.Replace(body, []byte(`"116.31.96.221"`), []byte(`"198.51.100.7"`), 1)
+		} else {
+			body, err = os.ReadFile(f)
+		}
 		if err != nil {
 			return nil, err
 		}
