@@ -52,6 +52,7 @@ type Server struct {
 	upDone   chan error
 
 	batcher *uploader.Batcher
+	digests *digestState // digest.go
 
 	httpSrv  *http.Server
 	ln       net.Listener
@@ -96,6 +97,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 	s.store = store
+	if store, err = s.openDigests(ctx, store); err != nil {
+		return nil, err
+	}
 
 	if cfg.Keys != "" {
 		keys, err := intake.LoadKeysFile(cfg.Keys)
@@ -178,6 +182,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		upCtx, upCancel := context.WithCancel(context.Background())
 		s.upCancel, s.upDone = upCancel, make(chan error, 1)
 		go func() { s.upDone <- s.uploader.Run(upCtx) }()
+	}
+	if err := s.startDigests(ctx); err != nil {
+		return nil, err
 	}
 	ok = true
 	return s, nil
@@ -388,6 +395,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 		if err := s.batcher.Close(fctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.closeDigests(fctx); err != nil {
+		errs = append(errs, err)
 	}
 	s.closeBackground()
 	s.log.Info("archiver stopped", "took", time.Since(start).Round(time.Millisecond).String(),
