@@ -3,6 +3,8 @@
 //
 //	archiver serve  [flags]   receive callbacks (see archiver serve -h)
 //	archiver events [flags]   print archived events as JSON Lines (see archiver events -h)
+//	archiver verify [flags]   prove a day range complete and unaltered (see archiver verify -h)
+//	archiver compact [flags]  merge a day's objects of every replica (see archiver compact -h)
 package main
 
 import (
@@ -13,8 +15,10 @@ import (
 
 	_ "time/tzdata" // --partition-tz works on hosts without a zoneinfo database
 
+	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
+	"github.com/livehook/terraform-provider-livehook/archiver/verify"
 )
 
 const usage = `usage: archiver <command> [flags]
@@ -22,6 +26,8 @@ const usage = `usage: archiver <command> [flags]
 Commands:
   serve    receive publish callbacks on POST /callback and archive them (S3 or ./archive)
   events   read archived events back as JSON Lines
+  verify   check a day range against the signed digests (archiver serve --digest-key)
+  compact  merge a day's objects of every replica into few, each callback once
 
 Run "archiver <command> -h" for the flags of a command.
 `
@@ -40,6 +46,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return server.Run(ctx, args[1:], stdout, stderr)
 	case "events":
 		return readback.Run(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return verify.Run(ctx, args[1:], stdout, stderr)
+	case "compact":
+		return compact.Run(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
