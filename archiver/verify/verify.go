@@ -169,15 +169,16 @@ func Verify(ctx context.Context, store storage.Store, opts Options) ([]Problem, 
 			o.add(Problem{Unlisted, ob.Key, fmt.Sprintf("%d bytes, %d records, in no digest", e.Size, e.Records)})
 			continue
 		}
-		match := false
-		for _, l := range ls {
-			if l.e.SHA256 == e.SHA256 {
-				match = true
+		// Objects are never replaced, so every listing of a key names the same bytes.
+		var bad *listing
+		for i := range ls {
+			if ls[i].e.SHA256 != e.SHA256 {
+				bad = &ls[i]
 				break
 			}
 		}
-		if !match {
-			l := ls[0]
+		if bad != nil {
+			l := *bad
 			detail := fmt.Sprintf("sha256 %s, digest %s lists %s (%d bytes, %d records; now %d bytes, %d records)",
 				short(e.SHA256), l.digest.key, short(l.e.SHA256), l.e.Size, l.e.Records, e.Size, e.Records)
 			if derr != nil {
