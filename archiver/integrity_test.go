@@ -21,9 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
 // keyPair writes an Ed25519 private key (PEM PKCS#8, as openssl genpkey writes it) and its public
@@ -439,5 +442,53 @@ func TestServeDigestFlags(t *testing.T) {
 	_, errs, code = command(t, nil, "serve", "--object-lock", "FOREVER")
 	if code != 2 || !strings.Contains(errs, "MODE:DAYS") {
 		t.Errorf("--object-lock FOREVER: exit %d\n%s", code, errs)
+	}
+}
+
+// TestServeObjectLock: with --object-lock every object and digest the archiver writes carries the
+// retention (VersityGW bucket created with Object Lock); a bucket without it is refused at start.
+func TestServeObjectLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := gw.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := fmt.Sprintf("locked-%d", time.Now().UnixNano())
+	if err := c.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: versitygw.Region, ObjectLocking: true}); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := keyPair(t, t.TempDir())
+	p := serve(t, t.TempDir(), append(s3Args(bucket), "--ack", "store", "--digest-key", key, "--object-lock", "GOVERNANCE:1", "--flush-interval", "20ms")...)
+	for _, b := range events(3, "locked") {
+		archivertest.Post(t, p.url+"/callback", b)
+	}
+	if code, _ := p.terminate(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	n, digests := 0, 0
+	for obj := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if obj.Err != nil {
+			t.Fatal(obj.Err)
+		}
+		info, err := c.StatObject(ctx, bucket, obj.Key, minio.StatObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := info.Metadata.Get("X-Amz-Object-Lock-Mode"); m != "GOVERNANCE" {
+			t.Errorf("%s: lock mode %q", obj.Key, m)
+		}
+		n++
+		if strings.Contains(obj.Key, "_digests/") {
+			digests++
+		}
+	}
+	if n < 4 || digests != 1 {
+		t.Fatalf("%d objects, %d digests", n, digests)
+	}
+	plain := gw.BucketT(t)
+	_, errs, code := command(t, gw.Env(), append([]string{"serve", "--listen", "127.0.0.1:0", "--ack", "store", "--object-lock", "GOVERNANCE:1"}, s3Args(plain)...)...)
+	if code == 0 || !strings.Contains(errs, "does not have Object Lock enabled") {
+		t.Fatalf("plain bucket: exit %d\n%s", code, errs)
 	}
 }

@@ -88,6 +88,10 @@ func (s *s3Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("%s: delete: %w", s, err)
 	}
 	if err := s.client.RemoveObject(ctx, s.bucket, s.prefix+key, minio.RemoveObjectOptions{}); err != nil {
+		var resp minio.ErrorResponse
+		if errors.As(err, &resp) && resp.Code == "AccessDenied" && strings.Contains(strings.ToLower(resp.Message), "object lock") {
+			return &storeError{msg: fmt.Sprintf("%s: delete %s: the object is under Object Lock retention and cannot be deleted before it expires", s, key), err: err}
+		}
 		err = s.wrap("delete", key, err)
 		if errors.Is(err, ErrNotExist) {
 			return nil
