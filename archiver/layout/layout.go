@@ -148,9 +148,20 @@ func CompactedKey(day, setHash string, part, parts int, gzip bool) string {
 }
 
 // IsCompactedKey tells compacted objects (CompactedKey) from the instances' own objects.
+// The name must have CompactedKey's exact shape, so an instance named "compacted-..." is not taken
+// for one.
 func IsCompactedKey(key string) bool {
 	_, name, ok := strings.Cut(key, "/")
-	return ok && strings.HasPrefix(name, compactedPrefix)
+	if !ok || !strings.HasPrefix(name, compactedPrefix) {
+		return false
+	}
+	name = strings.TrimSuffix(strings.TrimSuffix(name[len(compactedPrefix):], objectExtGzip), objectExt)
+	// <hash>-NNN-of-NNN with a hex hash of 1 to 16 digits
+	hash, rest, ok := strings.Cut(name, "-")
+	if !ok || len(hash) == 0 || len(hash) > 16 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return false
+	}
+	return len(rest) == 10 && rest[3:7] == "-of-" && strings.Trim(rest[:3]+rest[7:], "0123456789") == ""
 }
 
 // RejectedKey names one rejected-request sample: "_rejected/dt=2026-11-26/<instance>-<seq %020d>.json".
