@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
@@ -54,7 +55,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&so.URL, "store", "", "archive location: s3://BUCKET/PREFIX or file:///DIR (default: file store ./archive)")
 	fs.StringVar(&so.Endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:7070 (default: AWS)")
 	fs.StringVar(&so.Region, "s3-region", "", "S3 region (default: $AWS_REGION, else us-east-1 for --s3-endpoint)")
-	fs.StringVar(&o.Day, "day", "", "partition day to compact, YYYY-MM-DD (required)")
+	fs.StringVar(&o.Day, "day", "", "partition day to compact, YYYY-MM-DD, or today/yesterday (UTC) (required)")
 	fs.StringVar(&keyFile, "digest-key", "", "Ed25519 private key (PEM PKCS#8) to sign the compaction digest (without it the compacted day does not verify)")
 	fs.BoolVar(&o.DeleteOriginals, "delete-originals", false, "delete the merged objects once the compacted objects are stored and checked")
 	fs.StringVar(&flush, "flush-bytes", flush, "largest compacted object, in bytes of uncompressed JSON Lines (e.g. 64MiB)")
@@ -78,8 +79,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageErr("unexpected argument %q (all options are flags)", fs.Arg(0))
 	}
 	if o.Day == "" {
-		return usageErr("missing --day: give the partition day to compact as YYYY-MM-DD")
+		return usageErr("missing --day: give the partition day to compact as YYYY-MM-DD (or yesterday)")
 	}
+	o.Day = digest.ResolveDay(o.Day, time.Now())
 	n, err := server.ParseSize(flush)
 	if err != nil || n <= 0 {
 		return usageErr("invalid --flush-bytes %q: want a positive size like 64MiB", flush)

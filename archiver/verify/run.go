@@ -54,7 +54,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&so.URL, "store", "", "archive location: s3://BUCKET/PREFIX or file:///DIR (default: file store ./archive)")
 	fs.StringVar(&so.Endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:7070 (default: AWS)")
 	fs.StringVar(&so.Region, "s3-region", "", "S3 region (default: $AWS_REGION, else us-east-1 for --s3-endpoint)")
-	fs.StringVar(&o.From, "from", "", "first partition day to verify, YYYY-MM-DD (required)")
+	fs.StringVar(&o.From, "from", "", "first partition day to verify, YYYY-MM-DD, or today/yesterday (UTC) (required)")
 	fs.StringVar(&o.To, "to", "", "last partition day, inclusive (default: --from)")
 	fs.StringVar(&keyFile, "public-key", "", "Ed25519 public key (PEM) matching the archivers' --digest-key (required)")
 	fs.StringVar(&format, "format", "table", "output: table or jsonl (one JSON object per problem, then a summary object)")
@@ -77,6 +77,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q (all options are flags)", fs.Arg(0))
 	}
+	o.From, o.To = digest.ResolveDay(o.From, time.Now()), digest.ResolveDay(o.To, time.Now())
 	if format != "table" && format != "jsonl" {
 		return usageErr("invalid --format %q: want table or jsonl", format)
 	}
