@@ -4,7 +4,11 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +25,11 @@ import (
 // redelivered to both): digest objects and bytes, and how long verify and compact take. Run it with
 //
 //	go test ./archiver/compact -run '^$' -bench MillionDay -benchtime 1x
+//
+// With LIVEHOOK_MILLION_DIR=DIR it only generates the day into the file store DIR/store, with the
+// key pair in DIR, and prints the archiver commands that verify and compact it.
 func BenchmarkMillionDay(b *testing.B) {
+	keep := os.Getenv("LIVEHOOK_MILLION_DIR")
 	const (
 		callbacks = 1_000_000
 		interval  = 10 * time.Second
@@ -31,6 +39,9 @@ func BenchmarkMillionDay(b *testing.B) {
 	for range b.N {
 		st := openStore(b)
 		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		if keep != "" {
+			st = keepStore(b, keep, key)
+		}
 		pub := key.Public().(ed25519.PublicKey)
 		start := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 		replicas := []string{"ra", "rb"}
@@ -123,6 +134,13 @@ func BenchmarkMillionDay(b *testing.B) {
 			}
 		}
 
+		if keep != "" {
+			b.Logf("generated into %s/store: %d objects, %d digests; now run:\n"+
+				"  /usr/bin/time -v archiver verify --store file://%[1]s/store --from 2026-11-20 --public-key %[1]s/digest-pub.pem --quiet\n"+
+				"  /usr/bin/time -v archiver compact --store file://%[1]s/store --day 2026-11-20 --digest-key %[1]s/digest-key.pem --delete-originals",
+				keep, objs, dObjs)
+			return
+		}
 		t := time.Now()
 		ps, sum, err := verify.Verify(ctx, st.(storage.Store), verify.Options{From: "2026-11-20", PublicKey: pub})
 		if err != nil || len(ps) != 0 {
@@ -156,4 +174,21 @@ func BenchmarkMillionDay(b *testing.B) {
 		b.ReportMetric(compactTook.Seconds(), "compact-s")
 		b.ReportMetric(verify2Took.Seconds(), "verify-after-s")
 	}
+}
+
+// keepStore is a file store in dir/store, with the key pair written next to it.
+func keepStore(b *testing.B, dir string, key ed25519.PrivateKey) compact.Store {
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	pder, _ := x509.MarshalPKIXPublicKey(key.Public())
+	if err := os.WriteFile(filepath.Join(dir, "digest-key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "digest-pub.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	st, err := storage.Open(context.Background(), storage.Options{URL: "file://" + filepath.Join(dir, "store")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st.(compact.Store)
 }
