@@ -492,3 +492,34 @@ func TestServeObjectLock(t *testing.T) {
 		t.Fatalf("plain bucket: exit %d\n%s", code, errs)
 	}
 }
+
+// TestVerifyAfterKill9: a replica killed before it wrote any digest of its run leaves objects no
+// digest lists; its next start (same spool, same instance) lists them and covers the time since
+// the last digest, so the archive still verifies.
+func TestVerifyAfterKill9(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key, pub := keyPair(t, dir)
+	store := filepath.Join(dir, "store")
+	replica(t, store, key, "ra", events(3, "before"))
+	spool := filepath.Join(dir, "spool-ra")
+	p := serve(t, t.TempDir(), "--spool", spool, "--store", "file://"+store, "--digest-key", key, "--instance", "ra", "--flush-interval", "20ms")
+	for _, b := range events(4, "killed") {
+		archivertest.Post(t, p.url+"/callback", b)
+	}
+	archivertest.Eventually(t, 10*time.Second, "the killed run's objects stored", func() bool {
+		return len(files(t, store, "dt="+layout.Day(time.Now(), nil))) >= 2
+	})
+	p.kill()
+	if v := runVerify(t, store, pub); v.code != 1 || len(v.problems["unlisted"]) == 0 {
+		t.Fatalf("before the restart the killed run's objects are unlisted: %v", v.problems)
+	}
+	replica(t, store, key, "ra", events(2, "after"))
+	v := runVerify(t, store, pub)
+	if v.code != 0 {
+		t.Fatalf("after the restart: exit %d %v", v.code, v.problems)
+	}
+	if v.summary["events"].(float64) != 9 {
+		t.Fatalf("summary %v", v.summary)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ type Chain struct {
 
 	mu   sync.Mutex
 	prev *Link
+	last *Payload // the previous digest's payload (nil for a new chain)
 	seq  uint64
 }
 
@@ -76,7 +78,7 @@ func OpenChain(ctx context.Context, store ChainStore, key ed25519.PrivateKey, in
 			}
 		}
 		if best != nil {
-			c.prev, c.seq = &Link{Key: bestKey, SHA256: bestSum}, best.Seq
+			c.prev, c.seq, c.last = &Link{Key: bestKey, SHA256: bestSum}, best.Seq, best
 			return c, nil
 		}
 	}
@@ -126,7 +128,7 @@ func (c *Chain) Write(ctx context.Context, p Payload, dateDir time.Time) (string
 			return "", fmt.Errorf("setting retention on digest %s: %w", key, err)
 		}
 	}
-	c.prev, c.seq = &Link{Key: key, SHA256: Sum(b)}, p.Seq
+	c.prev, c.seq, c.last = &Link{Key: key, SHA256: Sum(b)}, p.Seq, &p
 	return key, nil
 }
 
@@ -186,6 +188,18 @@ func (r *Recorder) Take() []Entry {
 	return out
 }
 
+// add records entries not recorded yet.
+func (r *Recorder) add(entries []Entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range entries {
+		if _, dup := r.seen[e.Key]; !dup {
+			r.seen[e.Key] = struct{}{}
+			r.pending = append(r.pending, e)
+		}
+	}
+}
+
 // Restore puts entries back in front of the pending ones (a digest write failed).
 func (r *Recorder) Restore(entries []Entry) {
 	r.mu.Lock()
@@ -205,10 +219,11 @@ type Writer struct {
 	Now      func() time.Time // nil => time.Now
 	Logger   *slog.Logger
 
-	mu    sync.Mutex
-	start time.Time
-	stop  context.CancelFunc
-	done  chan struct{}
+	mu          sync.Mutex
+	start       time.Time
+	recoverFrom time.Time // set by Recover: the first span starts here
+	stop        context.CancelFunc
+	done        chan struct{}
 }
 
 func (w *Writer) now() time.Time {
@@ -225,10 +240,92 @@ func (w *Writer) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// Recover runs before Start. When a previous process of this instance crashed (its chain does not
+// end with a shutdown digest, or objects named after the instance are in no digest), it lists the objects and rejected samples named after this instance
+// around the crash that no digest of the instance lists yet, records them, and lets the first
+// digest's span begin where the last digest ended, so the crash leaves neither unlisted objects
+// nor a gap. The objects are recognised by name: <day>/<instance>-<digits>...
+func (w *Writer) Recover(ctx context.Context) error {
+	c := w.Chain
+	c.mu.Lock()
+	last := c.last
+	c.mu.Unlock()
+	if last == nil {
+		return nil
+	}
+	end, err := ParseTime(last.End)
+	if err != nil {
+		return nil // not ours to repair; verify reports it
+	}
+	now := w.now()
+	pub := c.key.Public().(ed25519.PublicKey)
+	// Keys already listed: the instance's digests filed since the day before the last one.
+	listed := map[string]bool{}
+	for d := end.AddDate(0, 0, -1); !d.After(now.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+		objs, err := c.store.List(ctx, InstancePrefix(d, c.instance))
+		if err != nil && !errors.Is(err, storage.ErrNotExist) {
+			return fmt.Errorf("recovering after a crash: %w", err)
+		}
+		for _, o := range objs {
+			b, err := readAll(ctx, c.store, o.Key)
+			if err != nil {
+				return fmt.Errorf("recovering after a crash: %w", err)
+			}
+			if p, err := Decode(b, pub); err == nil {
+				for _, e := range p.Objects {
+					listed[e.Key] = true
+				}
+			}
+		}
+	}
+	var found []Entry
+	// Partition days are in --partition-tz: one UTC day either side covers every zone.
+	for d := end.AddDate(0, 0, -1); !d.After(now.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+		day := d.UTC().Format("2006-01-02")
+		for _, prefix := range []string{"dt=" + day + "/", "_rejected/dt=" + day + "/"} {
+			objs, err := c.store.List(ctx, prefix)
+			if err != nil && !errors.Is(err, storage.ErrNotExist) {
+				return fmt.Errorf("recovering after a crash: %w", err)
+			}
+			for _, o := range objs {
+				if listed[o.Key] || !ownedBy(o.Key[len(prefix):], c.instance) {
+					continue
+				}
+				b, err := readAll(ctx, c.store, o.Key)
+				if err != nil {
+					return fmt.Errorf("recovering after a crash: %w", err)
+				}
+				e, _ := Describe(o.Key, b)
+				found = append(found, e)
+			}
+		}
+	}
+	if last.Kind == KindShutdown && len(found) == 0 {
+		return nil // a clean restart
+	}
+	w.Recorder.add(found)
+	w.mu.Lock()
+	w.recoverFrom = end
+	w.mu.Unlock()
+	w.logger().Warn("the previous process of this instance did not shut down cleanly; the next digest covers the time since its last digest and lists the objects it stored after it",
+		"last_digest", c.prev.Key, "objects_found", len(found))
+	return nil
+}
+
+// ownedBy tells whether an object name (after the day prefix) is one instance's:
+// "<instance>-<digits>...".
+func ownedBy(name, instance string) bool {
+	rest, ok := strings.CutPrefix(name, instance+"-")
+	return ok && rest != "" && rest[0] >= '0' && rest[0] <= '9'
+}
+
 // Start begins the span of the first digest now and writes digests in the background until Close.
 func (w *Writer) Start() {
 	w.mu.Lock()
 	w.start = w.now()
+	if !w.recoverFrom.IsZero() {
+		w.start = w.recoverFrom
+	}
 	w.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop, w.done = cancel, make(chan struct{})

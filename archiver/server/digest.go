@@ -104,6 +104,9 @@ func (s *Server) startDigests(ctx context.Context) error {
 		return fmt.Errorf("--digest-key: %w", err)
 	}
 	d.writer.Chain = chain
+	if err := d.writer.Recover(cctx); err != nil {
+		return fmt.Errorf("--digest-key: %w", err)
+	}
 	d.writer.Start()
 	s.log.Info("writing signed digests", "instance", s.instance, "key_id", digest.KeyID(d.key.Public().(ed25519.PublicKey)), "continues", chain.Previous() != nil)
 	return nil
