@@ -12,7 +12,6 @@ package compact
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -24,6 +23,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
