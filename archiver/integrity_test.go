@@ -237,6 +237,8 @@ func TestVerifyEndToEnd(t *testing.T) {
 		{"verify", "--store", "file://" + store, "--from", "2026-13-01", "--public-key", pub},
 		{"verify", "--store", "file://" + store, "--from", "2026-11-01"},
 		{"verify", "--store", "file://" + store, "--from", "2026-11-01", "--public-key", key + ".missing"},
+		{"verify", "--store", "file://" + filepath.Join(dir, "no-such-dir"), "--from", "2026-11-01", "--public-key", pub},
+		{"verify", "--store", "file://" + store, "--from", "2020-01-01", "--public-key", pub}, // nothing there
 	} {
 		if _, errs, code := command(t, nil, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2\n%s", args, code, errs)

@@ -101,7 +101,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	if err := store.Ping(ctx); err != nil {
+	if _, err := store.List(ctx, digest.Prefix+"0000/"); err != nil { // not Ping: it would create a mistyped directory
 		fmt.Fprintf(stderr, "archiver compact: %v\n", err)
 		return ExitUsage
 	}

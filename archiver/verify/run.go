@@ -96,7 +96,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	if err := store.Ping(ctx); err != nil {
+	// A List, not Ping: the file store's Ping creates a missing directory, and verifying a
+	// mistyped path must fail, not pass as empty.
+	if _, err := store.List(ctx, digest.Prefix+"0000/"); err != nil {
 		fmt.Fprintf(stderr, "archiver verify: %v\n", err)
 		return ExitUsage
 	}
@@ -143,6 +145,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	took := time.Since(started).Round(time.Millisecond)
+	if sum.Digests == 0 && sum.Objects == 0 {
+		w.Flush()
+		fmt.Fprintf(stderr, "archiver verify: no digests and no objects for %s..%s in %s: check --store and the dates\n", o.From, firstNonEmpty(o.To, o.From), store)
+		return ExitUsage
+	}
 	if format == "jsonl" {
 		b, _ := json.Marshal(map[string]any{"summary": sum, "from": o.From, "to": firstNonEmpty(o.To, o.From), "took": took.String()})
 		w.Write(append(b, '\n'))
