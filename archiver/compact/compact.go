@@ -22,6 +22,8 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -29,6 +31,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/archiver/verify"
 )
 
 // Store is what compaction needs.
@@ -96,6 +99,22 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	objs, err := store.List(ctx, layout.DayPrefix(o.Day))
 	if err != nil && !errors.Is(err, storage.ErrNotExist) {
 		return res, fmt.Errorf("listing day %s: %w", o.Day, err)
+	}
+	listedBefore, removedBefore := map[string]digest.Entry{}, map[string]bool{}
+	if o.Key != nil {
+		// Never merge what the digests do not vouch for: compaction would launder it into
+		// objects signed as good.
+		if err := checkDay(ctx, store, o); err != nil {
+			return res, err
+		}
+		if err := earlier(ctx, store, o, dayT, listedBefore, removedBefore); err != nil {
+			return res, err
+		}
+		if n, recs, ok := alreadyCompacted(ctx, store, objs, listedBefore); ok {
+			res.Unchanged, res.Inputs, res.Records, res.Kept = true, n, recs, recs
+			log.Info("day already compacted; nothing to do", "day", o.Day, "objects", n, "records", recs)
+			return res, nil
+		}
 	}
 	inputs := map[string]string{} // key -> sha256
 	best := map[[32]byte]record{}
@@ -222,15 +241,11 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		return res, nil
 	}
 
-	// 3. What earlier compaction digests of this day already say.
+	// 3. The chain of this day's compaction digests.
 	var chain *digest.Chain
-	listedBefore, removedBefore := map[string]string{}, map[string]bool{}
 	if o.Key != nil {
 		chain, err = digest.OpenChain(ctx, store, o.Key, chainName(o.Day), o.Now(), dayT, nil)
 		if err != nil {
-			return res, err
-		}
-		if err := earlier(ctx, store, o, dayT, listedBefore, removedBefore); err != nil {
 			return res, err
 		}
 	} else {
@@ -257,7 +272,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	}
 	listed := true
 	for _, e := range entries {
-		if listedBefore[e.Key] != e.SHA256 {
+		if listedBefore[e.Key].SHA256 != e.SHA256 {
 			listed = false
 		}
 	}
@@ -329,9 +344,9 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	return res, nil
 }
 
-// earlier reads this day's signed compaction digests: which objects they list (key -> sha256)
+// earlier reads this day's signed compaction digests: which objects they list
 // and which originals they name as removed.
-func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed map[string]string, removed map[string]bool) error {
+func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed map[string]digest.Entry, removed map[string]bool) error {
 	objs, err := store.List(ctx, digest.InstancePrefix(dayT, chainName(o.Day)))
 	if err != nil && !errors.Is(err, storage.ErrNotExist) {
 		return fmt.Errorf("listing earlier compaction digests: %w", err)
@@ -347,13 +362,75 @@ func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed
 			continue // not trusted: its listings do not count
 		}
 		for _, e := range p.Objects {
-			listed[e.Key] = e.SHA256
+			listed[e.Key] = e
 		}
 		for _, r := range p.Removed {
 			removed[r.Key] = true
 		}
 	}
 	return nil
+}
+
+// alreadyCompacted tells, without decoding, whether the day holds exactly one complete set of
+// compacted objects, each with the bytes a signed compaction digest lists (a rerun's common case).
+func alreadyCompacted(ctx context.Context, store Store, objs []storage.ObjectInfo, listed map[string]digest.Entry) (n, records int, ok bool) {
+	var set string
+	for _, ob := range objs {
+		if isObj, _ := layout.IsObjectKey(ob.Key); !isObj {
+			continue
+		}
+		if !layout.IsCompactedKey(ob.Key) {
+			return 0, 0, false
+		}
+		// <day>/compacted-<hash>-<part>-of-<parts>: one set, all parts present.
+		name := ob.Key[strings.IndexByte(ob.Key, '/')+1:]
+		parts := strings.SplitN(name, "-", 5) // compacted, hash, part, of, parts+ext
+		if len(parts) != 5 || (set != "" && set != parts[1]+"/"+parts[4]) {
+			return 0, 0, false
+		}
+		set = parts[1] + "/" + parts[4]
+		e, listedOK := listed[ob.Key]
+		if !listedOK || e.Size != ob.Size {
+			return 0, 0, false
+		}
+		body, err := readAll(ctx, store, ob.Key)
+		if err != nil || digest.Sum(body) != e.SHA256 {
+			return 0, 0, false
+		}
+		n++
+		records += e.Records
+	}
+	if set == "" {
+		return 0, 0, false
+	}
+	total, err := strconv.Atoi(strings.SplitN(strings.SplitN(set, "/", 2)[1], ".", 2)[0])
+	return n, records, err == nil && total == n
+}
+
+// checkDay verifies the day against its digests and refuses when an object is altered or
+// unlisted, or a digest's signature fails. Gaps and broken chains do not block: they concern
+// digests, not the objects to merge.
+func checkDay(ctx context.Context, store Store, o Options) error {
+	ps, _, err := verify.Verify(ctx, store, verify.Options{From: o.Day, PublicKey: o.Key.Public().(ed25519.PublicKey), Now: o.Now})
+	if err != nil {
+		return fmt.Errorf("checking day %s before compacting it: %w", o.Day, err)
+	}
+	var bad []string
+	for _, p := range ps {
+		switch p.Kind {
+		case verify.Altered, verify.Unlisted, verify.BadSignature:
+			bad = append(bad, p.Kind+" "+p.Key)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	more := ""
+	if len(bad) > 3 {
+		more, bad = fmt.Sprintf(" and %d more", len(bad)-3), bad[:3]
+	}
+	return fmt.Errorf("day %s does not verify (%s%s); nothing was changed: compaction merges only objects the digests vouch for (run archiver verify --from %s for the full report, and move the objects in question out of dt=%s/ to compact the rest)",
+		o.Day, strings.Join(bad, ", "), more, o.Day, o.Day)
 }
 
 func chainName(day string) string { return "compact-" + day }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
+	"github.com/livehook/terraform-provider-livehook/archiver/digest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
@@ -38,6 +39,39 @@ func put(t testing.TB, st compact.Store, instance string, seq uint64, recs ...[2
 	}
 }
 
+// seal writes, for each instance, a signed digest listing its objects of the day that no digest of
+// this test listed yet (what the archivers' digest writers do).
+func seal(t testing.TB, st compact.Store, key ed25519.PrivateKey, sealed map[string]bool) {
+	ctx := context.Background()
+	objs, _ := st.List(ctx, layout.DayPrefix(day))
+	byInst := map[string][]digest.Entry{}
+	for _, o := range objs {
+		if sealed[o.Key] || layout.IsCompactedKey(o.Key) {
+			continue
+		}
+		sealed[o.Key] = true
+		rc, _ := st.Get(ctx, o.Key)
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		e, _ := digest.Describe(o.Key, b)
+		inst := o.Key[len(layout.DayPrefix(day)):strings.Index(o.Key, "-0")]
+		byInst[inst] = append(byInst[inst], e)
+	}
+	for inst, entries := range byInst {
+		c, err := digest.OpenChain(ctx, st, key, inst, t0, time.Time{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := t0.Add(time.Hour)
+		if c.Previous() != nil {
+			at = at.Add(time.Hour)
+		}
+		if _, err := c.Write(ctx, digest.Payload{Kind: digest.KindShutdown, Start: digest.FormatTime(t0), End: digest.FormatTime(at), Objects: entries, CreatedAt: digest.FormatTime(at)}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func readDay(t testing.TB, st compact.Store) (keys []string, lines []string) {
 	objs, _ := st.List(context.Background(), layout.DayPrefix(day))
 	for _, o := range objs {
@@ -58,6 +92,8 @@ func TestCompactMerge(t *testing.T) {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	put(t, st, "ra", 1, [2]any{`{"s":"a"}`, 3 * time.Second}, [2]any{`{"s":"b"}`, 1 * time.Second})
 	put(t, st, "rb", 1, [2]any{`{"s":"a"}`, 2 * time.Second}, [2]any{`{"s":"b","repeat":true}`, 5 * time.Second}, [2]any{`{"s":"c"}`, 4 * time.Second})
+	sealed := map[string]bool{}
+	seal(t, st, key, sealed)
 	res, err := compact.Compact(context.Background(), st, compact.Options{Day: day, Key: key, DeleteOriginals: true, FlushBytes: 250, Gzip: true})
 	if err != nil {
 		t.Fatal(err)
@@ -84,12 +120,46 @@ func TestCompactMerge(t *testing.T) {
 	}
 	// A late object: merged with the earlier compaction, which is replaced.
 	put(t, st, "rc", 1, [2]any{`{"s":"d"}`, time.Duration(0)})
+	seal(t, st, key, sealed)
 	if _, err := compact.Compact(context.Background(), st, compact.Options{Day: day, Key: key, DeleteOriginals: true, FlushBytes: 1 << 20, Gzip: true}); err != nil {
 		t.Fatal(err)
 	}
 	keys, lines = readDay(t, st)
 	if len(keys) != 1 || len(lines) != 5 || !strings.HasPrefix(lines[0], `{"s":"d"`) {
 		t.Fatalf("after a late object: %v\n%s", keys, strings.Join(lines, "\n"))
+	}
+}
+
+// TestCompactRefusesWhatDigestsDoNotVouchFor: an altered or inserted object stops compaction
+// before anything is written, so tampering is never laundered into signed compacted objects.
+func TestCompactRefusesWhatDigestsDoNotVouchFor(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		damage func(st compact.Store)
+		want   string
+	}{
+		{"altered", func(st compact.Store) {
+			st.(compact.Store).Delete(context.Background(), layout.ObjectKey(day, "ra", 1, 0, true))
+			put(t, st, "ra", 1, [2]any{`{"s":"forged"}`, time.Second})
+		}, "altered"},
+		{"inserted", func(st compact.Store) { put(t, st, "evil", 1, [2]any{`{"s":"x"}`, time.Second}) }, "unlisted"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := openStore(t)
+			_, key, _ := ed25519.GenerateKey(rand.Reader)
+			put(t, st, "ra", 1, [2]any{`{"s":"a"}`, time.Second})
+			seal(t, st, key, map[string]bool{})
+			c.damage(st)
+			before, _ := st.List(context.Background(), "")
+			_, err := compact.Compact(context.Background(), st, compact.Options{Day: day, Key: key, DeleteOriginals: true, FlushBytes: 1 << 20, Gzip: true})
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "nothing was changed") {
+				t.Fatalf("err %v", err)
+			}
+			after, _ := st.List(context.Background(), "")
+			if len(before) != len(after) {
+				t.Fatalf("the store changed: %d -> %d keys", len(before), len(after))
+			}
+		})
 	}
 }
 

@@ -57,10 +57,16 @@ type Options struct {
 	Report    func(Problem)                     // called for each problem as found; nil => only returned
 }
 
+// Store is what verification reads.
+type Store interface {
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	List(ctx context.Context, prefix string) ([]storage.ObjectInfo, error)
+}
+
 // verifier is the state of one run.
 type verifier struct {
 	Options
-	store    storage.Store
+	store    Store
 	digests  map[string]*loaded   // key -> digest
 	listed   map[string][]listing // object key -> listings
 	removed  map[string]string    // object key -> digest that removed it
@@ -92,7 +98,7 @@ const (
 
 // Verify checks the days From..To of store. It returns the problems found (also passed to
 // o.Report as they are found) and what was checked; err is for usage and access errors only.
-func Verify(ctx context.Context, store storage.Store, opts Options) ([]Problem, Summary, error) {
+func Verify(ctx context.Context, store Store, opts Options) ([]Problem, Summary, error) {
 	var sum Summary
 	o := &verifier{Options: opts, store: store}
 	days, err := readback.Query{From: o.From, To: o.To}.Days()
@@ -370,7 +376,7 @@ func dayOf(key string) string {
 	return d
 }
 
-func readAll(ctx context.Context, s storage.Store, key string) ([]byte, error) {
+func readAll(ctx context.Context, s Store, key string) ([]byte, error) {
 	rc, err := s.Get(ctx, key)
 	if err != nil {
 		return nil, err
