@@ -91,24 +91,26 @@ func (s *Server) openDigests(ctx context.Context, store storage.Store) (storage.
 	return recordingStore{Store: store, rec: rec}, nil
 }
 
-// startDigests continues this instance's chain and starts the hourly writer (instance known now).
-func (s *Server) startDigests(ctx context.Context) error {
+// startDigests continues the digest chain named chain and starts the hourly writer. chain is the
+// instance part of this process's object keys: unique to the process in store mode, the spool's in
+// spool mode, so no two running processes ever write one chain.
+func (s *Server) startDigests(ctx context.Context, chain string) error {
 	d := s.digests
 	if d == nil || d.writer == nil {
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	chain, err := digest.OpenChain(cctx, d.store, d.key, s.instance, s.cfg.Now(), time.Time{}, d.retain)
+	c, err := digest.OpenChain(cctx, d.store, d.key, chain, s.cfg.Now(), time.Time{}, d.retain)
 	if err != nil {
 		return fmt.Errorf("--digest-key: %w", err)
 	}
-	d.writer.Chain = chain
+	d.writer.Chain = c
 	if err := d.writer.Recover(cctx); err != nil {
 		return fmt.Errorf("--digest-key: %w", err)
 	}
 	d.writer.Start()
-	s.log.Info("writing signed digests", "instance", s.instance, "key_id", digest.KeyID(d.key.Public().(ed25519.PublicKey)), "continues", chain.Previous() != nil)
+	s.log.Info("writing signed digests", "chain", chain, "key_id", digest.KeyID(d.key.Public().(ed25519.PublicKey)), "continues", c.Previous() != nil)
 	return nil
 }
 

@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.upCancel, s.upDone = upCancel, make(chan error, 1)
 		go func() { s.upDone <- s.uploader.Run(upCtx) }()
 	}
-	if err := s.startDigests(ctx); err != nil {
+	if err := s.startDigests(ctx, s.instance); err != nil {
 		return nil, err
 	}
 	ok = true
