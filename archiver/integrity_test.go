@@ -26,6 +26,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
 )
 
@@ -161,11 +162,12 @@ func copyTree(t *testing.T, src string) string {
 	return dst
 }
 
+// files lists the store's files under under, without the file store's temporary files.
 func files(t *testing.T, root, under string) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(filepath.Join(root, under), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), fsutil.TempPrefix) {
 			rel, _ := filepath.Rel(root, p)
 			out = append(out, filepath.ToSlash(rel))
 		}
