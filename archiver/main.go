@@ -4,6 +4,8 @@
 //	archiver serve  [flags]   receive callbacks (see archiver serve -h)
 //	archiver events [flags]   print archived events as JSON Lines (see archiver events -h)
 //	archiver sessions [flags] list push sessions: who streamed what, when (see archiver sessions -h)
+//	archiver verify [flags]   prove a day range complete and unaltered (see archiver verify -h)
+//	archiver compact [flags]  merge a day's objects of every replica (see archiver compact -h)
 package main
 
 import (
@@ -14,9 +16,11 @@ import (
 
 	_ "time/tzdata" // --partition-tz works on hosts without a zoneinfo database
 
+	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
+	"github.com/livehook/terraform-provider-livehook/archiver/verify"
 )
 
 const usage = `usage: archiver <command> [flags]
@@ -25,6 +29,8 @@ Commands:
   serve    receive publish callbacks on POST /callback and archive them (S3 or ./archive)
   events   read archived events back as JSON Lines
   sessions list push sessions (who streamed what, when) from the archive
+  verify   check a day range against the signed digests (archiver serve --digest-key)
+  compact  merge a day's objects of every replica into few, each callback once
 
 Run "archiver <command> -h" for the flags of a command.
 `
@@ -45,6 +51,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return readback.Run(ctx, args[1:], stdout, stderr)
 	case "sessions":
 		return sessions.Run(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return verify.Run(ctx, args[1:], stdout, stderr)
+	case "compact":
+		return compact.Run(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

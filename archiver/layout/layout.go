@@ -31,6 +31,40 @@
 // same event_id (another auth_timestamp, another unsigned field) is archived too, with
 // "repeat":true as the last field of its "archive" object; event_id stays the same so readers
 // can group. The field is absent on every other record.
+//
+// # Compacted objects
+//
+// `archiver compact` merges a day's objects (every instance's, and earlier compactions') into
+//
+//	dt=YYYY-MM-DD/compacted-<set %016x>-<part %03d>-of-<parts %03d>.jsonl.gz   (see CompactedKey)
+//
+// with the same record format, sorted by received_at, each callback once. <set> is the first 16 hex
+// digits of the SHA-256 of the compacted lines, so the same records always give the same names.
+//
+// # Digests (format version 1)
+//
+// With --digest-key every archiver instance writes signed digests (package digest), outside the
+// dt= partitions so query engines never read them:
+//
+//	_digests/YYYY/MM/DD/<instance>/<end HHMMSS>-<seq %010d>-<kind>.json
+//
+// YYYY/MM/DD is the UTC day the digest's span ends (for compaction digests, the compacted day, and
+// <instance> is "compact-YYYY-MM-DD"). kind is "hourly" (every hour, also when nothing was
+// stored), "shutdown" (the last of a process) or "compaction". A digest file is
+//
+//	{"payload":{"version":1,"kind":"hourly","instance":"host-a","seq":42,
+//	  "start":"<RFC 3339, 9 fractional digits>","end":"...","previous":{"key":"<digest key>",
+//	  "sha256":"<hex SHA-256 of the previous digest file's bytes>"} or null,"key_id":"<16 hex>",
+//	  "objects":[{"key":"dt=...","size":123,"sha256":"<hex>","records":10,
+//	    "first_received_at":"...","last_received_at":"..."}],
+//	  "removed":[{"key":"dt=...","sha256":"<hex>"}],"created_at":"..."},
+//	 "signature":"<base64 Ed25519 signature over the exact bytes of the payload value>"}
+//
+// key_id is the first 16 hex digits of the SHA-256 of the raw 32-byte public key. "objects" lists
+// every object (and _rejected/ sample, with 0 records) the instance stored during the span;
+// "removed" (compaction only) lists originals whose records are in the digest's objects and that
+// may be deleted. Each chain (one instance, or one day's compactions) links every digest to the
+// previous one by its SHA-256.
 package layout
 
 import (
@@ -192,6 +226,39 @@ func ConflictKey(key string, body []byte) string {
 		}
 	}
 	return key + tag
+}
+
+// compactedPrefix starts every compacted object's name within its day.
+const compactedPrefix = "compacted-"
+
+// CompactedKey names one compacted object: part (1-based) of parts, of the record set whose
+// lines hash to setHash (hex; the first 16 digits are used).
+func CompactedKey(day, setHash string, part, parts int, gzip bool) string {
+	ext := objectExt
+	if gzip {
+		ext = objectExtGzip
+	}
+	if len(setHash) > 16 {
+		setHash = setHash[:16]
+	}
+	return fmt.Sprintf("dt=%s/%s%s-%03d-of-%03d%s", day, compactedPrefix, setHash, part, parts, ext)
+}
+
+// IsCompactedKey tells compacted objects (CompactedKey) from the instances' own objects.
+// The name must have CompactedKey's exact shape, so an instance named "compacted-..." is not taken
+// for one.
+func IsCompactedKey(key string) bool {
+	_, name, ok := strings.Cut(key, "/")
+	if !ok || !strings.HasPrefix(name, compactedPrefix) {
+		return false
+	}
+	name = strings.TrimSuffix(strings.TrimSuffix(name[len(compactedPrefix):], objectExtGzip), objectExt)
+	// <hash>-NNN-of-NNN with a hex hash of 1 to 16 digits
+	hash, rest, ok := strings.Cut(name, "-")
+	if !ok || len(hash) == 0 || len(hash) > 16 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return false
+	}
+	return len(rest) == 10 && rest[3:7] == "-of-" && strings.Trim(rest[:3]+rest[7:], "0123456789") == ""
 }
 
 // RejectedKey names one rejected-request sample: "_rejected/dt=2026-11-26/<instance>-<seq %020d>.json".

@@ -51,6 +51,7 @@ type Config struct {
 	LogLevel        string
 	StoreTimeout    time.Duration
 	ShutdownTimeout time.Duration
+	Digest          DigestConfig // --digest-key, --object-lock (digest.go)
 
 	// Not flags.
 	Now    func() time.Time // clock for received_at and partition days (tests fake it)
@@ -128,6 +129,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&c.StoreTimeout, "store-timeout", c.StoreTimeout, "longest a request waits for durability (store mode: for its object) before 503")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM, how long to keep uploading the spool before exiting (the rest is uploaded on the next start)")
+	addDigestFlags(fs, &c.Digest)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

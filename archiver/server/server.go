@@ -52,6 +52,7 @@ type Server struct {
 	backend  backend.Backend
 	spool    *spool.Spool // nil with --ack store
 	draining atomic.Bool
+	digests  *digestState // digest.go
 
 	httpSrv  *http.Server
 	ln       net.Listener
@@ -96,6 +97,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 	s.store = store
+	if store, err = s.openDigests(ctx, store); err != nil {
+		return nil, err
+	}
 
 	if cfg.Keys != "" {
 		keys, err := intake.LoadKeysFile(cfg.Keys)
@@ -186,6 +190,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.bgWG.Add(2)
 	go func() { defer s.bgWG.Done(); s.sampler.Run(bg) }()
 	go func() { defer s.bgWG.Done(); s.dedup.RunSweeper(bg, time.Minute, cfg.Now) }()
+	// sampleInstance is this process's object-key instance in both modes: store-mode replicas may
+	// share --instance, and one chain per process keeps their digests from forking.
+	if err := s.startDigests(ctx, sampleInstance); err != nil {
+		return nil, err
+	}
 	s.backend.Start()
 	ok = true
 	return s, nil
@@ -395,6 +404,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	fctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.backend.Shutdown(fctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.closeDigests(fctx); err != nil {
 		errs = append(errs, err)
 	}
 	s.closeBackground()

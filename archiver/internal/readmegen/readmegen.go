@@ -11,9 +11,11 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
+	"github.com/livehook/terraform-provider-livehook/archiver/verify"
 )
 
 // Commands are the archiver commands documented in the README, each by its Run function. A new
@@ -25,6 +27,8 @@ var Commands = []struct {
 	{"serve", server.Run},
 	{"events", readback.Run},
 	{"sessions", sessions.Run},
+	{"verify", verify.Run},
+	{"compact", compact.Run},
 }
 
 // Help is a command's -h output.

@@ -1,0 +1,455 @@
+// Package compact is `archiver compact`: it merges every object of one partition day (all
+// instances' objects and earlier compactions) into the fewest objects within a size bound, sorted
+// by received_at, each callback once, and records what it wrote and removed in a signed
+// compaction digest so `archiver verify` passes before and after the originals are deleted.
+//
+// Crash safety comes from the order of the steps: (1) a compaction digest listing the objects
+// about to be written (verify tolerates those objects being absent while nothing was removed),
+// (2) the compacted objects, (3) reading them back, (4) with --delete-originals a second digest
+// naming the originals as removed, (5) the deletions. Names and bytes are deterministic, so a
+// rerun after a crash at any step writes the same objects (a no-op Put) and finishes the rest.
+package compact
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/digest"
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/archiver/verify"
+)
+
+// Store is what compaction needs.
+type Store interface {
+	digest.ChainStore
+	storage.Deleter
+}
+
+// Options configures one run.
+type Options struct {
+	Day             string             // partition day, YYYY-MM-DD
+	Key             ed25519.PrivateKey // signs the compaction digests; nil => no digest (the day will not verify)
+	DeleteOriginals bool
+	FlushBytes      int64 // upper bound of one compacted object's uncompressed lines
+	Gzip            bool
+	Now             func() time.Time
+	Logger          *slog.Logger
+	// Step, when set, is called after each step ("digest", "written", "checked", "removal-digest",
+	// "deleted"); an error stops the run there (tests simulate crashes with it).
+	Step func(step string) error
+}
+
+// Result says what a run did.
+type Result struct {
+	Inputs     int // objects read
+	Records    int // records read
+	Kept       int // records written (each callback once)
+	Collapsed  int // redelivered copies dropped
+	Written    []string
+	Deleted    []string
+	Unchanged  bool // the day was already compacted: nothing written or removed
+	DigestKeys []string
+}
+
+type record struct {
+	at   string // received_at (fixed width: sorts as time)
+	line []byte // with its '\n'
+}
+
+// Compact runs one compaction of o.Day.
+func Compact(ctx context.Context, store Store, o Options) (Result, error) {
+	var res Result
+	dayT, err := time.Parse(layout.DayLayout, o.Day)
+	if err != nil {
+		return res, fmt.Errorf("invalid --day %q: want YYYY-MM-DD", o.Day)
+	}
+	if o.FlushBytes <= 0 {
+		return res, errors.New("--flush-bytes must be positive")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	step := func(name string) error {
+		if o.Step != nil {
+			return o.Step(name)
+		}
+		return nil
+	}
+
+	// 1. Read the day.
+	objs, err := store.List(ctx, layout.DayPrefix(o.Day))
+	if err != nil && !errors.Is(err, storage.ErrNotExist) {
+		return res, fmt.Errorf("listing day %s: %w", o.Day, err)
+	}
+	listedBefore, removedBefore := map[string]digest.Entry{}, map[string]bool{}
+	if o.Key != nil {
+		// Never merge what the digests do not vouch for: compaction would launder it into
+		// objects signed as good.
+		if err := checkDay(ctx, store, o); err != nil {
+			return res, err
+		}
+		if err := earlier(ctx, store, o, dayT, listedBefore, removedBefore); err != nil {
+			return res, err
+		}
+		if n, recs, ok := alreadyCompacted(ctx, store, objs, listedBefore); ok {
+			res.Unchanged, res.Inputs, res.Records, res.Kept = true, n, recs, recs
+			log.Info("day already compacted; nothing to do", "day", o.Day, "objects", n, "records", recs)
+			return res, nil
+		}
+	}
+	inputs := map[string]string{} // key -> sha256
+	best := map[[32]byte]record{}
+	for _, ob := range objs {
+		ok, gz := layout.IsObjectKey(ob.Key)
+		if !ok {
+			continue
+		}
+		body, err := readAll(ctx, store, ob.Key)
+		if err != nil {
+			return res, fmt.Errorf("reading %s: %w", ob.Key, err)
+		}
+		inputs[ob.Key] = digest.Sum(body)
+		res.Inputs++
+		lines := body
+		if gz {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				return res, fmt.Errorf("reading %s: not gzip: %w (move it out of the day to compact the rest)", ob.Key, err)
+			}
+			lines, err = io.ReadAll(zr)
+			if err != nil {
+				return res, fmt.Errorf("reading %s: %w", ob.Key, err)
+			}
+		}
+		for len(lines) > 0 {
+			i := bytes.IndexByte(lines, '\n')
+			var line []byte
+			if i < 0 {
+				line, lines = append(lines[:len(lines):len(lines)], '\n'), nil
+			} else {
+				line, lines = lines[:i+1], lines[i+1:]
+			}
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			at := digest.ReceivedAt(line)
+			if at == nil {
+				return res, fmt.Errorf("%s: a line without archive.received_at: not an archive object", ob.Key)
+			}
+			res.Records++
+			// Identity: everything before the archive field (the body as received).
+			id := sha256.Sum256(line[:bytes.LastIndex(line, []byte(`"archive":{"received_at":"`))])
+			r := record{at: string(at), line: line}
+			if cur, ok := best[id]; !ok || r.at < cur.at || (r.at == cur.at && bytes.Compare(r.line, cur.line) < 0) {
+				best[id] = r
+			}
+		}
+	}
+	if res.Records == 0 {
+		log.Info("nothing to compact", "day", o.Day, "objects", res.Inputs)
+		res.Unchanged = true
+		return res, nil
+	}
+	recs := make([]record, 0, len(best))
+	for _, r := range best {
+		recs = append(recs, r)
+	}
+	best = nil
+	sort.Slice(recs, func(i, j int) bool {
+		if recs[i].at != recs[j].at {
+			return recs[i].at < recs[j].at
+		}
+		return bytes.Compare(recs[i].line, recs[j].line) < 0
+	})
+	res.Kept, res.Collapsed = len(recs), res.Records-len(recs)
+
+	// 2. Plan the compacted objects: split by FlushBytes, name by the hash of all lines.
+	h := sha256.New()
+	var chunks [][]record
+	var cur []record
+	var curBytes int64
+	for _, r := range recs {
+		h.Write(r.line)
+		if len(cur) > 0 && curBytes+int64(len(r.line)) > o.FlushBytes {
+			chunks, cur, curBytes = append(chunks, cur), nil, 0
+		}
+		cur = append(cur, r)
+		curBytes += int64(len(r.line))
+	}
+	chunks = append(chunks, cur)
+	setHash := hex.EncodeToString(h.Sum(nil))
+	type out struct {
+		key   string
+		body  []byte
+		entry digest.Entry
+	}
+	outs := make([]out, len(chunks))
+	outKeys := map[string]bool{}
+	var buf []byte
+	for i, c := range chunks {
+		buf = buf[:0]
+		for _, r := range c {
+			buf = append(buf, r.line...)
+		}
+		key := layout.CompactedKey(o.Day, setHash, i+1, len(chunks), o.Gzip)
+		body, err := layout.EncodeObject(buf, o.Gzip)
+		if err != nil {
+			return res, err
+		}
+		e, err := digest.Describe(key, body)
+		if err != nil {
+			return res, err
+		}
+		outs[i] = out{key: key, body: body, entry: e}
+		outKeys[key] = true
+	}
+	var removals []digest.Removed
+	for k, sum := range inputs {
+		if !outKeys[k] {
+			removals = append(removals, digest.Removed{Key: k, SHA256: sum})
+		}
+	}
+	slices.SortFunc(removals, func(a, b digest.Removed) int { return compareStr(a.Key, b.Key) })
+	allPresent := true
+	for _, ob := range outs {
+		if inputs[ob.key] != ob.entry.SHA256 {
+			allPresent = false
+		}
+	}
+	if allPresent && len(removals) == 0 {
+		res.Unchanged = true
+		log.Info("day already compacted; nothing to do", "day", o.Day, "objects", len(outs), "records", res.Kept)
+		return res, nil
+	}
+
+	// 3. The chain of this day's compaction digests.
+	var chain *digest.Chain
+	if o.Key != nil {
+		chain, err = digest.OpenChain(ctx, store, o.Key, chainName(o.Day), o.Now(), dayT, nil)
+		if err != nil {
+			return res, err
+		}
+	} else {
+		log.Warn("no --digest-key: the compacted objects are in no digest, so archiver verify will report them as unlisted")
+	}
+	entries := make([]digest.Entry, len(outs))
+	for i, ob := range outs {
+		entries[i] = ob.entry
+	}
+	writeDigest := func(removed []digest.Removed) error {
+		if chain == nil {
+			return nil
+		}
+		now := o.Now()
+		key, err := chain.Write(ctx, digest.Payload{
+			Kind: digest.KindCompaction, Day: o.Day, Start: digest.FormatTime(dayT), End: digest.FormatTime(now),
+			Objects: entries, Removed: removed, CreatedAt: digest.FormatTime(now),
+		}, dayT)
+		if err != nil {
+			return err
+		}
+		res.DigestKeys = append(res.DigestKeys, key)
+		return nil
+	}
+	listed := true
+	for _, e := range entries {
+		if listedBefore[e.Key].SHA256 != e.SHA256 {
+			listed = false
+		}
+	}
+	if !listed {
+		if err := writeDigest(nil); err != nil {
+			return res, err
+		}
+	}
+	if err := step("digest"); err != nil {
+		return res, err
+	}
+
+	// 4. Write, then read back and check.
+	for _, ob := range outs {
+		if inputs[ob.key] == ob.entry.SHA256 {
+			continue
+		}
+		if err := store.Put(ctx, ob.key, ob.body, layout.ContentType); err != nil {
+			return res, fmt.Errorf("writing %s: %w", ob.key, err)
+		}
+		res.Written = append(res.Written, ob.key)
+	}
+	if err := step("written"); err != nil {
+		return res, err
+	}
+	for _, ob := range outs {
+		b, err := readAll(ctx, store, ob.key)
+		if err != nil {
+			return res, fmt.Errorf("reading back %s: %w", ob.key, err)
+		}
+		e, err := digest.Describe(ob.key, b)
+		if err != nil || e.SHA256 != ob.entry.SHA256 || e.Records != ob.entry.Records {
+			return res, fmt.Errorf("reading back %s: it is not what was written (sha256 %s, %d records; want %s, %d records); originals kept", ob.key, e.SHA256, e.Records, ob.entry.SHA256, ob.entry.Records)
+		}
+	}
+	if err := step("checked"); err != nil {
+		return res, err
+	}
+	if !o.DeleteOriginals || len(removals) == 0 {
+		log.Info("compacted", "day", o.Day, "inputs", res.Inputs, "records", res.Records, "kept", res.Kept, "objects", len(outs), "originals_kept", len(removals))
+		return res, nil
+	}
+
+	// 5. Name the removals in a signed digest, then delete.
+	covered := true
+	for _, r := range removals {
+		if !removedBefore[r.Key] {
+			covered = false
+		}
+	}
+	if !covered {
+		if err := writeDigest(removals); err != nil {
+			return res, err
+		}
+	}
+	if err := step("removal-digest"); err != nil {
+		return res, err
+	}
+	for _, r := range removals {
+		if err := store.Delete(ctx, r.Key); err != nil {
+			return res, fmt.Errorf("deleting original %s: %w (rerun to finish)", r.Key, err)
+		}
+		res.Deleted = append(res.Deleted, r.Key)
+	}
+	if err := step("deleted"); err != nil {
+		return res, err
+	}
+	log.Info("compacted", "day", o.Day, "inputs", res.Inputs, "records", res.Records, "kept", res.Kept, "objects", len(outs), "deleted", len(res.Deleted))
+	return res, nil
+}
+
+// earlier reads this day's signed compaction digests: which objects they list
+// and which originals they name as removed.
+func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed map[string]digest.Entry, removed map[string]bool) error {
+	objs, err := store.List(ctx, digest.InstancePrefix(dayT, chainName(o.Day)))
+	if err != nil && !errors.Is(err, storage.ErrNotExist) {
+		return fmt.Errorf("listing earlier compaction digests: %w", err)
+	}
+	pub := o.Key.Public().(ed25519.PublicKey)
+	for _, ob := range objs {
+		b, err := readAll(ctx, store, ob.Key)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", ob.Key, err)
+		}
+		p, err := digest.Decode(b, pub)
+		if err != nil {
+			continue // not trusted: its listings do not count
+		}
+		for _, e := range p.Objects {
+			listed[e.Key] = e
+		}
+		for _, r := range p.Removed {
+			removed[r.Key] = true
+		}
+	}
+	return nil
+}
+
+// alreadyCompacted tells, without decoding, whether the day holds exactly one complete set of
+// compacted objects, each with the bytes a signed compaction digest lists (a rerun's common case).
+func alreadyCompacted(ctx context.Context, store Store, objs []storage.ObjectInfo, listed map[string]digest.Entry) (n, records int, ok bool) {
+	var set string
+	for _, ob := range objs {
+		if isObj, _ := layout.IsObjectKey(ob.Key); !isObj {
+			continue
+		}
+		if !layout.IsCompactedKey(ob.Key) {
+			return 0, 0, false
+		}
+		// <day>/compacted-<hash>-<part>-of-<parts>: one set, all parts present.
+		name := ob.Key[strings.IndexByte(ob.Key, '/')+1:]
+		parts := strings.SplitN(name, "-", 5) // compacted, hash, part, of, parts+ext
+		if len(parts) != 5 || (set != "" && set != parts[1]+"/"+parts[4]) {
+			return 0, 0, false
+		}
+		set = parts[1] + "/" + parts[4]
+		e, listedOK := listed[ob.Key]
+		if !listedOK || e.Size != ob.Size {
+			return 0, 0, false
+		}
+		body, err := readAll(ctx, store, ob.Key)
+		if err != nil || digest.Sum(body) != e.SHA256 {
+			return 0, 0, false
+		}
+		n++
+		records += e.Records
+	}
+	if set == "" {
+		return 0, 0, false
+	}
+	total, err := strconv.Atoi(strings.SplitN(strings.SplitN(set, "/", 2)[1], ".", 2)[0])
+	return n, records, err == nil && total == n
+}
+
+// checkDay verifies the day against its digests and refuses when an object is altered or
+// unlisted, or a digest's signature fails. Gaps and broken chains do not block: they concern
+// digests, not the objects to merge.
+func checkDay(ctx context.Context, store Store, o Options) error {
+	ps, _, err := verify.Verify(ctx, store, verify.Options{From: o.Day, PublicKey: o.Key.Public().(ed25519.PublicKey), Now: o.Now})
+	if err != nil {
+		return fmt.Errorf("checking day %s before compacting it: %w", o.Day, err)
+	}
+	var bad []string
+	for _, p := range ps {
+		switch p.Kind {
+		case verify.Altered, verify.Unlisted, verify.BadSignature:
+			bad = append(bad, p.Kind+" "+p.Key)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	more := ""
+	if len(bad) > 3 {
+		more, bad = fmt.Sprintf(" and %d more", len(bad)-3), bad[:3]
+	}
+	return fmt.Errorf("day %s does not verify (%s%s); nothing was changed: compaction merges only objects the digests vouch for (run archiver verify --from %s for the full report, and move the objects in question out of dt=%s/ to compact the rest)",
+		o.Day, strings.Join(bad, ", "), more, o.Day, o.Day)
+}
+
+func chainName(day string) string { return "compact-" + day }
+
+func readAll(ctx context.Context, s Store, key string) ([]byte, error) {
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func compareStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,388 @@
+package digest
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+)
+
+// ChainStore is what a chain needs from the store: write digests, find the last one.
+type ChainStore interface {
+	storage.Putter
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	List(ctx context.Context, prefix string) ([]storage.ObjectInfo, error)
+}
+
+// RetainFunc applies retention (S3 Object Lock) to a key just written; nil when not used.
+type RetainFunc func(ctx context.Context, key string) error
+
+// lookBackDays bounds the search for a chain's last digest: an instance idle for longer starts a
+// new chain (a verifier sees a first digest with no previous link).
+const lookBackDays = 8
+
+// Chain writes the digests of one chain (an archiver instance, or the compactions of one day).
+type Chain struct {
+	store    ChainStore
+	key      ed25519.PrivateKey
+	instance string
+	retain   RetainFunc
+
+	mu   sync.Mutex
+	prev *Link
+	last *Payload // the previous digest's payload (nil for a new chain)
+	seq  uint64
+}
+
+// OpenChain continues instance's chain: it looks for the instance's latest digest (under the UTC
+// days from now back lookBackDays; only under dateDir when dateDir is not zero, for compaction
+// chains) and links the next digest to it.
+func OpenChain(ctx context.Context, store ChainStore, key ed25519.PrivateKey, instance string, now, dateDir time.Time, retain RetainFunc) (*Chain, error) {
+	c := &Chain{store: store, key: key, instance: instance, retain: retain}
+	days := []time.Time{dateDir}
+	if dateDir.IsZero() {
+		days = days[:0]
+		for i := 0; i < lookBackDays; i++ {
+			days = append(days, now.AddDate(0, 0, -i))
+		}
+	}
+	for _, d := range days {
+		objs, err := store.List(ctx, InstancePrefix(d, instance))
+		if err != nil && !errors.Is(err, storage.ErrNotExist) {
+			return nil, fmt.Errorf("looking for the last digest of %s: %w", instance, err)
+		}
+		var best *Payload
+		var bestKey, bestSum string
+		for _, o := range objs {
+			if !IsKey(o.Key) {
+				continue
+			}
+			b, err := readAll(ctx, store, o.Key)
+			if err != nil {
+				return nil, fmt.Errorf("reading digest %s: %w", o.Key, err)
+			}
+			p, err := Decode(b, key.Public().(ed25519.PublicKey))
+			if err != nil {
+				// Not ours or damaged: never chain onto it; a verifier reports it.
+				continue
+			}
+			if p.Instance == instance && (best == nil || p.Seq > best.Seq) {
+				best, bestKey, bestSum = &p, o.Key, Sum(b)
+			}
+		}
+		if best != nil {
+			c.prev, c.seq, c.last = &Link{Key: bestKey, SHA256: bestSum}, best.Seq, best
+			return c, nil
+		}
+	}
+	return c, nil
+}
+
+func readAll(ctx context.Context, s ChainStore, key string) ([]byte, error) {
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, 1<<30))
+}
+
+// Previous is the link the next digest will carry (nil for a new chain).
+func (c *Chain) Previous() *Link {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.prev == nil {
+		return nil
+	}
+	l := *c.prev
+	return &l
+}
+
+// Write signs and stores the next digest of the chain, filed under dateDir's UTC day, and returns
+// its key. p's Version, Instance, Seq, Previous and KeyID are filled in here.
+func (c *Chain) Write(ctx context.Context, p Payload, dateDir time.Time) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p.Instance, p.Seq, p.Previous = c.instance, c.seq+1, c.prev
+	end, err := ParseTime(p.End)
+	if err != nil {
+		return "", fmt.Errorf("digest end %q: %w", p.End, err)
+	}
+	b, err := Encode(p, c.key)
+	if err != nil {
+		return "", err
+	}
+	key := Key(dateDir, c.instance, end, p.Seq, p.Kind)
+	if err := c.store.Put(ctx, key, b, ContentType); err != nil {
+		return "", fmt.Errorf("writing digest %s: %w", key, err)
+	}
+	if c.retain != nil {
+		if err := c.retain(ctx, key); err != nil {
+			return "", fmt.Errorf("setting retention on digest %s: %w", key, err)
+		}
+	}
+	c.prev, c.seq, c.last = &Link{Key: key, SHA256: Sum(b)}, p.Seq, &p
+	return key, nil
+}
+
+// Recorder is a storage.Putter decorator: every successful Put is described (Describe) and kept
+// until the next digest. With a RetainFunc it also applies retention to every object it stores.
+type Recorder struct {
+	next   storage.Putter
+	retain RetainFunc
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	pending []Entry
+	seen    map[string]struct{} // keys pending, so a retried Put is listed once
+}
+
+// NewRecorder wraps next.
+func NewRecorder(next storage.Putter, retain RetainFunc, log *slog.Logger) *Recorder {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Recorder{next: next, retain: retain, log: log, seen: map[string]struct{}{}}
+}
+
+// Put stores through the wrapped Putter and records the object once it is stored. A retention
+// failure is returned as an error, so the caller's retry (a no-op Put of the same bytes) retries
+// the retention too.
+func (r *Recorder) Put(ctx context.Context, key string, body []byte, contentType string) error {
+	if err := r.next.Put(ctx, key, body, contentType); err != nil {
+		return err
+	}
+	if r.retain != nil {
+		if err := r.retain(ctx, key); err != nil {
+			return fmt.Errorf("stored %s but could not set its retention: %w", key, err)
+		}
+	}
+	e, err := Describe(key, body)
+	if err != nil {
+		// Still listed by size and hash: the digest proves the bytes even if they are not records.
+		r.log.Warn("stored object does not parse as its name says; listed in the digest by size and hash only", "key", key, "error", err)
+	}
+	r.mu.Lock()
+	if _, dup := r.seen[key]; !dup {
+		r.seen[key] = struct{}{}
+		r.pending = append(r.pending, e)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Take returns and clears the objects recorded since the last Take.
+func (r *Recorder) Take() []Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.pending
+	r.pending = nil
+	r.seen = map[string]struct{}{}
+	return out
+}
+
+// add records entries not recorded yet.
+func (r *Recorder) add(entries []Entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range entries {
+		if _, dup := r.seen[e.Key]; !dup {
+			r.seen[e.Key] = struct{}{}
+			r.pending = append(r.pending, e)
+		}
+	}
+}
+
+// Restore puts entries back in front of the pending ones (a digest write failed).
+func (r *Recorder) Restore(entries []Entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range entries {
+		r.seen[e.Key] = struct{}{}
+	}
+	r.pending = append(entries, r.pending...)
+}
+
+// Writer writes an instance's digests: one per Interval (aligned to the clock, hourly by default)
+// whether or not anything was stored, and one at Close.
+type Writer struct {
+	Recorder *Recorder
+	Chain    *Chain
+	Interval time.Duration    // 0 => time.Hour
+	Now      func() time.Time // nil => time.Now
+	Logger   *slog.Logger
+
+	mu          sync.Mutex
+	start       time.Time
+	recoverFrom time.Time // set by Recover: the first span starts here
+	stop        context.CancelFunc
+	done        chan struct{}
+}
+
+func (w *Writer) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
+}
+
+func (w *Writer) logger() *slog.Logger {
+	if w.Logger != nil {
+		return w.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Recover runs before Start. When a previous process of this instance crashed (its chain does not
+// end with a shutdown digest, or objects named after the instance are in no digest), it lists the objects and rejected samples named after this instance
+// around the crash that no digest of the instance lists yet, records them, and lets the first
+// digest's span begin where the last digest ended, so the crash leaves neither unlisted objects
+// nor a gap. The objects are recognised by name: <day>/<instance>-<digits>...
+func (w *Writer) Recover(ctx context.Context) error {
+	c := w.Chain
+	c.mu.Lock()
+	last := c.last
+	c.mu.Unlock()
+	if last == nil {
+		return nil
+	}
+	end, err := ParseTime(last.End)
+	if err != nil {
+		return nil // not ours to repair; verify reports it
+	}
+	now := w.now()
+	pub := c.key.Public().(ed25519.PublicKey)
+	// Keys already listed: the instance's digests filed since the day before the last one.
+	listed := map[string]bool{}
+	for d := end.AddDate(0, 0, -1); !d.After(now.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+		objs, err := c.store.List(ctx, InstancePrefix(d, c.instance))
+		if err != nil && !errors.Is(err, storage.ErrNotExist) {
+			return fmt.Errorf("recovering after a crash: %w", err)
+		}
+		for _, o := range objs {
+			b, err := readAll(ctx, c.store, o.Key)
+			if err != nil {
+				return fmt.Errorf("recovering after a crash: %w", err)
+			}
+			if p, err := Decode(b, pub); err == nil {
+				for _, e := range p.Objects {
+					listed[e.Key] = true
+				}
+			}
+		}
+	}
+	var found []Entry
+	// Partition days are in --partition-tz: one UTC day either side covers every zone.
+	for d := end.AddDate(0, 0, -1); !d.After(now.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+		day := d.UTC().Format("2006-01-02")
+		for _, prefix := range []string{"dt=" + day + "/", "_rejected/dt=" + day + "/"} {
+			objs, err := c.store.List(ctx, prefix)
+			if err != nil && !errors.Is(err, storage.ErrNotExist) {
+				return fmt.Errorf("recovering after a crash: %w", err)
+			}
+			for _, o := range objs {
+				if listed[o.Key] || !ownedBy(o.Key[len(prefix):], c.instance) {
+					continue
+				}
+				b, err := readAll(ctx, c.store, o.Key)
+				if err != nil {
+					return fmt.Errorf("recovering after a crash: %w", err)
+				}
+				e, _ := Describe(o.Key, b)
+				found = append(found, e)
+			}
+		}
+	}
+	if last.Kind == KindShutdown && len(found) == 0 {
+		return nil // a clean restart
+	}
+	w.Recorder.add(found)
+	w.mu.Lock()
+	w.recoverFrom = end
+	w.mu.Unlock()
+	w.logger().Warn("the previous process of this instance did not shut down cleanly; the next digest covers the time since its last digest and lists the objects it stored after it",
+		"last_digest", c.prev.Key, "objects_found", len(found))
+	return nil
+}
+
+// ownedBy tells whether an object name (after the day prefix) is one instance's:
+// "<instance>-<digits>...".
+func ownedBy(name, instance string) bool {
+	rest, ok := strings.CutPrefix(name, instance+"-")
+	return ok && rest != "" && rest[0] >= '0' && rest[0] <= '9'
+}
+
+// Start begins the span of the first digest now and writes digests in the background until Close.
+func (w *Writer) Start() {
+	w.mu.Lock()
+	w.start = w.now()
+	if !w.recoverFrom.IsZero() {
+		w.start = w.recoverFrom
+	}
+	w.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop, w.done = cancel, make(chan struct{})
+	go w.run(ctx)
+}
+
+func (w *Writer) run(ctx context.Context) {
+	defer close(w.done)
+	interval := w.Interval
+	if interval <= 0 {
+		interval = time.Hour
+	}
+	for {
+		now := w.now()
+		wait := now.Truncate(interval).Add(interval).Sub(now)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		// A failed write keeps the entries; the next tick (or Close) writes them.
+		fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		if err := w.Flush(fctx, KindHourly); err != nil && ctx.Err() == nil {
+			w.logger().Error("writing the digest failed; its objects go into the next digest", "error", err)
+		}
+		cancel()
+	}
+}
+
+// Flush writes one digest of kind for everything recorded since the previous one.
+func (w *Writer) Flush(ctx context.Context, kind string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	end := w.now()
+	entries := w.Recorder.Take()
+	p := Payload{Kind: kind, Start: FormatTime(w.start), End: FormatTime(end), Objects: entries, CreatedAt: FormatTime(end)}
+	key, err := w.Chain.Write(ctx, p, end)
+	if err != nil {
+		w.Recorder.Restore(entries)
+		return err
+	}
+	w.start = end
+	w.logger().Debug("wrote digest", "key", key, "objects", len(entries))
+	return nil
+}
+
+// Close stops the hourly writes and writes the shutdown digest (call it after the last object was
+// stored).
+func (w *Writer) Close(ctx context.Context) error {
+	if w.stop != nil {
+		w.stop()
+		<-w.done
+	}
+	if err := w.Flush(ctx, KindShutdown); err != nil {
+		return fmt.Errorf("writing the shutdown digest: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package verify_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/digest"
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/archiver/verify"
+)
+
+var day0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+
+type world struct {
+	t     *testing.T
+	dir   string
+	st    storage.Store
+	key   ed25519.PrivateKey
+	chain *digest.Chain
+	rec   *digest.Recorder
+	seq   uint64
+	keys  []string // digests in order
+}
+
+func newWorld(t *testing.T) *world {
+	dir := t.TempDir()
+	st, err := storage.Open(context.Background(), storage.Options{URL: "file://" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	c, err := digest.OpenChain(context.Background(), st, key, "host-a", day0, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{t: t, dir: dir, st: st, key: key, chain: c, rec: digest.NewRecorder(st, nil, nil)}
+}
+
+// object stores one record received at at, through the Recorder.
+func (w *world) object(at time.Time) string {
+	w.seq++
+	key := layout.ObjectKey(layout.Day(at, nil), "host-a", w.seq, 0, true)
+	body, _ := layout.EncodeObject(layout.AppendRecord(nil, []byte(`{"n":1}`), layout.Archive{ReceivedAt: at, Instance: "host-a"}), true)
+	if err := w.rec.Put(context.Background(), key, body, layout.ContentType); err != nil {
+		w.t.Fatal(err)
+	}
+	return key
+}
+
+// digest writes a digest of kind over start..end with what was recorded.
+func (w *world) digest(kind string, start, end time.Time) string {
+	k, err := w.chain.Write(context.Background(), digest.Payload{Kind: kind, Start: digest.FormatTime(start), End: digest.FormatTime(end), Objects: w.rec.Take(), CreatedAt: digest.FormatTime(end)}, end)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.keys = append(w.keys, k)
+	return k
+}
+
+func (w *world) verify(pub ed25519.PublicKey) []verify.Problem {
+	if pub == nil {
+		pub = w.key.Public().(ed25519.PublicKey)
+	}
+	ps, _, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: pub, Now: func() time.Time { return day0.AddDate(0, 1, 0) }})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return ps
+}
+
+func kinds(ps []verify.Problem) string {
+	var k []string
+	for _, p := range ps {
+		k = append(k, p.Kind)
+	}
+	sort.Strings(k)
+	return strings.Join(k, ",")
+}
+
+// hours builds a clean day: hourly digests 00..24, an object in some hours, none in others.
+func (w *world) hours() {
+	for h := 0; h < 24; h++ {
+		start := day0.Add(time.Duration(h) * time.Hour)
+		if h%3 == 0 {
+			w.object(start.Add(time.Minute))
+		}
+		w.digest(digest.KindHourly, start, start.Add(time.Hour))
+	}
+	w.digest(digest.KindShutdown, day0.Add(24*time.Hour), day0.Add(24*time.Hour+time.Minute))
+}
+
+func TestVerifyFindsEachProblem(t *testing.T) {
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	cases := []struct {
+		name  string
+		setup func(w *world)
+		pub   func(w *world) ed25519.PublicKey
+		want  string
+	}{
+		{"clean", func(w *world) {}, nil, ""},
+		{"altered object", func(w *world) {
+			p := filepath.Join(w.dir, "dt=2026-11-20", "host-a-00000000000000000001-000.jsonl.gz")
+			b, _ := os.ReadFile(p)
+			b[len(b)-5] ^= 1
+			os.WriteFile(p, b, 0o644)
+		}, nil, "altered"},
+		{"deleted object", func(w *world) {
+			os.Remove(filepath.Join(w.dir, "dt=2026-11-20", "host-a-00000000000000000002-000.jsonl.gz"))
+		}, nil, "missing"},
+		{"inserted object", func(w *world) {
+			b, _ := os.ReadFile(filepath.Join(w.dir, "dt=2026-11-20", "host-a-00000000000000000002-000.jsonl.gz"))
+			os.WriteFile(filepath.Join(w.dir, "dt=2026-11-20", "evil-00000000000000000001-000.jsonl.gz"), b, 0o644)
+		}, nil, "unlisted"},
+		{"inserted rejected sample", func(w *world) {
+			os.MkdirAll(filepath.Join(w.dir, "_rejected", "dt=2026-11-20"), 0o755)
+			os.WriteFile(filepath.Join(w.dir, "_rejected", "dt=2026-11-20", "evil-00000000000000000001.json"), []byte(`{}`), 0o644)
+		}, nil, "unlisted"},
+		{"deleted empty-hour digest", func(w *world) {
+			os.Remove(filepath.Join(w.dir, filepath.FromSlash(w.keys[5])))
+		}, nil, "chain_broken,gap"},
+		{"deleted digest with an object", func(w *world) {
+			os.Remove(filepath.Join(w.dir, filepath.FromSlash(w.keys[6])))
+		}, nil, "chain_broken,gap,unlisted"},
+		{"deleted last digests", func(w *world) {
+			for _, k := range w.keys[20:] {
+				os.Remove(filepath.Join(w.dir, filepath.FromSlash(k)))
+			}
+		}, nil, "gap,unlisted"},
+		{"altered digest", func(w *world) {
+			p := filepath.Join(w.dir, filepath.FromSlash(w.keys[3]))
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, []byte(strings.Replace(string(b), `"records":1`, `"records":2`, 1)), 0o644)
+		}, nil, "bad_signature,chain_broken"},
+		{"wrong public key", func(w *world) {}, func(w *world) ed25519.PublicKey { return otherKey.Public().(ed25519.PublicKey) }, strings.TrimSuffix(strings.Repeat("bad_signature,", 25), ",")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.hours()
+			c.setup(w)
+			var pub ed25519.PublicKey
+			if c.pub != nil {
+				pub = c.pub(w)
+			}
+			ps := w.verify(pub)
+			if got := kinds(ps); got != c.want {
+				t.Fatalf("problems %q, want %q: %+v", got, c.want, ps)
+			}
+		})
+	}
+}
+
+// TestVerifyCrashGap: after a crash (no shutdown digest) the next process's digests show the gap;
+// after a clean shutdown the pause is not a gap.
+func TestVerifyCrashGap(t *testing.T) {
+	for _, c := range []struct {
+		kind string
+		want string
+	}{{digest.KindHourly, "gap"}, {digest.KindShutdown, ""}} {
+		w := newWorld(t)
+		w.digest(digest.KindHourly, day0, day0.Add(time.Hour))
+		w.digest(c.kind, day0.Add(time.Hour), day0.Add(90*time.Minute))
+		// restart three hours later
+		w.digest(digest.KindHourly, day0.Add(5*time.Hour), day0.Add(6*time.Hour))
+		w.digest(digest.KindShutdown, day0.Add(6*time.Hour), day0.Add(6*time.Hour+time.Minute))
+		if got := kinds(w.verify(nil)); got != c.want {
+			t.Errorf("after a %s digest: %q, want %q", c.kind, got, c.want)
+		}
+	}
+}
