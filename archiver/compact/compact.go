@@ -173,7 +173,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	for _, r := range best {
 		recs = append(recs, r)
 	}
-	best = nil
+	clear(best) // the records now live in recs; let the map's copy go before sorting
 	sort.Slice(recs, func(i, j int) bool {
 		if recs[i].at != recs[j].at {
 			return recs[i].at < recs[j].at

@@ -139,7 +139,7 @@ func TestCompactRefusesWhatDigestsDoNotVouchFor(t *testing.T) {
 		want   string
 	}{
 		{"altered", func(st compact.Store) {
-			st.(compact.Store).Delete(context.Background(), layout.ObjectKey(day, "ra", 1, 0, true))
+			st.Delete(context.Background(), layout.ObjectKey(day, "ra", 1, 0, true))
 			put(t, st, "ra", 1, [2]any{`{"s":"forged"}`, time.Second})
 		}, "altered"},
 		{"inserted", func(st compact.Store) { put(t, st, "evil", 1, [2]any{`{"s":"x"}`, time.Second}) }, "unlisted"},

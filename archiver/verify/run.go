@@ -120,7 +120,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return
 		}
 		b, _ := json.Marshal(p)
-		w.Write(append(b, '\n'))
+		_, _ = w.Write(append(b, '\n')) // a broken stdout shows in the exit status of the pipe
 	}
 	if !quiet {
 		last := time.Now()
@@ -152,7 +152,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if format == "jsonl" {
 		b, _ := json.Marshal(map[string]any{"summary": sum, "from": o.From, "to": firstNonEmpty(o.To, o.From), "took": took.String()})
-		w.Write(append(b, '\n'))
+		_, _ = w.Write(append(b, '\n'))
 	} else {
 		fmt.Fprintf(w, "verified %s..%s: %d objects, %d digests, %d instances, %d events checked; %d problems (%s)\n",
 			o.From, firstNonEmpty(o.To, o.From), sum.Objects, sum.Digests, sum.Instances, sum.Events, sum.Problems, took)
