@@ -51,20 +51,26 @@ func TestSessionsSQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Starts two days before the range and ends two after, so sessions cross its edges.
-	if _, err := sessionstest.Write(ctx, st, sessionstest.Spec{From: "2026-10-30", Days: 34, Streams: 8,
-		MeanDuration: 3 * time.Hour, MeanGap: 2 * time.Hour, Seed: 13, Gzip: true, RecordsPerObject: 500}); err != nil {
+	// Traffic from two days before the range to two after, so sessions cross its edges.
+	first, err1 := time.Parse(layout.DayLayout, from)
+	last, err2 := time.Parse(layout.DayLayout, to)
+	if err1 != nil || err2 != nil || last.Before(first) {
+		t.Fatalf("README.md:%d: the range %s..%s is not two days in order", b.Line, from, to)
+	}
+	if _, err := sessionstest.Write(ctx, st, sessionstest.Spec{From: layout.Day(first.AddDate(0, 0, -2), nil),
+		Days: int(last.Sub(first).Hours()/24) + 5, Streams: 8, MeanDuration: 3 * time.Hour, MeanGap: 2 * time.Hour,
+		Seed: 13, Gzip: true, RecordsPerObject: 500}); err != nil {
 		t.Fatal(err)
 	}
 	addUnsignedRepeat(ctx, t, st, readSessions(t, gen.Dir, from, to))
-	real := archive(t)
+	served := archive(t)
 	archives := []struct {
 		name     string
 		arch     *testArchive
 		from, to string
 	}{
 		{"generated", gen, from, to},
-		{"written by archiver serve", real, real.Day, real.Day},
+		{"written by archiver serve", served, served.Day, served.Day},
 	}
 	for _, a := range archives {
 		for _, d := range diffSessions(t, a.arch.localize(b.Text), a.arch.Dir, a.from, a.to) {
