@@ -9,22 +9,32 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
 )
 
-// duckDB runs one query in an in-memory DuckDB and returns how many rows it produced; nil when
-// built without cgo.
-var duckDB = func(query string) (int, error) {
+// duckDB runs one query in an in-memory DuckDB and returns its column names and rows (NULL as
+// nil); nil when built without cgo.
+var duckDB = func(query string) (cols []string, rows [][]any, err error) {
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
-		return 0, fmt.Errorf("open DuckDB: %w", err)
+		return nil, nil, fmt.Errorf("open DuckDB: %w", err)
 	}
 	defer db.Close()
-	rows, err := db.Query(query)
+	r, err := db.Query(query)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		n++
+	defer r.Close()
+	if cols, err = r.Columns(); err != nil {
+		return nil, nil, err
 	}
-	return n, rows.Err()
+	for r.Next() {
+		row := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range row {
+			ptrs[i] = &row[i]
+		}
+		if err := r.Scan(ptrs...); err != nil {
+			return nil, nil, err
+		}
+		rows = append(rows, row)
+	}
+	return cols, rows, r.Err()
 }

@@ -2,5 +2,5 @@
 
 package readme
 
-// duckDB is nil without cgo: TestSQL skips (testenv.Cgo).
-var duckDB func(query string) (int, error)
+// duckDB is nil without cgo: the DuckDB tests skip (testenv.Cgo).
+var duckDB func(query string) (cols []string, rows [][]any, err error)
