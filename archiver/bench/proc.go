@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
-	lproc "github.com/livehook/terraform-provider-livehook/internal/proc"
+	lproc "github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 // proc is one target process, started in its own process group (so a Ctrl-C in the terminal

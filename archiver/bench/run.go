@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 	"github.com/minio/minio-go/v7"
 )
 

@@ -19,8 +19,8 @@ import (
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/text"
 
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
 )
 
 // root is the repository (this module is tests/ inside it).

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/aksk"
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
 )
 
 const secret = "cmd-test-secret-key-0123456789"

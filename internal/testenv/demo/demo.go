@@ -20,9 +20,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
 	"github.com/livehook/terraform-provider-livehook/internal/emulator"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // Defaults of the demo world.

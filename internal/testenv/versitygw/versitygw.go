@@ -22,8 +22,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
-	"github.com/livehook/terraform-provider-livehook/internal/proc"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 // InstallHint is how to get the binary.

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
 )
 
 type config struct {

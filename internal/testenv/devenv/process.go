@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/internal/proc"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 // Spec describes a long-running subprocess.
