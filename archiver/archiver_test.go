@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 // a log file, the address taken from its "listening on" line.
 type proc struct {
 	t   *testing.T
-	p   *devenv.Process
+	p   *lproc.Process
 	url string
 }
 
@@ -77,7 +77,7 @@ func serve(t *testing.T, gw *versitygw.Server, dir string, args ...string) *proc
 	if gw != nil {
 		env = gw.Env()
 	}
-	dp, err := denv.Start(context.Background(), devenv.Spec{
+	dp, err := denv.Start(context.Background(), lproc.Spec{
 		Name: "archiver", Path: binary, Dir: dir, Env: env,
 		Args:          append([]string{"serve", "--listen", "127.0.0.1:0"}, args...),
 		WaitListening: true,
@@ -88,7 +88,7 @@ func serve(t *testing.T, gw *versitygw.Server, dir string, args ...string) *proc
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("archiver log:\n%s", dp.Tail(200))
+			t.Logf("archiver log:\n%s", dp.LogTail(200))
 		}
 	})
 	return &proc{t: t, p: dp, url: dp.URL}
@@ -105,7 +105,7 @@ func containsArg(args []string, a string) bool {
 
 // Logs returns the archiver's log lines so far.
 func (p *proc) Logs() []string {
-	b, err := os.ReadFile(p.p.LogPath)
+	b, err := os.ReadFile(p.p.LogPath())
 	if err != nil {
 		p.t.Fatalf("archiver log: %v", err)
 	}
@@ -116,8 +116,8 @@ func (p *proc) Logs() []string {
 func (p *proc) terminate() (int, time.Duration) {
 	p.t.Helper()
 	start := time.Now()
-	if err := p.p.Stop(); errors.Is(err, lproc.ErrKilled) {
-		p.t.Fatalf("archiver did not exit after SIGTERM: %v\n%s", err, p.p.Tail(50))
+	if err := p.p.Shutdown(); errors.Is(err, lproc.ErrKilled) {
+		p.t.Fatalf("archiver did not exit after SIGTERM: %v\n%s", err, p.p.LogTail(50))
 	}
 	return p.p.ExitCode(), time.Since(start)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
@@ -91,7 +92,7 @@ func exerciseSessions(t *testing.T, store, env []string) {
 	t.Cleanup(func() { _ = denv.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := denv.Start(ctx, devenv.Spec{
+	p, err := denv.Start(ctx, proc.Spec{
 		Name: "archiver", Path: bin, Dir: dir, Env: env, WaitListening: true, StopTimeout: 60 * time.Second,
 		Args: append([]string{"serve", "--listen", "127.0.0.1:0", "--spool", filepath.Join(dir, "spool"), "--keys", keys, "--allow-unsigned",
 			"--signature-window", "0", "--flush-interval", "100ms"}, store...),
@@ -126,8 +127,8 @@ func exerciseSessions(t *testing.T, store, env []string) {
 			t.Fatalf("%s: %d %s", ps.name, r.Status, r.Raw)
 		}
 	}
-	if err := p.Stop(); err != nil || p.ExitCode() != 0 {
-		t.Fatalf("stopping the archiver: %v (exit %d)\n%s", err, p.ExitCode(), p.Tail(30))
+	if err := p.Shutdown(); err != nil || p.ExitCode() != 0 {
+		t.Fatalf("stopping the archiver: %v (exit %d)\n%s", err, p.ExitCode(), p.LogTail(30))
 	}
 	now := time.Now().UTC()
 	from, to := layout.Day(now.Add(-24*time.Hour), nil), layout.Day(now, nil)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 func TestStartParsesListeningLine(t *testing.T) {
@@ -27,7 +28,7 @@ func TestStartParsesListeningLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			p, err := e.Start(context.Background(), Spec{
+			p, err := e.Start(context.Background(), proc.Spec{
 				Name: "srv", Path: "/bin/sh",
 				Args:          []string{"-c", "echo starting; echo '" + tc.line + "'; exec sleep 60"},
 				WaitListening: true, StartTimeout: 5 * time.Second,
@@ -38,7 +39,7 @@ func TestStartParsesListeningLine(t *testing.T) {
 			if p.Addr != tc.want || p.URL != "http://"+tc.want {
 				t.Fatalf("Addr = %q, URL = %q; want %q", p.Addr, p.URL, tc.want)
 			}
-			if err := p.Stop(); err != nil {
+			if err := p.Shutdown(); err != nil {
 				t.Fatalf("Stop: %v", err)
 			}
 			if err := syscall.Kill(p.PID(), 0); err == nil {
@@ -51,7 +52,7 @@ func TestStartParsesListeningLine(t *testing.T) {
 func TestStartFailureShowsLogTail(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	_, err := e.Start(context.Background(), Spec{
+	_, err := e.Start(context.Background(), proc.Spec{
 		Name: "broken", Path: "/bin/sh", Args: []string{"-c", "echo 'fatal: bad flag --nope' >&2; exit 2"},
 		WaitListening: true, StartTimeout: 5 * time.Second,
 	})
@@ -68,7 +69,7 @@ func TestStartFailureShowsLogTail(t *testing.T) {
 func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p, err := e.Start(context.Background(), Spec{
+	p, err := e.Start(context.Background(), proc.Spec{
 		Name: "stubborn", Path: "/bin/sh",
 		// The shell ignores TERM, and so does its child sleep (inherited disposition).
 		Args:          []string{"-c", "trap '' TERM; echo listening on http://127.0.0.1:1; sleep 60; sleep 60"},
@@ -94,7 +95,7 @@ func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
 func TestHealthURLReadiness(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	_, err := e.Start(context.Background(), Spec{
+	_, err := e.Start(context.Background(), proc.Spec{
 		Name: "nohealth", Path: "/bin/sh", Args: []string{"-c", "echo listening on http://127.0.0.1:1; exec sleep 60"},
 		WaitListening: true, HealthURL: "http://{addr}/healthz", StartTimeout: 500 * time.Millisecond,
 	})
