@@ -190,3 +190,54 @@ func TestEmulatorControlStatuses(t *testing.T) {
 		t.Error("Deliveries accepted a 404")
 	}
 }
+
+// TestTerraformRun runs a stand-in terraform through Terraform.Run: exit codes, okCodes, and the
+// graceful stop on interrupt (SIGINT, which terraform turns into a clean shutdown).
+func TestTerraformRun(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		script    string
+		okCodes   []int
+		interrupt bool
+		wantErr   string // "" = success
+		wantOut   string
+	}{
+		{name: "success", script: "echo applied", wantOut: "applied"},
+		{name: "listed exit code", script: "echo changes; exit 2", okCodes: []int{2}, wantOut: "changes"},
+		{name: "other exit code", script: "echo 'Error: bad'; exit 1", wantErr: "exited with status 1", wantOut: "Error: bad"},
+		{name: "interrupt sends SIGINT", script: `trap 'echo got SIGINT; exit 130' INT; echo started; while :; do sleep 0.05; done`,
+			interrupt: true, wantErr: "interrupted", wantOut: "got SIGINT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			bin := e.Path("terraform")
+			if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+tt.script+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tf := &Terraform{Bin: bin, Dir: e.Dir, Env: os.Environ(), LogDir: e.Dir}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.interrupt { // once the trap is set
+				go func() {
+					for i := 0; i < 500; i++ {
+						if b, _ := os.ReadFile(filepath.Join(e.Dir, "terraform-apply-01.log")); strings.Contains(string(b), "started") {
+							break
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+					cancel()
+				}()
+			}
+			res, err := tf.Run(ctx, tt.okCodes, "apply")
+			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Run = %v, want error %q", err, tt.wantErr)
+			}
+			if res == nil || !strings.Contains(res.Output, tt.wantOut) {
+				t.Fatalf("Output = %+v, want it to contain %q", res, tt.wantOut)
+			}
+		})
+	}
+}
