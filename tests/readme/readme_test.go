@@ -20,6 +20,7 @@ import (
 	"github.com/yuin/goldmark/text"
 
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
@@ -142,14 +143,14 @@ func makeArchive() (*testArchive, error) {
 	if err != nil {
 		return nil, err
 	}
-	samples, _ := filepath.Glob(filepath.Join(root, "archiver", "testdata", "callbacks", "*.json"))
+	samples, _ := filepath.Glob(filepath.Join(archivetest.SamplesDir(), "*.json"))
 	// One more copy of a sample with another unsigned field: archived as a repeat, so the
 	// archive also holds an archive.repeat field for the queries to meet.
 	samples = append(samples, "repeat")
 	for _, f := range samples {
 		var body []byte
 		if f == "repeat" {
-			body, err = os.ReadFile(filepath.Join(root, "archiver", "testdata", "callbacks", "unsigned-publish.json"))
+			body, err = os.ReadFile(filepath.Join(archivetest.SamplesDir(), "unsigned-publish.json"))
 			body = bytes.Replace(body, []byte(`"116.31.96.221"`), []byte(`"198.51.100.7"`), 1)
 		} else {
 			body, err = os.ReadFile(f)
