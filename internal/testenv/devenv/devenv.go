@@ -1,8 +1,8 @@
-// Package devenv is the plumbing shared by the demo, the end-to-end test and the provider
-// benchmark: build livehook's binaries once (Build: the one go build of test and bench binaries),
-// start them with proc.Launch on free 127.0.0.1
-// ports with their output in log files, run terraform, and stop every one of them again (on return, on
-// failure and on Ctrl-C) through a cleanup stack.
+// Package devenv is the plumbing shared by the demo, the end-to-end tests and the provider
+// benchmark: build livehook's binaries (Build, the one `go build` of test and bench binaries),
+// start them with proc.Launch on free 127.0.0.1 ports with their output in log files, run
+// terraform against a local build, and stop every process again (on return, on failure and on
+// Ctrl-C) through a cleanup stack.
 package devenv
 
 import (
