@@ -19,11 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
-	lproc "github.com/livehook/terraform-provider-livehook/internal/proc"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	lproc "github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // binary is the archiver built once for every subprocess test (it needs only Go).
@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 // a log file, the address taken from its "listening on" line.
 type proc struct {
 	t   *testing.T
-	p   *devenv.Process
+	p   *lproc.Process
 	url string
 }
 
@@ -77,7 +77,7 @@ func serve(t *testing.T, gw *versitygw.Server, dir string, args ...string) *proc
 	if gw != nil {
 		env = gw.Env()
 	}
-	dp, err := denv.Start(context.Background(), devenv.Spec{
+	dp, err := denv.Start(context.Background(), lproc.Spec{
 		Name: "archiver", Path: binary, Dir: dir, Env: env,
 		Args:          append([]string{"serve", "--listen", "127.0.0.1:0"}, args...),
 		WaitListening: true,
@@ -88,7 +88,7 @@ func serve(t *testing.T, gw *versitygw.Server, dir string, args ...string) *proc
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("archiver log:\n%s", dp.Tail(200))
+			t.Logf("archiver log:\n%s", dp.LogTail(200))
 		}
 	})
 	return &proc{t: t, p: dp, url: dp.URL}
@@ -105,7 +105,7 @@ func containsArg(args []string, a string) bool {
 
 // Logs returns the archiver's log lines so far.
 func (p *proc) Logs() []string {
-	b, err := os.ReadFile(p.p.LogPath)
+	b, err := os.ReadFile(p.p.LogPath())
 	if err != nil {
 		p.t.Fatalf("archiver log: %v", err)
 	}
@@ -116,8 +116,8 @@ func (p *proc) Logs() []string {
 func (p *proc) terminate() (int, time.Duration) {
 	p.t.Helper()
 	start := time.Now()
-	if err := p.p.Stop(); errors.Is(err, lproc.ErrKilled) {
-		p.t.Fatalf("archiver did not exit after SIGTERM: %v\n%s", err, p.p.Tail(50))
+	if err := p.p.Shutdown(); errors.Is(err, lproc.ErrKilled) {
+		p.t.Fatalf("archiver did not exit after SIGTERM: %v\n%s", err, p.p.LogTail(50))
 	}
 	return p.p.ExitCode(), time.Since(start)
 }
@@ -148,8 +148,8 @@ func TestKill9UnderLoadLosesNothing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
-				body := archivertest.Event("load.example.com", fmt.Sprintf("g%d", g), "PUBLISH", int64(i))
-				r, err := archivertest.TryPost(p.url+"/callback", body)
+				body := archivetest.Event("load.example.com", fmt.Sprintf("g%d", g), "PUBLISH", int64(i))
+				r, err := archivetest.TryPost(p.url+"/callback", body)
 				if err != nil {
 					return // the process is gone
 				}
@@ -180,16 +180,16 @@ func TestKill9UnderLoadLosesNothing(t *testing.T) {
 		if n++; n > 20 {
 			break
 		}
-		if r := archivertest.Post(t, p2.url+"/callback", body); r.Status != 200 || r.Body["status"] != "duplicate" {
+		if r := archivetest.Post(t, p2.url+"/callback", body); r.Status != 200 || r.Body["status"] != "duplicate" {
 			t.Fatalf("redelivery of %s after the crash: %d %s", id, r.Status, r.Raw)
 		}
 	}
 	if code, _ := p2.terminate(); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
-	store := archivertest.S3Store(t, gw, bucket, "a/")
+	store := archivetest.S3Store(t, gw, bucket, "a/")
 	count := map[string]int{}
-	for _, ev := range archivertest.ReadToday(t, store) {
+	for _, ev := range archivetest.ReadToday(t, store) {
 		count[ev.Archive.EventID]++
 	}
 	for id, c := range count {
@@ -215,7 +215,7 @@ func TestSIGTERMFlushesAndExits(t *testing.T) {
 	spool := t.TempDir()
 	p := serve(t, gw, t.TempDir(), append(s3Args(gw, bucket), "--spool", spool, "--flush-interval", "1h")...)
 	for i := range 20 {
-		if r := archivertest.Post(t, p.url+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i))); r.Status != 200 {
+		if r := archivetest.Post(t, p.url+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", int64(i))); r.Status != 200 {
 			t.Fatalf("%d %s", r.Status, r.Raw)
 		}
 	}
@@ -224,7 +224,7 @@ func TestSIGTERMFlushesAndExits(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 	t.Logf("SIGTERM to exit: %s", took)
-	if got := len(archivertest.ReadToday(t, archivertest.S3Store(t, gw, bucket, "a/"))); got != 20 {
+	if got := len(archivetest.ReadToday(t, archivetest.S3Store(t, gw, bucket, "a/"))); got != 20 {
 		t.Fatalf("read back %d, want 20", got)
 	}
 	if segs, _ := filepath.Glob(filepath.Join(spool, "seg-*")); len(segs) != 0 {
@@ -239,33 +239,33 @@ func TestEventsCommandReadsSamplesBack(t *testing.T) {
 	bucket := gw.BucketT(t)
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys.json")
-	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivertest.SampleKey+`"}`), 0o600)
+	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivetest.SampleKey+`"}`), 0o600)
 	p := serve(t, gw, dir, append(s3Args(gw, bucket), "--spool", filepath.Join(dir, "spool"), "--keys", keys, "--allow-unsigned", "--signature-window", "0", "--gzip=false")...)
 	sent := map[string][]byte{}
-	for _, name := range archivertest.SampleNames(t) {
-		body := archivertest.Sample(t, name)
+	for _, name := range archivetest.SampleNames(t) {
+		body := archivetest.Sample(t, name)
 		if !strings.HasPrefix(name, "signed") {
 			body = bytes.Replace(body, []byte("push.example.com"), []byte("open.example.com"), 1)
 		}
-		r := archivertest.Post(t, p.url+"/callback", body)
+		r := archivetest.Post(t, p.url+"/callback", body)
 		if r.Status != 200 {
 			t.Fatalf("%s: %d %s", name, r.Status, r.Raw)
 		}
 		sent[r.Body["event_id"].(string)] = body
 	}
-	tampered := bytes.Replace(archivertest.Sample(t, "signed-publish.json"), []byte(`"live"`), []byte(`"live2"`), 1)
-	if r := archivertest.Post(t, p.url+"/callback", tampered); r.Status != 401 {
+	tampered := bytes.Replace(archivetest.Sample(t, "signed-publish.json"), []byte(`"live"`), []byte(`"live2"`), 1)
+	if r := archivetest.Post(t, p.url+"/callback", tampered); r.Status != 401 {
 		t.Fatalf("tampered: %d %s", r.Status, r.Raw)
 	}
 	if code, _ := p.terminate(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	for _, l := range p.Logs() {
-		if strings.Contains(l, archivertest.SampleKey) || strings.Contains(l, "fa5addca9ea94589") {
+		if strings.Contains(l, archivetest.SampleKey) || strings.Contains(l, "fa5addca9ea94589") {
 			t.Errorf("a key or signature was logged: %s", l)
 		}
 	}
-	from, to := archivertest.Today()
+	from, to := archivetest.Today()
 	run := func(extra ...string) []map[string]json.RawMessage {
 		cmd := exec.Command(binary, append([]string{"events", "--store", "s3://" + bucket + "/a/", "--s3-endpoint", gw.Endpoint, "--from", from, "--to", to}, extra...)...)
 		cmd.Env = append(os.Environ(), gw.Env()...)
@@ -287,7 +287,7 @@ func TestEventsCommandReadsSamplesBack(t *testing.T) {
 			if !ok {
 				t.Fatalf("unexpected event %s", l)
 			}
-			if got, want := archivertest.StripArchive(t, l), archivertest.Compact(t, body); !bytes.Equal(got, want) {
+			if got, want := archivetest.StripArchive(t, l), archivetest.Compact(t, body); !bytes.Equal(got, want) {
 				t.Errorf("fields changed:\n got  %s\n want %s", got, want)
 			}
 			wantSig := "none"
@@ -324,7 +324,7 @@ func TestNoStoreWritesToLocalArchive(t *testing.T) {
 	if first := p.Logs()[0]; !strings.Contains(first, "./archive") {
 		t.Fatalf("first log line does not say where the archive goes: %s", first)
 	}
-	r := archivertest.Post(t, p.url+"/callback", archivertest.Sample(t, "seed-example.json"))
+	r := archivetest.Post(t, p.url+"/callback", archivetest.Sample(t, "seed-example.json"))
 	if r.Status != 200 {
 		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
@@ -341,26 +341,26 @@ func TestSIGHUPReloadsKeys(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys.json")
-	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivertest.SampleKey+`"}`), 0o600)
+	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivetest.SampleKey+`"}`), 0o600)
 	p := serve(t, nil, dir, "--store", "file://"+filepath.Join(dir, "archive"), "--keys", keys, "--signature-window", "0")
-	if r := archivertest.Post(t, p.url+"/callback", archivertest.Sample(t, "signed-publish.json")); r.Status != 200 {
+	if r := archivetest.Post(t, p.url+"/callback", archivetest.Sample(t, "signed-publish.json")); r.Status != 200 {
 		t.Fatalf("%d %s", r.Status, r.Raw)
 	}
 	os.WriteFile(keys, []byte(`{"push.example.com":"rotated-key-0000"}`), 0o600)
 	if err := syscall.Kill(p.p.PID(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	archivertest.Eventually(t, 10*time.Second, "the reload to be logged", func() bool {
+	archivetest.Eventually(t, 10*time.Second, "the reload to be logged", func() bool {
 		return strings.Contains(strings.Join(p.Logs(), "\n"), "reloaded --keys")
 	})
-	if r := archivertest.Post(t, p.url+"/callback", archivertest.Sample(t, "signed-publish_done.json")); r.Status != 401 {
+	if r := archivetest.Post(t, p.url+"/callback", archivetest.Sample(t, "signed-publish_done.json")); r.Status != 401 {
 		t.Fatalf("old signature after key rotation: %d %s", r.Status, r.Raw)
 	}
 	if code, _ := p.terminate(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	for _, l := range p.Logs() {
-		if strings.Contains(l, "rotated-key-0000") || strings.Contains(l, archivertest.SampleKey) {
+		if strings.Contains(l, "rotated-key-0000") || strings.Contains(l, archivetest.SampleKey) {
 			t.Errorf("a key was logged: %s", l)
 		}
 	}

@@ -24,10 +24,10 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // keyPair writes an Ed25519 private key (PEM PKCS#8, as openssl genpkey writes it) and its public
@@ -112,7 +112,7 @@ func replica(t *testing.T, store, key, name string, bodies [][]byte) {
 	spool := filepath.Join(filepath.Dir(store), "spool-"+name)
 	p := serve(t, nil, t.TempDir(), "--spool", spool, "--store", "file://"+store, "--digest-key", key, "--instance", name, "--flush-interval", "20ms")
 	for _, b := range bodies {
-		if r := archivertest.Post(t, p.url+"/callback", b); r.Status != 200 && r.Status != 400 {
+		if r := archivetest.Post(t, p.url+"/callback", b); r.Status != 200 && r.Status != 400 {
 			t.Fatalf("POST %s: %d %s", b, r.Status, r.Raw)
 		}
 	}
@@ -133,7 +133,7 @@ func keysFile(t *testing.T) string {
 func events(n int, stream string) [][]byte {
 	var out [][]byte
 	for i := range n {
-		out = append(out, archivertest.Event("audit.example.com", stream, "PUBLISH", int64(1_700_000_000+i)))
+		out = append(out, archivetest.Event("audit.example.com", stream, "PUBLISH", int64(1_700_000_000+i)))
 	}
 	return out
 }
@@ -475,7 +475,7 @@ func TestServeObjectLock(t *testing.T) {
 	key, _ := keyPair(t, t.TempDir())
 	p := serve(t, gw, t.TempDir(), append(s3Args(gw, bucket), "--ack", "store", "--digest-key", key, "--object-lock", "GOVERNANCE:1", "--flush-interval", "20ms")...)
 	for _, b := range events(3, "locked") {
-		archivertest.Post(t, p.url+"/callback", b)
+		archivetest.Post(t, p.url+"/callback", b)
 	}
 	if code, _ := p.terminate(); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -520,9 +520,9 @@ func TestVerifyAfterKill9(t *testing.T) {
 	before := len(files(t, store, "dt="+layout.Day(time.Now(), nil)))
 	p := serve(t, nil, t.TempDir(), "--spool", spool, "--store", "file://"+store, "--digest-key", key, "--instance", "ra", "--flush-interval", "20ms")
 	for _, b := range events(4, "killed") {
-		archivertest.Post(t, p.url+"/callback", b)
+		archivetest.Post(t, p.url+"/callback", b)
 	}
-	archivertest.Eventually(t, 10*time.Second, "the killed run's objects stored", func() bool {
+	archivetest.Eventually(t, 10*time.Second, "the killed run's objects stored", func() bool {
 		return len(files(t, store, "dt="+layout.Day(time.Now(), nil))) > before
 	})
 	p.kill()

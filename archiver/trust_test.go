@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
 
 const e2eKey = "e2e-key-0123456789abcdef01234567"
@@ -53,7 +53,7 @@ func TestTrustAttacksAgainstBinary(t *testing.T) {
 	store := "file://" + filepath.Join(dir, "archive")
 	args := []string{"--store", store, "--spool", filepath.Join(dir, "spool"), "--keys", keys, "--flush-interval", "100ms", "--gzip=false"}
 	p := serve(t, nil, dir, args...)
-	post := func(body []byte) archivertest.Response { return archivertest.Post(t, p.url+"/callback", body) }
+	post := func(body []byte) archivetest.Response { return archivetest.Post(t, p.url+"/callback", body) }
 
 	now := time.Now().Unix()
 	// A captured genuine callback, replayed with the publish_timestamps of the next stream starts
@@ -117,7 +117,7 @@ func TestTrustAttacksAgainstBinary(t *testing.T) {
 	}
 	p = serve(t, nil, dir, args...)
 	for i, g := range genuine {
-		if r := archivertest.Post(t, p.url+"/callback", g); r.Status != 200 || r.Body["status"] != "duplicate" {
+		if r := archivetest.Post(t, p.url+"/callback", g); r.Status != 200 || r.Body["status"] != "duplicate" {
 			t.Fatalf("redelivery %d after restart: %d %s", i, r.Status, r.Raw)
 		}
 	}
@@ -126,7 +126,7 @@ func TestTrustAttacksAgainstBinary(t *testing.T) {
 	}
 
 	// archiver events: 7 records, the 3 genuine ones marked as repeats of the replayed identities.
-	from, to := archivertest.Today()
+	from, to := archivetest.Today()
 	events := func(format string) string {
 		cmd := exec.Command(binary, "events", "--store", store, "--from", from, "--to", to, "--format", format)
 		var out, errb bytes.Buffer

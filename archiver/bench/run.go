@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,8 +14,9 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -323,7 +326,7 @@ func (r *runner) runTarget(ctx context.Context, name string, flush time.Duration
 		r.logf("%s: %v", name, err)
 		return res
 	}
-	addr, err := freePort()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return fail(err)
 	}
@@ -331,15 +334,19 @@ func (r *runner) runTarget(ctx context.Context, name string, flush time.Duration
 	res.Command = filepath.Base(bin) + " " + strings.Join(args, " ")
 	res.LogPath = filepath.Join(r.dir, name+".log")
 	r.logf("%s: starting %s", name, res.Command)
-	p, err := startProc(name, bin, args, env, res.LogPath)
+	// A fresh log per run: proc appends.
+	if err := os.Remove(res.LogPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fail(fmt.Errorf("%s: log file: %w", name, err))
+	}
+	p, err := proc.Launch(ctx, proc.Spec{
+		Name: name, Path: bin, Args: args, Env: env, Log: res.LogPath,
+		Ready: readyz(addr), StartTimeout: 30 * time.Second,
+	})
 	if err != nil {
 		return fail(err)
 	}
-	defer p.kill()
-	if err := waitReady(ctx, p, addr, 30*time.Second); err != nil {
-		return fail(err)
-	}
-	sampler := sampleRSS(p.pid(), 200*time.Millisecond)
+	defer func() { _ = p.Kill() }()
+	sampler := sampleRSS(p.PID(), 200*time.Millisecond)
 	defer sampler.Stop()
 
 	cfg := LoadConfig{Addr: addr, Path: "/callback", Conns: r.opts.Conns, Warmup: r.opts.Warmup,
@@ -371,17 +378,17 @@ func (r *runner) runTarget(ctx context.Context, name string, flush time.Duration
 			res.Batching = b
 		}
 	}
-	if _, hwm, err := memStatus(p.pid()); err == nil {
+	if _, hwm, err := memStatus(p.PID()); err == nil {
 		res.PeakRSS = hwm
 	}
-	drain, terr := p.terminate(ctx, r.opts.DrainTimeout)
+	drain, terr := terminate(ctx, p, r.opts.DrainTimeout)
 	res.Drain = drain
-	res.ExitCode = p.exitCode()
+	res.ExitCode = p.ExitCode()
 	res.MaxSampledRSS = sampler.Stop()
 	if terr != nil {
 		fail(terr)
 	} else if res.ExitCode != 0 {
-		fail(fmt.Errorf("exited with status %d after SIGTERM; log:\n%s", res.ExitCode, p.logTail()))
+		fail(fmt.Errorf("exited with status %d after SIGTERM\n%s", res.ExitCode, p.LogTail(30)))
 	}
 	r.logf("%s: %.0f req/s, p50 %s, p99 %s, %d errors, %d answered 200 in all; stopped in %s",
 		name, load.ReqPerSec, fmtDur(load.P50), fmtDur(load.P99), load.Errors(), load.AllOK, drain.Round(time.Millisecond))

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
 
-func sampleBodies(t testing.TB) map[string][]byte { return archivertest.Samples(t) }
+func sampleBodies(t testing.TB) map[string][]byte { return archivetest.Samples(t) }
 
 func parse(body []byte) (Fields, []byte, *Rejection) {
 	var f Fields

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
 
-func samples(t testing.TB) map[string][]byte { return archivertest.Samples(t) }
+func samples(t testing.TB) map[string][]byte { return archivetest.Samples(t) }
 
-func compact(t testing.TB, b []byte) []byte { return archivertest.Compact(t, b) }
+func compact(t testing.TB, b []byte) []byte { return archivetest.Compact(t, b) }
 
 // keys returns the top-level keys of a JSON object in document order.
 func keys(t *testing.T, line []byte) []string {

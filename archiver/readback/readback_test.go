@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -38,15 +38,15 @@ type written struct {
 func fixture(t *testing.T, s storage.Store) []written {
 	t.Helper()
 	ctx := testCtx(t)
-	names := archivertest.SampleNames(t) // sorted
+	names := archivetest.SampleNames(t) // sorted
 	days := []string{"2026-11-25", "2026-11-26", "2026-11-27"}
 	var all []written
 	for di, day := range days {
 		for part, gz := range []bool{di != 1, di != 1} { // day 2 plain .jsonl, days 1 and 3 gzip
 			var lines []byte
 			for pi, name := range names {
-				raw := archivertest.Sample(t, name)
-				body := bytes.NewBuffer(archivertest.Compact(t, raw))
+				raw := archivetest.Sample(t, name)
+				body := bytes.NewBuffer(archivetest.Compact(t, raw))
 				var f struct {
 					Domain, App, Stream, Event string
 					PublishTimestamp           json.RawMessage `json:"publish_timestamp"`

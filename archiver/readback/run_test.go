@@ -9,7 +9,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {

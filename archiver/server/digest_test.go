@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/verify"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
 
 // TestDigestsWrittenEveryIntervalAndAtShutdown: with a digest key the archiver (S3, both ack
@@ -36,11 +36,11 @@ func TestDigestsWrittenEveryIntervalAndAtShutdown(t *testing.T) {
 			c.Digest.Key, c.Digest.Interval = kf, 200*time.Millisecond
 			s := start(t, c)
 			for _, b := range [][]byte{
-				archivertest.Event("d.example.com", "s1", "PUBLISH", 1_700_000_001),
-				archivertest.Event("d.example.com", "s2", "PUBLISH", 1_700_000_002),
+				archivetest.Event("d.example.com", "s1", "PUBLISH", 1_700_000_001),
+				archivetest.Event("d.example.com", "s2", "PUBLISH", 1_700_000_002),
 				[]byte(`{"broken`),
 			} {
-				archivertest.Post(t, s.URL()+"/callback", b)
+				archivetest.Post(t, s.URL()+"/callback", b)
 			}
 			time.Sleep(700 * time.Millisecond) // several intervals, the later ones empty
 			stop(t, s)
@@ -78,7 +78,7 @@ func TestDigestsWrittenEveryIntervalAndAtShutdown(t *testing.T) {
 			if err != nil || len(ps) != 0 {
 				t.Fatalf("verify: %v %+v", err, ps)
 			}
-			if sum.Events != 2 || sum.Objects < 2 || len(archivertest.Keys(t, e.store, "_rejected/")) != 1 {
+			if sum.Events != 2 || sum.Objects < 2 || len(archivetest.Keys(t, e.store, "_rejected/")) != 1 {
 				t.Fatalf("summary %+v (want the 2 events and the rejected sample)", sum)
 			}
 		})

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a temp dir (root only) and unmounts it at cleanup.
@@ -49,8 +49,8 @@ func TestSpoolDiskFull(t *testing.T) {
 	pad := strings.Repeat("x", 2000)
 	acked, refused := 0, 0
 	for i := 0; i < 2000 && refused == 0; i++ {
-		body := archivertest.Event("d.example.com", fmt.Sprintf("s%d-%s", i, pad), "PUBLISH", int64(i))
-		r := archivertest.Post(t, s.URL()+"/callback", body)
+		body := archivetest.Event("d.example.com", fmt.Sprintf("s%d-%s", i, pad), "PUBLISH", int64(i))
+		r := archivetest.Post(t, s.URL()+"/callback", body)
 		switch r.Status {
 		case 200:
 			acked++
@@ -73,15 +73,15 @@ func TestSpoolDiskFull(t *testing.T) {
 	if err := gw.CreateBucket(context.Background(), missing); err != nil {
 		t.Fatal(err)
 	}
-	archivertest.Eventually(t, 60*time.Second, "the backlog to upload", func() bool { return s.Metrics().Stored.Value() >= uint64(acked) })
-	archivertest.Eventually(t, 30*time.Second, "/readyz 200", func() bool { code, _ := readyz(t, s); return code == 200 })
-	r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "after", "PUBLISH", 99999))
+	archivetest.Eventually(t, 60*time.Second, "the backlog to upload", func() bool { return s.Metrics().Stored.Value() >= uint64(acked) })
+	archivetest.Eventually(t, 30*time.Second, "/readyz 200", func() bool { code, _ := readyz(t, s); return code == 200 })
+	r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "after", "PUBLISH", 99999))
 	if r.Status != 200 {
 		t.Fatalf("after recovery: %d %s", r.Status, r.Raw)
 	}
 	acked++
 	stop(t, s)
-	if got := len(archivertest.ReadToday(t, archivertest.S3Store(t, gw, missing, "archive/"))); got != acked {
+	if got := len(archivetest.ReadToday(t, archivetest.S3Store(t, gw, missing, "archive/"))); got != acked {
 		t.Fatalf("read back %d of %d acknowledged", got, acked)
 	}
 	_ = server.AckSpool

@@ -26,13 +26,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // TestMain stops the VersityGW that versitygw.Shared starts on first use (tests that do not stop
@@ -73,7 +73,7 @@ func newEnv(t *testing.T, gw *versitygw.Server) *env {
 		gw = versitygw.Shared(t)
 	}
 	b := gw.BucketT(t)
-	return &env{gw: gw, bucket: b, store: archivertest.S3Store(t, gw, b, "archive/")}
+	return &env{gw: gw, bucket: b, store: archivetest.S3Store(t, gw, b, "archive/")}
 }
 
 // config is a test configuration writing to the env's bucket under archive/.
@@ -124,27 +124,27 @@ func TestSamplesStoredAndReadBack(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, nil)
 			keys := filepath.Join(t.TempDir(), "keys.json")
-			os.WriteFile(keys, []byte(`{"push.example.com":"`+archivertest.SampleKey+`"}`), 0o600)
+			os.WriteFile(keys, []byte(`{"push.example.com":"`+archivetest.SampleKey+`"}`), 0o600)
 			c := e.config(t)
 			c.Ack = ack
 			c.Keys = keys
 			c.SignatureWindow = 0 // the signed samples are from 2020
 			s := start(t, c)
 			sent := map[string][]byte{}
-			for _, name := range archivertest.SampleNames(t) {
-				body := archivertest.Sample(t, name)
+			for _, name := range archivetest.SampleNames(t) {
+				body := archivetest.Sample(t, name)
 				if strings.HasPrefix(name, "seed") || strings.HasPrefix(name, "unsigned") {
 					// Unsigned bodies for a domain with a key are refused: send them for another domain.
 					body = bytes.Replace(body, []byte("push.example.com"), []byte("unsigned.example.com"), 1)
 				}
-				r := archivertest.Post(t, s.URL()+"/callback", body)
+				r := archivetest.Post(t, s.URL()+"/callback", body)
 				if r.Status != http.StatusOK || r.Body["status"] != "ok" {
 					t.Fatalf("%s: %d %s", name, r.Status, r.Raw)
 				}
 				sent[r.Body["event_id"].(string)] = body
 			}
 			stop(t, s)
-			events := archivertest.ReadToday(t, e.store)
+			events := archivetest.ReadToday(t, e.store)
 			if len(events) != len(sent) {
 				t.Fatalf("read back %d events, want %d", len(events), len(sent))
 			}
@@ -164,7 +164,7 @@ func checkRecord(t *testing.T, ev readback.Event, body []byte, instance string) 
 	t.Helper()
 	// The callback's own fields: byte-identical to the compacted body (order, raw values such as
 	// "1587954134," and unknown fields unchanged).
-	if got, want := archivertest.StripArchive(t, ev.Raw), archivertest.Compact(t, body); !bytes.Equal(got, want) {
+	if got, want := archivetest.StripArchive(t, ev.Raw), archivetest.Compact(t, body); !bytes.Equal(got, want) {
 		t.Errorf("fields changed:\n got  %s\n want %s", got, want)
 	}
 	var m map[string]json.RawMessage
@@ -199,8 +199,8 @@ func TestRejections(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	keys := filepath.Join(t.TempDir(), "keys.json")
-	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivertest.SampleKey+`"}`), 0o600)
-	clock := &fakeClock{t: archivertest.SampleSignTime.Add(time.Minute)}
+	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivetest.SampleKey+`"}`), 0o600)
+	clock := &fakeClock{t: archivetest.SampleSignTime.Add(time.Minute)}
 	c := e.config(t)
 	c.Keys = keys
 	c.AllowDomains = []string{"push.example.com", "open.example.com"}
@@ -208,7 +208,7 @@ func TestRejections(t *testing.T) {
 	c.Now = clock.Now
 	s := start(t, c)
 	url := s.URL() + "/callback"
-	signed := archivertest.Sample(t, "signed-publish.json")
+	signed := archivetest.Sample(t, "signed-publish.json")
 	open := func(mod string) []byte {
 		return []byte(`{"domain":"open.example.com","app":"live","stream":"s","publish_timestamp":"1",` + mod + `}`)
 	}
@@ -239,9 +239,9 @@ func TestRejections(t *testing.T) {
 		{"auth_timestamp missing", "", "", bytes.Replace(signed, []byte(`"auth_timestamp"`), []byte(`"x_ts"`), 1), 401, "auth_timestamp", "signature_missing"},
 		{"tampered stream", "", "", bytes.Replace(signed, []byte(`"example_stream"`), []byte(`"other_stream"`), 1), 401, "auth_sign", "signature_invalid"},
 		{"wrong signature", "", "", bytes.Replace(signed, []byte(`fa5addca`), []byte(`fa5addcb`), 1), 401, "auth_sign", "signature_invalid"},
-		{"stale", "", "", signedBody(archivertest.SampleSignTime.Add(-time.Hour)), 401, "auth_timestamp", "signature_stale"},
+		{"stale", "", "", signedBody(archivetest.SampleSignTime.Add(-time.Hour)), 401, "auth_timestamp", "signature_stale"},
 		{"signed ok", "", "", signed, 200, "", ""},
-		{"signed string timestamp ok", "", "", signedBody(archivertest.SampleSignTime, `"%d"`), 200, "", ""},
+		{"signed string timestamp ok", "", "", signedBody(archivetest.SampleSignTime, `"%d"`), 200, "", ""},
 		{"unsigned other domain ok", "", "", open(`"event":"PUBLISH"`), 200, "", ""},
 	}
 	for _, tc := range tests {
@@ -253,7 +253,7 @@ func TestRejections(t *testing.T) {
 			path = "/callback"
 		}
 		req, _ := http.NewRequest(method, s.URL()+path, bytes.NewReader(tc.body))
-		resp, err := archivertest.Client.Do(req)
+		resp, err := archivetest.Client.Do(req)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -274,7 +274,7 @@ func TestRejections(t *testing.T) {
 		if f, _ := body["field"].(string); f != tc.field {
 			t.Errorf("%s: field %q, want %q (%s)", tc.name, f, tc.field, raw)
 		}
-		if msg, _ := body["error"].(string); msg == "" || strings.Contains(msg, archivertest.SampleKey) {
+		if msg, _ := body["error"].(string); msg == "" || strings.Contains(msg, archivetest.SampleKey) {
 			t.Errorf("%s: bad error message %q", tc.name, msg)
 		}
 		if tc.status == 405 && resp.Header.Get("Allow") != "POST" {
@@ -286,13 +286,13 @@ func TestRejections(t *testing.T) {
 	}
 	_ = url
 	// The stale message says how far off the timestamp is.
-	r := archivertest.Post(t, url, signedBody(archivertest.SampleSignTime.Add(-time.Hour)))
+	r := archivetest.Post(t, url, signedBody(archivetest.SampleSignTime.Add(-time.Hour)))
 	if msg := r.Body["error"].(string); !strings.Contains(msg, "1h1m0s behind") || !strings.Contains(msg, "--signature-window 5m0s") {
 		t.Errorf("stale message %q does not say how far off", msg)
 	}
 	// Samples of rejected requests land under _rejected/ with the signature redacted, without keys.
 	stop(t, s)
-	rejected := archivertest.Keys(t, e.store, "_rejected/dt=")
+	rejected := archivetest.Keys(t, e.store, "_rejected/dt=")
 	if len(rejected) < 5 {
 		t.Fatalf("%d rejected samples, want one per reason (>= 5)", len(rejected))
 	}
@@ -311,7 +311,7 @@ func TestRejections(t *testing.T) {
 		if smp["reason"] == nil || smp["status"] == nil || smp["received_at"] == nil || smp["remote_addr"] == nil {
 			t.Errorf("sample %s lacks fields: %s", k, b)
 		}
-		if bytes.Contains(b, []byte("fa5addcb")) || bytes.Contains(b, []byte(archivertest.SampleKey)) {
+		if bytes.Contains(b, []byte("fa5addcb")) || bytes.Contains(b, []byte(archivetest.SampleKey)) {
 			t.Errorf("sample %s contains a signature or key: %s", k, b)
 		}
 		if smp["reason"] == "signature_invalid" {
@@ -329,7 +329,7 @@ func signedBody(ts time.Time, tsFormat ...string) []byte {
 	if len(tsFormat) > 0 {
 		f = tsFormat[0]
 	}
-	sign := callback.Sign(archivertest.SampleKey, "PUBLISH", "push.example.com", "live", "s2", ts.Unix())
+	sign := callback.Sign(archivetest.SampleKey, "PUBLISH", "push.example.com", "live", "s2", ts.Unix())
 	return fmt.Appendf(nil, `{"domain":"push.example.com","app":"live","stream":"s2","publish_timestamp":"%d","event":"PUBLISH","auth_timestamp":`+f+`,"auth_sign":%q}`,
 		ts.UnixNano(), ts.Unix(), sign)
 }
@@ -352,7 +352,7 @@ func TestDayBoundarySplitsBatches(t *testing.T) {
 			s := start(t, c)
 			post := func(n int) {
 				for i := range n {
-					r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", clock.Now().UnixNano()+int64(i)))
+					r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", clock.Now().UnixNano()+int64(i)))
 					if r.Status != 200 {
 						t.Fatalf("%d %s", r.Status, r.Raw)
 					}
@@ -362,13 +362,13 @@ func TestDayBoundarySplitsBatches(t *testing.T) {
 			clock.Set(before.Add(2 * time.Second))
 			post(4)
 			stop(t, s)
-			keys := archivertest.DataKeys(t, e.store)
+			keys := archivetest.DataKeys(t, e.store)
 			days := map[string]int{}
 			for _, k := range keys {
 				days[strings.TrimPrefix(strings.SplitN(k, "/", 2)[0], "dt=")] = 0
 			}
 			for day := range days {
-				evs := archivertest.ReadAll(t, e.store, day, day)
+				evs := archivetest.ReadAll(t, e.store, day, day)
 				days[day] = len(evs)
 				for _, ev := range evs { // a batch never spans two days
 					if got := layout.Day(ev.Archive.ReceivedAt, sh); got != day {
@@ -391,7 +391,7 @@ func TestRedeliveryStoredOnceAcrossRestart(t *testing.T) {
 			e := newEnv(t, nil)
 			c := e.config(t)
 			c.Ack = ack
-			body := archivertest.Event("d.example.com", "redelivered", "PUBLISH", time.Now().UnixNano())
+			body := archivetest.Event("d.example.com", "redelivered", "PUBLISH", time.Now().UnixNano())
 			s := start(t, c)
 			// Concurrent duplicates race: exactly one is stored.
 			var wg sync.WaitGroup
@@ -400,7 +400,7 @@ func TestRedeliveryStoredOnceAcrossRestart(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					r := archivertest.Post(t, s.URL()+"/callback", body)
+					r := archivetest.Post(t, s.URL()+"/callback", body)
 					switch {
 					case r.Status == 200 && r.Body["status"] == "ok":
 						oks.Add(1)
@@ -417,7 +417,7 @@ func TestRedeliveryStoredOnceAcrossRestart(t *testing.T) {
 			}
 			stop(t, s)
 			s2 := start(t, c) // same spool (spool mode) / same bucket (store mode)
-			r := archivertest.Post(t, s2.URL()+"/callback", body)
+			r := archivetest.Post(t, s2.URL()+"/callback", body)
 			if r.Status != 200 || r.Body["status"] != "duplicate" {
 				t.Fatalf("redelivery after restart: %d %s", r.Status, r.Raw)
 			}
@@ -425,7 +425,7 @@ func TestRedeliveryStoredOnceAcrossRestart(t *testing.T) {
 				t.Errorf("duplicates_total = %d", s2.Metrics().Duplicates.Value())
 			}
 			stop(t, s2)
-			if n := len(archivertest.ReadToday(t, e.store)); n != 1 {
+			if n := len(archivetest.ReadToday(t, e.store)); n != 1 {
 				t.Fatalf("read back %d copies, want 1", n)
 			}
 		})
@@ -440,13 +440,13 @@ func TestStoreModeStoresBeforeAnswering(t *testing.T) {
 	c.FlushInterval = time.Hour // the answer must not wait for the interval
 	s := start(t, c)
 	for i := range 5 {
-		r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i)))
+		r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", int64(i)))
 		if r.Status != 200 {
 			t.Fatalf("%d %s", r.Status, r.Raw)
 		}
 		// Right after the 200, before any shutdown or flush: the event is in the store.
 		found := false
-		for _, ev := range archivertest.ReadToday(t, e.store) {
+		for _, ev := range archivetest.ReadToday(t, e.store) {
 			found = found || ev.Archive.EventID == r.Body["event_id"]
 		}
 		if !found {
@@ -468,12 +468,12 @@ func TestStoreModeStoreDownAnswers503(t *testing.T) {
 	c.Ack = server.AckStore
 	c.StoreTimeout = 1500 * time.Millisecond
 	s := start(t, c)
-	body := archivertest.Event("d.example.com", "down", "PUBLISH", 1)
+	body := archivetest.Event("d.example.com", "down", "PUBLISH", 1)
 	if err := gw.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	begin := time.Now()
-	r := archivertest.Post(t, s.URL()+"/callback", body)
+	r := archivetest.Post(t, s.URL()+"/callback", body)
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" || r.Body["error"] == nil {
 		t.Fatalf("store down: %d %v %s, want 503 with Retry-After", r.Status, r.Header, r.Raw)
 	}
@@ -484,12 +484,12 @@ func TestStoreModeStoreDownAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The retry is stored (the failed attempt released its dedup reservation).
-	archivertest.Eventually(t, 30*time.Second, "the retry to be stored", func() bool {
-		r := archivertest.Post(t, s.URL()+"/callback", body)
+	archivetest.Eventually(t, 30*time.Second, "the retry to be stored", func() bool {
+		r := archivetest.Post(t, s.URL()+"/callback", body)
 		return r.Status == 200
 	})
 	stop(t, s)
-	if n := len(archivertest.ReadToday(t, e.store)); n != 1 {
+	if n := len(archivetest.ReadToday(t, e.store)); n != 1 {
 		t.Fatalf("read back %d, want 1", n)
 	}
 }
@@ -506,7 +506,7 @@ func TestSpoolModeStoreDownKeepsAccepting(t *testing.T) {
 	}
 	const n = 60
 	for i := range n {
-		r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i)))
+		r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", int64(i)))
 		if r.Status != 200 {
 			t.Fatalf("event %d with the store down: %d %s", i, r.Status, r.Raw)
 		}
@@ -525,14 +525,14 @@ func TestSpoolModeStoreDownKeepsAccepting(t *testing.T) {
 	if resp.StatusCode != 200 || rz["status"] != "degraded" || rz["degraded"] == nil {
 		t.Errorf("/readyz with the store down: %d %v, want 200 degraded with a reason", resp.StatusCode, rz)
 	}
-	archivertest.Eventually(t, 10*time.Second, "an upload failure", func() bool { return s.Metrics().UploadFailures.With(storage.KindUnreachable).Value() > 0 })
+	archivetest.Eventually(t, 10*time.Second, "an upload failure", func() bool { return s.Metrics().UploadFailures.With(storage.KindUnreachable).Value() > 0 })
 	if err := gw.StartAgain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	archivertest.Eventually(t, 30*time.Second, "the spool to drain", func() bool {
+	archivetest.Eventually(t, 30*time.Second, "the spool to drain", func() bool {
 		return s.Metrics().Stored.Value() == n
 	})
-	if got := len(archivertest.ReadToday(t, e.store)); got != n {
+	if got := len(archivetest.ReadToday(t, e.store)); got != n {
 		t.Fatalf("read back %d, want %d", got, n)
 	}
 }
@@ -545,10 +545,10 @@ func TestSpoolFullAnswers503(t *testing.T) {
 	c.SpoolMaxBytes = 2048
 	s := start(t, c)
 	gw.Stop()
-	var full archivertest.Response
+	var full archivetest.Response
 	accepted := 0
 	for i := range 100 {
-		r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i)))
+		r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", int64(i)))
 		if r.Status == 200 {
 			accepted++
 			continue
@@ -570,7 +570,7 @@ func TestSpoolFullAnswers503(t *testing.T) {
 	}
 	gw.StartAgain(context.Background())
 	stop(t, s)
-	if got := len(archivertest.ReadToday(t, e.store)); got != accepted {
+	if got := len(archivetest.ReadToday(t, e.store)); got != accepted {
 		t.Fatalf("read back %d, want the %d accepted", got, accepted)
 	}
 }
@@ -594,7 +594,7 @@ func TestTwoInstancesShareABucket(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range per {
-				r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", fmt.Sprintf("inst%d", i), "PUBLISH", int64(j)))
+				r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", fmt.Sprintf("inst%d", i), "PUBLISH", int64(j)))
 				if r.Status != 200 {
 					t.Errorf("%d %s", r.Status, r.Raw)
 				}
@@ -608,7 +608,7 @@ func TestTwoInstancesShareABucket(t *testing.T) {
 	for _, s := range servers {
 		stop(t, s)
 	}
-	keys := archivertest.DataKeys(t, e.store)
+	keys := archivetest.DataKeys(t, e.store)
 	byInstance := map[string]int{}
 	for _, k := range keys {
 		for _, s := range servers {
@@ -620,7 +620,7 @@ func TestTwoInstancesShareABucket(t *testing.T) {
 	if len(byInstance) != 2 || byInstance[servers[0].Instance()]+byInstance[servers[1].Instance()] != len(keys) {
 		t.Fatalf("objects %v not attributable to the two instances", keys)
 	}
-	if got := len(archivertest.ReadToday(t, e.store)); got != 2*per {
+	if got := len(archivetest.ReadToday(t, e.store)); got != 2*per {
 		t.Fatalf("read back %d, want %d", got, 2*per)
 	}
 }
@@ -629,10 +629,10 @@ func TestOperationalEndpointsAndKeyReload(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	keys := filepath.Join(t.TempDir(), "keys.json")
-	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivertest.SampleKey+`"}`), 0o600)
+	os.WriteFile(keys, []byte(`{"push.example.com":"`+archivetest.SampleKey+`"}`), 0o600)
 	c := e.config(t)
 	c.Keys = keys
-	c.Now = (&fakeClock{t: archivertest.SampleSignTime}).Now
+	c.Now = (&fakeClock{t: archivetest.SampleSignTime}).Now
 	s := start(t, c)
 	get := func(path string) (int, string) {
 		resp, err := http.Get(s.URL() + path)
@@ -649,21 +649,21 @@ func TestOperationalEndpointsAndKeyReload(t *testing.T) {
 	if code, b := get("/readyz"); code != 200 {
 		t.Errorf("/readyz %d %s", code, b)
 	}
-	signed := archivertest.Sample(t, "signed-publish.json")
-	if r := archivertest.Post(t, s.URL()+"/callback", signed); r.Status != 200 {
+	signed := archivetest.Sample(t, "signed-publish.json")
+	if r := archivetest.Post(t, s.URL()+"/callback", signed); r.Status != 200 {
 		t.Fatalf("signed: %d %s", r.Status, r.Raw)
 	}
 	// A broken keys file keeps the old keys; a new key makes the old signature invalid.
 	os.WriteFile(keys, []byte(`{"push.example.com":`), 0o600)
-	if err := s.ReloadKeys(); err == nil || strings.Contains(err.Error(), archivertest.SampleKey) {
+	if err := s.ReloadKeys(); err == nil || strings.Contains(err.Error(), archivetest.SampleKey) {
 		t.Fatalf("reload of a broken file: %v", err)
 	}
-	done := archivertest.Sample(t, "signed-publish_done.json")
+	done := archivetest.Sample(t, "signed-publish_done.json")
 	os.WriteFile(keys, []byte(`{"push.example.com":"another-key"}`), 0o600)
 	if err := s.ReloadKeys(); err != nil {
 		t.Fatal(err)
 	}
-	if r := archivertest.Post(t, s.URL()+"/callback", done); r.Status != 401 {
+	if r := archivetest.Post(t, s.URL()+"/callback", done); r.Status != 401 {
 		t.Fatalf("after key change: %d %s", r.Status, r.Raw)
 	}
 	code, metrics := get("/metrics")
@@ -735,7 +735,7 @@ func TestTLS(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := cl.Post(s.URL()+"/callback", "text/plain", bytes.NewReader(archivertest.Sample(t, "unsigned-publish.json")))
+	resp, err := cl.Post(s.URL()+"/callback", "text/plain", bytes.NewReader(archivetest.Sample(t, "unsigned-publish.json")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -795,7 +795,7 @@ func TestStoreModeFixedInstanceRestarts(t *testing.T) {
 		c.Instance = "web-1"
 		s := start(t, c)
 		for i := range perRun {
-			r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", fmt.Sprintf("r%d-s%d", run, i), "PUBLISH", int64(1000*run+i)))
+			r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", fmt.Sprintf("r%d-s%d", run, i), "PUBLISH", int64(1000*run+i)))
 			if r.Status != 200 {
 				t.Fatalf("run %d event %d: %d %s", run, i, r.Status, r.Raw)
 			}
@@ -803,7 +803,7 @@ func TestStoreModeFixedInstanceRestarts(t *testing.T) {
 		}
 		stop(t, s)
 	}
-	evs := archivertest.ReadToday(t, e.store)
+	evs := archivetest.ReadToday(t, e.store)
 	if len(evs) != acked {
 		t.Fatalf("read back %d of %d acknowledged events", len(evs), acked)
 	}
@@ -867,12 +867,12 @@ func TestPermanentStoreErrorThenRecovery(t *testing.T) {
 			}
 			const n = 30
 			for i := range n {
-				r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", int64(i)))
+				r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", int64(i)))
 				if r.Status != 200 {
 					t.Fatalf("event %d with the store refusing (%s): %d %s", i, tc.kind, r.Status, r.Raw)
 				}
 			}
-			archivertest.Eventually(t, 10*time.Second, "a "+tc.kind+" failure", func() bool {
+			archivetest.Eventually(t, 10*time.Second, "a "+tc.kind+" failure", func() bool {
 				return s.Metrics().UploadFailures.With(tc.kind).Value() > 0
 			})
 			code, body := readyz(t, s)
@@ -880,13 +880,13 @@ func TestPermanentStoreErrorThenRecovery(t *testing.T) {
 				t.Fatalf("/readyz with the store refusing: %d %v; want 200, degraded, naming %s", code, body, tc.kind)
 			}
 			fix()
-			archivertest.Eventually(t, 60*time.Second, "the spool to drain", func() bool { return s.Metrics().Stored.Value() == n })
+			archivetest.Eventually(t, 60*time.Second, "the spool to drain", func() bool { return s.Metrics().Stored.Value() == n })
 			if code, body := readyz(t, s); code != 200 || body["status"] != "ready" {
 				t.Fatalf("/readyz after recovery: %d %v", code, body)
 			}
 			stop(t, s)
 			bucket := strings.TrimSuffix(strings.TrimPrefix(c.Store, "s3://"), "/archive/")
-			if got := len(archivertest.ReadToday(t, archivertest.S3Store(t, gw, bucket, "archive/"))); got != n {
+			if got := len(archivetest.ReadToday(t, archivetest.S3Store(t, gw, bucket, "archive/"))); got != n {
 				t.Fatalf("read back %d of %d", got, n)
 			}
 		})
@@ -900,7 +900,7 @@ func TestReadyzWhileShuttingDown(t *testing.T) {
 	s := start(t, e.config(t))
 	h := s.Handler()
 	go s.Shutdown(context.Background())
-	archivertest.Eventually(t, 5*time.Second, "/readyz 503", func() bool {
+	archivetest.Eventually(t, 5*time.Second, "/readyz 503", func() bool {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 		return rec.Code == 503 && strings.Contains(rec.Body.String(), "shutting down")
@@ -916,7 +916,7 @@ func TestStoreModeMemoryBudget(t *testing.T) {
 	c.Ack = server.AckStore
 	c.StoreMaxPending = 16
 	s := start(t, c)
-	r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("d.example.com", "s", "PUBLISH", 1))
+	r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", 1))
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Raw), "--store-max-pending") {
 		t.Fatalf("event past the store-mode budget: %d %v %s; want 503 with Retry-After naming --store-max-pending", r.Status, r.Header, r.Raw)
 	}

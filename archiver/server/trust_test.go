@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
 
 // fileConfig is an archiver on a local file store (no S3 needed).
@@ -109,7 +109,7 @@ func TestKeyRotationAndPermissions(t *testing.T) {
 		stream := "s" + strconv.Itoa(n)
 		body := fmt.Sprintf(`{"domain":"push.example.com","app":"live","stream":%q,"event":"PUBLISH","publish_timestamp":"%d","auth_timestamp":%d,"auth_sign":%q}`,
 			stream, ts, ts, callback.Sign(key, "PUBLISH", "push.example.com", "live", stream, ts))
-		return archivertest.Post(t, s.URL()+"/callback", []byte(body)).Status
+		return archivetest.Post(t, s.URL()+"/callback", []byte(body)).Status
 	}
 	if a, b := send(newKey), send(oldKey); a != 200 || b != 200 {
 		t.Fatalf("during rotation: new key %d, old key %d; want 200 both", a, b)
@@ -167,7 +167,7 @@ func TestStalledConnections(t *testing.T) {
 		}
 	}
 	// Let the server read what the stalled clients sent.
-	archivertest.Eventually(t, 10*time.Second, "all stalled connections accepted", func() bool {
+	archivetest.Eventually(t, 10*time.Second, "all stalled connections accepted", func() bool {
 		return strings.Contains(metricsText(t, s.URL()), "livehook_archiver_connections_open "+strconv.Itoa(stalledBodies+stalledHeaders+1))
 	})
 	time.Sleep(200 * time.Millisecond)
@@ -176,7 +176,7 @@ func TestStalledConnections(t *testing.T) {
 	runtime.ReadMemStats(&during)
 
 	start := time.Now()
-	r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix()))
+	r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix()))
 	took := time.Since(start)
 	if r.Status != 200 || took > 2*time.Second {
 		t.Fatalf("real callback: %d after %s", r.Status, took)
@@ -235,7 +235,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 	conns = nil
 	mu.Unlock()
-	r := archivertest.Post(t, s.URL()+"/callback", archivertest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix()))
+	r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix()))
 	if r.Status != 200 {
 		t.Fatalf("after the stalled clients left: %d", r.Status)
 	}
@@ -266,8 +266,8 @@ func TestDedupCapMetric(t *testing.T) {
 	c.DedupMaxEntries = 64
 	s := start(t, c)
 	for i := 0; i < 300; i++ {
-		body := archivertest.Event("open.example.com", "s"+strconv.Itoa(i), "PUBLISH", time.Now().Unix())
-		if r := archivertest.Post(t, s.URL()+"/callback", body); r.Status != 200 {
+		body := archivetest.Event("open.example.com", "s"+strconv.Itoa(i), "PUBLISH", time.Now().Unix())
+		if r := archivetest.Post(t, s.URL()+"/callback", body); r.Status != 200 {
 			t.Fatalf("%d %s", r.Status, r.Raw)
 		}
 	}

@@ -16,10 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/internal/archivertest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 func TestMain(m *testing.M) {
@@ -81,7 +82,7 @@ func exerciseSessions(t *testing.T, store, env []string) {
 	bin := archiverBinary(t)
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys.json")
-	if err := os.WriteFile(keys, []byte(`{"push.example.com":"`+archivertest.SampleKey+`"}`), 0o600); err != nil {
+	if err := os.WriteFile(keys, []byte(`{"push.example.com":"`+archivetest.SampleKey+`"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	denv, err := devenv.NewEnv(t.TempDir())
@@ -91,7 +92,7 @@ func exerciseSessions(t *testing.T, store, env []string) {
 	t.Cleanup(func() { _ = denv.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := denv.Start(ctx, devenv.Spec{
+	p, err := denv.Start(ctx, proc.Spec{
 		Name: "archiver", Path: bin, Dir: dir, Env: env, WaitListening: true, StopTimeout: 60 * time.Second,
 		Args: append([]string{"serve", "--listen", "127.0.0.1:0", "--spool", filepath.Join(dir, "spool"), "--keys", keys, "--allow-unsigned",
 			"--signature-window", "0", "--flush-interval", "100ms"}, store...),
@@ -100,7 +101,7 @@ func exerciseSessions(t *testing.T, store, env []string) {
 		t.Fatal(err)
 	}
 	open := func(name string) []byte { // unsigned samples go to a domain without a key
-		return bytes.Replace(archivertest.Sample(t, name), []byte("push.example.com"), []byte("open.example.com"), 1)
+		return bytes.Replace(archivetest.Sample(t, name), []byte("push.example.com"), []byte("open.example.com"), 1)
 	}
 	seedDone := bytes.Replace(bytes.Replace(open("seed-example.json"), []byte(`"PUBLISH"`), []byte(`"PUBLISH_DONE"`), 1),
 		[]byte(`"1587954134,"`), []byte(`"1587954134"`), 1)
@@ -112,8 +113,8 @@ func exerciseSessions(t *testing.T, store, env []string) {
 	}{
 		{"seed PUBLISH with the stray comma", "ok", open("seed-example.json")},
 		{"its PUBLISH_DONE without the comma", "ok", seedDone},
-		{"signed PUBLISH", "ok", archivertest.Sample(t, "signed-publish.json")},
-		{"signed PUBLISH_DONE", "ok", archivertest.Sample(t, "signed-publish_done.json")},
+		{"signed PUBLISH", "ok", archivetest.Sample(t, "signed-publish.json")},
+		{"signed PUBLISH_DONE", "ok", archivetest.Sample(t, "signed-publish_done.json")},
 		{"unsigned PUBLISH", "ok", open("unsigned-publish.json")},
 		{"its redelivery", "duplicate", open("unsigned-publish.json")},
 		{"a repeat: same identity, other body", "", repeat},
@@ -121,13 +122,13 @@ func exerciseSessions(t *testing.T, store, env []string) {
 		{"no usable publish_timestamp", "ok", noTS},
 	}
 	for _, ps := range posts {
-		r := archivertest.Post(t, p.URL+"/callback", ps.body)
+		r := archivetest.Post(t, p.URL+"/callback", ps.body)
 		if r.Status != 200 || (ps.status != "" && r.Body["status"] != ps.status) {
 			t.Fatalf("%s: %d %s", ps.name, r.Status, r.Raw)
 		}
 	}
-	if err := p.Stop(); err != nil || p.ExitCode() != 0 {
-		t.Fatalf("stopping the archiver: %v (exit %d)\n%s", err, p.ExitCode(), p.Tail(30))
+	if err := p.Shutdown(); err != nil || p.ExitCode() != 0 {
+		t.Fatalf("stopping the archiver: %v (exit %d)\n%s", err, p.ExitCode(), p.LogTail(30))
 	}
 	now := time.Now().UTC()
 	from, to := layout.Day(now.Add(-24*time.Hour), nil), layout.Day(now, nil)
@@ -226,7 +227,7 @@ func exerciseSessions(t *testing.T, store, env []string) {
 	if code != 2 || !strings.Contains(stderr, "want table, jsonl or csv") {
 		t.Errorf("bad --format: exit %d\n%s", code, stderr)
 	}
-	for _, s := range []string{archivertest.SampleKey, "fa5addca9ea94589"} {
+	for _, s := range []string{archivetest.SampleKey, "fa5addca9ea94589"} {
 		if strings.Contains(stderr, s) {
 			t.Errorf("a key or signature on stderr")
 		}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // BenchmarkPut measures one batch upload (Put of a 4 MiB object) per backend.

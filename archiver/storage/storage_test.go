@@ -17,7 +17,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 func testCtx(t *testing.T) context.Context {

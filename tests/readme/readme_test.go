@@ -19,8 +19,10 @@ import (
 	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/text"
 
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 // root is the repository (this module is tests/ inside it).
@@ -131,7 +133,7 @@ func makeArchive() (*testArchive, error) {
 		return nil, err
 	}
 	defer env.Close()
-	p, err := env.Start(ctx, devenv.Spec{
+	p, err := env.Start(ctx, proc.Spec{
 		Name: "archiver", Path: bins.Archiver, Dir: workDir, WaitListening: true, StopTimeout: 30 * time.Second,
 		// The samples include the seed's unsigned example for a domain that also has signed ones,
 		// so the archive is made with the explicit unsigned opt-in.
@@ -141,14 +143,14 @@ func makeArchive() (*testArchive, error) {
 	if err != nil {
 		return nil, err
 	}
-	samples, _ := filepath.Glob(filepath.Join(root, "archiver", "testdata", "callbacks", "*.json"))
+	samples, _ := filepath.Glob(filepath.Join(archivetest.SamplesDir(), "*.json"))
 	// One more copy of a sample with another unsigned field: archived as a repeat, so the
 	// archive also holds an archive.repeat field for the queries to meet.
 	samples = append(samples, "repeat")
 	for _, f := range samples {
 		var body []byte
 		if f == "repeat" {
-			body, err = os.ReadFile(filepath.Join(root, "archiver", "testdata", "callbacks", "unsigned-publish.json"))
+			body, err = os.ReadFile(filepath.Join(archivetest.SamplesDir(), "unsigned-publish.json"))
 			body = bytes.Replace(body, []byte(`"116.31.96.221"`), []byte(`"198.51.100.7"`), 1)
 		} else {
 			body, err = os.ReadFile(f)
@@ -165,12 +167,12 @@ func makeArchive() (*testArchive, error) {
 			return nil, fmt.Errorf("POST %s: %s", filepath.Base(f), resp.Status)
 		}
 	}
-	if err := p.Stop(); err != nil { // SIGTERM uploads the spool
-		return nil, fmt.Errorf("stopping the archiver: %w\n%s", err, p.Tail(50))
+	if err := p.Shutdown(); err != nil { // SIGTERM uploads the spool
+		return nil, fmt.Errorf("stopping the archiver: %w\n%s", err, p.LogTail(50))
 	}
 	days, _ := filepath.Glob(filepath.Join(a.Dir, "dt=*"))
 	if len(days) == 0 {
-		return nil, fmt.Errorf("the archiver wrote no dt= folder under %s:\n%s", a.Dir, p.Tail(50))
+		return nil, fmt.Errorf("the archiver wrote no dt= folder under %s:\n%s", a.Dir, p.LogTail(50))
 	}
 	a.Day = strings.TrimPrefix(filepath.Base(days[0]), "dt=")
 	return a, nil
@@ -284,14 +286,14 @@ func TestServeCommands(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			p, err := env.Start(ctx, devenv.Spec{
+			p, err := env.Start(ctx, proc.Spec{
 				Name: "readme-serve", Path: "bash", Args: []string{"-c", "exec " + listenRE.ReplaceAllString(c, "--listen 127.0.0.1:0")},
 				Dir: root, WaitListening: true, StopTimeout: 10 * time.Second,
 			})
 			cancel()
 			if err != nil {
 				t.Errorf("README.md:%d: %s: %v", lines[i], c, err)
-			} else if err := p.Stop(); err != nil {
+			} else if err := p.Shutdown(); err != nil {
 				t.Logf("README.md:%d: stopping: %v", lines[i], err)
 			}
 			env.Close()

@@ -1,44 +1,23 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/aksk"
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 const secret = "cmd-test-secret-key-0123456789"
-
-// syncBuffer collects a child's stderr while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Builds the binary once, runs it on a free port, makes one signed request, stops it with SIGTERM.
 func TestBinary(t *testing.T) {
@@ -52,48 +31,20 @@ func TestBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := bins.Emulator
 	state := filepath.Join(dir, "state.json")
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--domain", "push.example.com", "--domain", "a.example.com,b.example.com",
-		"--state", state, "--log-format", "json", "--rate-limit", "600")
-	cmd.Env = append(os.Environ(), "HW_PROJECT_ID=proj", "HW_ACCESS_KEY=AKCMD", "HW_SECRET_KEY="+secret)
-	stdout, err := cmd.StdoutPipe()
+	log := filepath.Join(dir, "emulator.log")
+	p, err := proc.Launch(context.Background(), proc.Spec{
+		Name: "live-emulator", Path: bins.Emulator, Log: log,
+		Args: []string{"--listen", "127.0.0.1:0", "--domain", "push.example.com", "--domain", "a.example.com,b.example.com",
+			"--state", state, "--log-format", "json", "--rate-limit", "600"},
+		Env:           []string{"HW_PROJECT_ID=proj", "HW_ACCESS_KEY=AKCMD", "HW_SECRET_KEY=" + secret},
+		WaitListening: true,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "listening on http://") {
-				lines <- l
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	var base string
-	select {
-	case l := <-lines:
-		base = strings.TrimPrefix(l, "listening on ")
-	case err := <-exited:
-		t.Fatalf("exited before listening: %v\n%s", err, stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no listening line\n%s", stderr.String())
-	}
+	t.Cleanup(func() { _ = p.Kill() })
+	base := p.URL
 	if strings.HasSuffix(base, ":0") {
 		t.Fatalf("printed the requested port, not the actual one: %s", base)
 	}
@@ -113,19 +64,19 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("signed PUT: %d", resp.StatusCode)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := p.Stop(context.Background(), syscall.SIGTERM, 15*time.Second); err != nil {
+		t.Fatalf("did not stop after SIGTERM: %v", err)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("did not stop after SIGTERM")
+	if err := p.Err(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.LogTail(30))
 	}
 
-	logs := stderr.String()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// stdout and stderr share the log; the JSON record is written before the plain line.
+	logs := string(b)
 	if strings.Contains(logs, secret) {
 		t.Fatal("the secret key appears in the logs")
 	}

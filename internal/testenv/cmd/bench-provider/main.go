@@ -17,7 +17,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 type config struct {
@@ -131,7 +132,7 @@ func bench(ctx context.Context, env *devenv.Env, c config, out io.Writer) ([]*ph
 	for i := range domains {
 		domains[i] = domain(i)
 	}
-	emu, err := env.Start(ctx, devenv.Spec{
+	emu, err := env.Start(ctx, proc.Spec{
 		Name: "emulator", Path: bins.Emulator,
 		Args: []string{"--listen", "127.0.0.1:0", "--log-level", "warn",
 			"--rate-limit", fmt.Sprint(c.rateLimit), "--fail-rate", fmt.Sprint(c.failRate),
@@ -199,7 +200,7 @@ func measure(ctx context.Context, tf *devenv.Terraform, ctl *devenv.EmulatorCont
 	}
 	res, runErr := tf.Run(ctx, ok, p.args...)
 	if runErr == nil && res.ExitCode == 2 {
-		runErr = fmt.Errorf("plan after apply is not empty (exit code 2): the provider reports a difference on refresh\n%s", devenv.TailFile(res.LogPath, 30))
+		runErr = fmt.Errorf("plan after apply is not empty (exit code 2): the provider reports a difference on refresh\n%s", proc.LogTail(res.LogPath, 30))
 	}
 	after, err := ctl.Stats(ctx)
 	if err != nil {

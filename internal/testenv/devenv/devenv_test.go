@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 func TestStartParsesListeningLine(t *testing.T) {
@@ -27,7 +28,7 @@ func TestStartParsesListeningLine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			p, err := e.Start(context.Background(), Spec{
+			p, err := e.Start(context.Background(), proc.Spec{
 				Name: "srv", Path: "/bin/sh",
 				Args:          []string{"-c", "echo starting; echo '" + tc.line + "'; exec sleep 60"},
 				WaitListening: true, StartTimeout: 5 * time.Second,
@@ -38,7 +39,7 @@ func TestStartParsesListeningLine(t *testing.T) {
 			if p.Addr != tc.want || p.URL != "http://"+tc.want {
 				t.Fatalf("Addr = %q, URL = %q; want %q", p.Addr, p.URL, tc.want)
 			}
-			if err := p.Stop(); err != nil {
+			if err := p.Shutdown(); err != nil {
 				t.Fatalf("Stop: %v", err)
 			}
 			if err := syscall.Kill(p.PID(), 0); err == nil {
@@ -51,7 +52,7 @@ func TestStartParsesListeningLine(t *testing.T) {
 func TestStartFailureShowsLogTail(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	_, err := e.Start(context.Background(), Spec{
+	_, err := e.Start(context.Background(), proc.Spec{
 		Name: "broken", Path: "/bin/sh", Args: []string{"-c", "echo 'fatal: bad flag --nope' >&2; exit 2"},
 		WaitListening: true, StartTimeout: 5 * time.Second,
 	})
@@ -68,7 +69,7 @@ func TestStartFailureShowsLogTail(t *testing.T) {
 func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	p, err := e.Start(context.Background(), Spec{
+	p, err := e.Start(context.Background(), proc.Spec{
 		Name: "stubborn", Path: "/bin/sh",
 		// The shell ignores TERM, and so does its child sleep (inherited disposition).
 		Args:          []string{"-c", "trap '' TERM; echo listening on http://127.0.0.1:1; sleep 60; sleep 60"},
@@ -94,7 +95,7 @@ func TestStopKillsWhatIgnoresSIGTERM(t *testing.T) {
 func TestHealthURLReadiness(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	_, err := e.Start(context.Background(), Spec{
+	_, err := e.Start(context.Background(), proc.Spec{
 		Name: "nohealth", Path: "/bin/sh", Args: []string{"-c", "echo listening on http://127.0.0.1:1; exec sleep 60"},
 		WaitListening: true, HealthURL: "http://{addr}/healthz", StartTimeout: 500 * time.Millisecond,
 	})
@@ -187,5 +188,56 @@ func TestEmulatorControlStatuses(t *testing.T) {
 	}
 	if _, err := c.Deliveries(ctx); err == nil {
 		t.Error("Deliveries accepted a 404")
+	}
+}
+
+// TestTerraformRun runs a stand-in terraform through Terraform.Run: exit codes, okCodes, and the
+// graceful stop on interrupt (SIGINT, which terraform turns into a clean shutdown).
+func TestTerraformRun(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		script    string
+		okCodes   []int
+		interrupt bool
+		wantErr   string // "" = success
+		wantOut   string
+	}{
+		{name: "success", script: "echo applied", wantOut: "applied"},
+		{name: "listed exit code", script: "echo changes; exit 2", okCodes: []int{2}, wantOut: "changes"},
+		{name: "other exit code", script: "echo 'Error: bad'; exit 1", wantErr: "exited with status 1", wantOut: "Error: bad"},
+		{name: "interrupt sends SIGINT", script: `trap 'echo got SIGINT; exit 130' INT; echo started; while :; do sleep 0.05; done`,
+			interrupt: true, wantErr: "interrupted", wantOut: "got SIGINT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			bin := e.Path("terraform")
+			if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+tt.script+"\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tf := &Terraform{Bin: bin, Dir: e.Dir, Env: os.Environ(), LogDir: e.Dir}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.interrupt { // once the trap is set
+				go func() {
+					for i := 0; i < 500; i++ {
+						if b, _ := os.ReadFile(filepath.Join(e.Dir, "terraform-apply-01.log")); strings.Contains(string(b), "started") {
+							break
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+					cancel()
+				}()
+			}
+			res, err := tf.Run(ctx, tt.okCodes, "apply")
+			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("Run = %v, want error %q", err, tt.wantErr)
+			}
+			if res == nil || !strings.Contains(res.Output, tt.wantOut) {
+				t.Fatalf("Output = %+v, want it to contain %q", res, tt.wantOut)
+			}
+		})
 	}
 }

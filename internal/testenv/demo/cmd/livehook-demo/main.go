@@ -13,7 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/livehook/terraform-provider-livehook/internal/demo"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/demo"
 )
 
 func main() {

@@ -73,7 +73,7 @@ func groupGone(t *testing.T, pgid int) {
 
 func mustTail(t *testing.T, p *Process) string {
 	t.Helper()
-	s, err := p.Tail(4096)
+	s, err := Tail(p.LogPath(), 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestStop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			p, child := startChild(t, tt.script)
-			err := p.Stop(context.Background(), tt.grace)
+			err := p.Stop(context.Background(), syscall.SIGTERM, tt.grace)
 			if got := errors.Is(err, ErrKilled); got != tt.killed || (!tt.killed && err != nil) {
 				t.Fatalf("Stop = %v, want killed=%v", err, tt.killed)
 			}
@@ -113,7 +113,7 @@ func TestStop(t *testing.T) {
 			if err := syscall.Kill(child, 0); !errors.Is(err, syscall.ESRCH) {
 				t.Errorf("child %d still exists after Stop (kill -0: %v)", child, err)
 			}
-			if err := p.Stop(context.Background(), tt.grace); err != nil {
+			if err := p.Stop(context.Background(), syscall.SIGTERM, tt.grace); err != nil {
 				t.Errorf("second Stop = %v, want nil", err)
 			}
 		})
@@ -125,7 +125,7 @@ func TestStopContextCancelled(t *testing.T) {
 	p, _ := startChild(t, `trap "" TERM; echo $$ >"$PIDFILE"; exec sleep 30`)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := p.Stop(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+	if err := p.Stop(ctx, syscall.SIGTERM, time.Hour); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Stop = %v, want context.Canceled", err)
 	}
 	if p.Running() {

@@ -1,7 +1,8 @@
-// Package devenv is the plumbing shared by the demo, the end-to-end test and the provider
-// benchmark: build livehook's binaries once, start them as subprocesses on free 127.0.0.1
-// ports with their output in log files, and stop every one of them again (on return, on
-// failure and on Ctrl-C) through a cleanup stack.
+// Package devenv is the plumbing shared by the demo, the end-to-end tests and the provider
+// benchmark: build livehook's binaries (Build, the one `go build` of test and bench binaries),
+// start them with proc.Launch on free 127.0.0.1 ports with their output in log files, run
+// terraform against a local build, and stop every process again (on return, on failure and on
+// Ctrl-C) through a cleanup stack.
 package devenv
 
 import (
@@ -13,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 // Env owns a working directory and a stack of cleanups (processes to stop, servers to close).
@@ -64,6 +67,24 @@ func (e *Env) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Start launches spec (proc.Launch) with its output appended to <Dir>/logs/<name>.log and its
+// working directory defaulting to Dir, and pushes its Shutdown onto the cleanup stack.
+func (e *Env) Start(ctx context.Context, spec proc.Spec) (*proc.Process, error) {
+	if err := os.MkdirAll(e.Path("logs"), 0o755); err != nil {
+		return nil, fmt.Errorf("devenv: %w", err)
+	}
+	spec.Log = e.Path("logs", spec.Name+".log")
+	if spec.Dir == "" {
+		spec.Dir = e.Dir
+	}
+	p, err := proc.Launch(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	e.Defer(spec.Name, p.Shutdown)
+	return p, nil
 }
 
 // Path joins elem onto the working directory.

@@ -4,21 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/internal/provider"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
-// ProviderSource is the provider's registry address; dev_overrides maps it to a local build.
-const ProviderSource = provider.Address
+// ProviderSource is the provider's registry address (provider.Address, which a test holds this
+// to); dev_overrides maps it to a local build. A copy, so the harness does not link the provider.
+const ProviderSource = "registry.terraform.io/livehook/livehook"
 
 // Terraform runs the terraform CLI from PATH against one configuration directory, with a
 // generated CLI config whose dev_overrides point the livehook provider at a local build, so
@@ -149,58 +151,40 @@ func (t *Terraform) Run(ctx context.Context, okCodes []int, args ...string) (*Re
 		name += "-" + args[0]
 	}
 	logPath := filepath.Join(t.LogDir, fmt.Sprintf("%s-%02d.log", name, n))
-	f, err := os.Create(logPath)
-	if err != nil {
+	// Output is this run's log alone; proc appends.
+	if err := os.Remove(logPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("devenv: terraform log: %w", err)
 	}
-	defer f.Close()
-	full := append([]string{"-chdir=" + t.Dir}, args...)
-	cmd := exec.Command(t.Bin, full...)
-	cmd.Env = t.Env
-	cmd.Dir = t.Dir
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Launch(ctx, proc.Spec{
+		Name: name, Path: t.Bin, Args: append([]string{"-chdir=" + t.Dir}, args...),
+		Env: t.Env, CleanEnv: true, Dir: t.Dir, Log: logPath,
+		StopSignal: syscall.SIGINT, StopTimeout: 15 * time.Second,
+	})
+	if err != nil {
 		return nil, fmt.Errorf("start terraform: %w", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var waitErr error
 	select {
-	case waitErr = <-done:
+	case <-p.Done():
 	case <-ctx.Done():
-		pgid := cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGINT)
-		select {
-		case waitErr = <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			waitErr = <-done
-		}
+		_ = p.Shutdown()
 	}
 	// Sweep provider plugins or anything else left in the group.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	res := &Result{Args: args, LogPath: logPath, Duration: time.Since(start)}
+	_ = p.Kill()
+	res := &Result{Args: args, LogPath: logPath, Duration: time.Since(start), ExitCode: p.ExitCode()}
 	out, _ := os.ReadFile(logPath)
 	res.Output = string(out)
-	res.ExitCode = cmd.ProcessState.ExitCode()
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("terraform %s interrupted: %w", strings.Join(args, " "), ctx.Err())
 	}
-	if waitErr != nil {
+	if waitErr := p.Err(); waitErr != nil {
 		var ee *exec.ExitError
 		if !errors.As(waitErr, &ee) {
 			return res, fmt.Errorf("terraform %s: %w", strings.Join(args, " "), waitErr)
 		}
 	}
-	if res.ExitCode == 0 {
+	if res.ExitCode == 0 || slices.Contains(okCodes, res.ExitCode) {
 		return res, nil
 	}
-	for _, c := range okCodes {
-		if c == res.ExitCode {
-			return res, nil
-		}
-	}
-	return res, fmt.Errorf("terraform %s exited with status %s\n%s", strings.Join(args, " "), strconv.Itoa(res.ExitCode), TailFile(logPath, 30))
+	return res, fmt.Errorf("terraform %s exited with status %d\n%s", strings.Join(args, " "), res.ExitCode, proc.LogTail(logPath, 30))
 }

@@ -20,9 +20,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/internal/devenv"
 	"github.com/livehook/terraform-provider-livehook/internal/emulator"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // Defaults of the demo world.
@@ -168,8 +169,8 @@ type runner struct {
 
 	bins     devenv.Binaries
 	s3       *versitygw.Server
-	archiver *devenv.Process
-	emu      *devenv.Process
+	archiver *proc.Process
+	emu      *proc.Process
 	ctl      *devenv.EmulatorControl
 	tf       *devenv.Terraform
 	key      string
@@ -273,7 +274,7 @@ func (r *runner) startServices(ctx context.Context) error {
 	if err := os.WriteFile(keysPath, keys, 0o600); err != nil {
 		return fmt.Errorf("write keys file: %w", err)
 	}
-	r.archiver, err = r.env.Start(ctx, devenv.Spec{
+	r.archiver, err = r.env.Start(ctx, proc.Spec{
 		Name: "archiver", Path: r.bins.Archiver,
 		Args: []string{"serve",
 			"--listen", "127.0.0.1:0",
@@ -294,7 +295,7 @@ func (r *runner) startServices(ctx context.Context) error {
 	r.res.ArchiverURL = r.archiver.URL
 	r.step("archiver", "%s -> %s (spool mode, flush every %s, signing key for %s)", r.archiver.URL, r.storeURL(), FlushInterval, r.o.Domain)
 
-	r.emu, err = r.env.Start(ctx, devenv.Spec{
+	r.emu, err = r.env.Start(ctx, proc.Spec{
 		Name: "emulator", Path: r.bins.Emulator,
 		Args: []string{"--listen", "127.0.0.1:0", "--domain", r.o.Domain},
 		// Credentials through the environment, not argv (ps shows argv).

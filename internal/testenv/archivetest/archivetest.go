@@ -1,6 +1,6 @@
-// Package archivertest holds helpers shared by the archiver's integration tests: sample bodies,
+// Package archivetest holds helpers shared by the archive tests of both modules: sample bodies,
 // posting callbacks, and reading the archive back.
-package archivertest
+package archivetest
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // SampleKey is the auth_sign_key the signed samples were made with.
@@ -33,7 +33,7 @@ var SampleSignTime = time.Unix(1587954140, 0).UTC()
 // SamplesDir is archiver/testdata/callbacks (copies of the spec's sample bodies).
 func SamplesDir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "callbacks")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "archiver", "testdata", "callbacks")
 }
 
 // Sample returns one sample body by file name.

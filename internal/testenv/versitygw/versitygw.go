@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,8 +23,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
-	"github.com/livehook/terraform-provider-livehook/internal/proc"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
 )
 
 // InstallHint is how to get the binary.
@@ -134,14 +135,11 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 // LogPath is the file holding the server's stdout and stderr.
 func (s *Server) LogPath() string { return s.logPath }
 
-// LogTail returns the last few KiB of the server's output, for failure messages.
-func (s *Server) LogTail() string {
-	t, _ := proc.Tail(s.logPath, 4096)
-	return t
-}
+// LogTail returns the last lines of the server's output, for failure messages.
+func (s *Server) LogTail() string { return proc.LogTail(s.logPath, 30) }
 
 func (s *Server) bindFailed() bool {
-	t := s.LogTail()
+	t, _ := proc.Tail(s.logPath, 4096)
 	return strings.Contains(t, "address already in use") || strings.Contains(t, "bind")
 }
 
@@ -160,24 +158,39 @@ func (s *Server) start(ctx context.Context) error {
 	// --keep-alive: without it VersityGW closes the connection after every request, so each Put
 	// pays a TCP connect that real S3 endpoints do not charge, which would distort store-mode
 	// benchmarks.
-	cmd := exec.Command(s.bin, "--port", s.addr, "--quiet", "--keep-alive", "posix", s.Dir)
-	cmd.Env = append(os.Environ(),
-		"ROOT_ACCESS_KEY_ID="+s.AccessKey,
-		"ROOT_SECRET_ACCESS_KEY="+s.SecretKey,
-		"VGW_REGION="+Region,
-	)
-	p, err := proc.Start(cmd, s.logPath)
+	client, err := s.Client()
 	if err != nil {
-		return fmt.Errorf("versitygw: %w", err)
+		return err
+	}
+	p, err := proc.Launch(ctx, proc.Spec{
+		Name: "versitygw", Path: s.bin, Log: s.logPath,
+		Args: []string{"--port", s.addr, "--quiet", "--keep-alive", "posix", s.Dir},
+		Env: []string{
+			"ROOT_ACCESS_KEY_ID=" + s.AccessKey,
+			"ROOT_SECRET_ACCESS_KEY=" + s.SecretKey,
+			"VGW_REGION=" + Region,
+		},
+		// Ready once a TCP connection and an S3 ListBuckets succeed.
+		Ready: func(ctx context.Context, _ *proc.Process) error {
+			c, err := net.DialTimeout("tcp", s.addr, time.Second)
+			if err != nil {
+				return err
+			}
+			_ = c.Close()
+			actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err = client.ListBuckets(actx)
+			return err
+		},
+		StartTimeout: 20 * time.Second,
+		StopTimeout:  3 * time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("versitygw on %s: %w", s.addr, err)
 	}
 	s.mu.Lock()
 	s.proc = p
 	s.mu.Unlock()
-
-	if err := s.waitReady(ctx, p.Done()); err != nil {
-		_ = s.Stop()
-		return fmt.Errorf("versitygw on %s: %w\n--- %s (tail) ---\n%s", s.addr, err, s.logPath, s.LogTail())
-	}
 	return nil
 }
 
@@ -189,42 +202,6 @@ func (s *Server) logStart() error {
 	}
 	fmt.Fprintf(f, "---- %s starting on %s\n", time.Now().Format(time.RFC3339), s.addr)
 	return f.Close()
-}
-
-// waitReady polls until a TCP connection and an S3 ListBuckets succeed (at most 20s, or ctx).
-func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	client, err := s.Client()
-	if err != nil {
-		return err
-	}
-	var last error
-	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
-		select {
-		case <-exited:
-			return errors.New("server exited during startup")
-		default:
-		}
-		c, err := net.DialTimeout("tcp", s.addr, time.Second)
-		if err == nil {
-			_ = c.Close()
-			actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err = client.ListBuckets(actx)
-			acancel()
-			if err == nil {
-				return nil
-			}
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w (last error: %v)", ctx.Err(), last)
-		case <-exited:
-			return errors.New("server exited during startup")
-		case <-time.After(delay):
-		}
-	}
 }
 
 // Client returns a minio-go client for this server (path-style, root credentials).
@@ -270,7 +247,7 @@ func (s *Server) halt(graceful bool) error {
 	var err error
 	if graceful {
 		// Past the grace period the group is killed; that still counts as stopped.
-		if err = p.Stop(context.Background(), 3*time.Second); errors.Is(err, proc.ErrKilled) {
+		if err = p.Stop(context.Background(), syscall.SIGTERM, 3*time.Second); errors.Is(err, proc.ErrKilled) {
 			err = nil
 		}
 	} else {
@@ -400,7 +377,7 @@ func (s *Server) BucketT(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.CreateBucket(ctx, name); err != nil {
-		t.Fatalf("%v\n--- %s ---\n%s", err, s.logPath, s.LogTail())
+		t.Fatalf("%v\n%s", err, s.LogTail())
 	}
 	return name
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
-	"github.com/livehook/terraform-provider-livehook/internal/versitygw"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // TestEndToEnd runs the demo flow (`make demo`) and asserts on what it observed, so CI proves

@@ -1,9 +1,9 @@
 //go:build unix
 
-// Package proc runs the long-lived child processes of the tests, benchmarks and demo (archiver,
-// emulator, VersityGW): each in its own process group with its output in a log file, stopped
-// as a group so nothing it started is left behind. Readiness checks stay with the callers; they
-// differ per program.
+// Package proc is the one way the tests, benchmarks and demo run a child process (archiver,
+// emulator, VersityGW, terraform): each in its own process group with its output in a log file,
+// started and waited for until it is ready (Launch), stopped as a group so nothing it started is
+// left behind, its log tail quoted in errors (LogTail).
 package proc
 
 import (
@@ -14,6 +14,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -27,11 +29,20 @@ var ErrKilled = errors.New("killed")
 
 // Process is a started child process, leader of its own process group.
 type Process struct {
+	Name string // for messages (Launch sets it)
+	Addr string // host:port from its "listening on" line (Spec.WaitListening)
+	URL  string // scheme://Addr
+
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{}
 	err     error     // from Wait; set before done is closed
 	exited  time.Time // set before done is closed
+
+	stopSig     syscall.Signal // Shutdown's signal and grace (Spec.StopSignal, Spec.StopTimeout)
+	stopTimeout time.Duration
+	shutOnce    sync.Once
+	shutErr     error
 }
 
 // Start starts cmd in a new process group with its stdout and stderr appended to logPath
@@ -50,7 +61,8 @@ func Start(cmd *exec.Cmd, logPath string) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
-	p := &Process{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &Process{Name: filepath.Base(cmd.Path), cmd: cmd, logPath: logPath, done: make(chan struct{}),
+		stopSig: syscall.SIGTERM, stopTimeout: defaultStopTimeout}
 	go func() {
 		p.err = cmd.Wait()
 		p.exited = time.Now()
@@ -109,17 +121,17 @@ func (p *Process) signal(sig syscall.Signal) {
 	}
 }
 
-// Stop sends SIGTERM to the process group and waits up to grace for the process to exit; past
-// that, or when ctx ends, it SIGKILLs the group and waits. Once the process is gone, whatever is
+// Stop sends sig (SIGTERM for servers, SIGINT for terraform) to the process group and waits up
+// to grace for the process to exit; past that, or when ctx ends, it SIGKILLs the group and waits. Once the process is gone, whatever is
 // left in its group is SIGKILLed too. It returns nil when the process exited within grace
 // (whatever its status: see Err and ExitCode), an error wrapping ErrKilled when it had to be
 // killed, or ctx's error. Stopping an exited process only sweeps its group.
-func (p *Process) Stop(ctx context.Context, grace time.Duration) error {
+func (p *Process) Stop(ctx context.Context, sig syscall.Signal, grace time.Duration) error {
 	if !p.Running() {
 		p.signal(syscall.SIGKILL)
 		return nil
 	}
-	p.signal(syscall.SIGTERM)
+	p.signal(sig)
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
@@ -130,7 +142,7 @@ func (p *Process) Stop(ctx context.Context, grace time.Duration) error {
 		if err := p.Kill(); err != nil {
 			return err
 		}
-		return fmt.Errorf("did not exit within %s of SIGTERM; %w", grace, ErrKilled)
+		return fmt.Errorf("did not exit within %s of %s; %w", grace, signalName(sig), ErrKilled)
 	case <-ctx.Done():
 		_ = p.Kill()
 		return ctx.Err()
@@ -150,9 +162,6 @@ func (p *Process) Kill() error {
 		return fmt.Errorf("process %d did not exit within %s of SIGKILL", p.PID(), killWait)
 	}
 }
-
-// Tail returns the last n bytes of the process's log.
-func (p *Process) Tail(n int) (string, error) { return Tail(p.logPath, n) }
 
 // Tail returns the last n bytes of the file at path, reading only those.
 func Tail(path string, n int) (string, error) {
