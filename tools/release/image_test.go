@@ -221,4 +221,3 @@ func keysOf[V any](m map[string]V) []string {
 	}
 	return out
 }
-
