@@ -25,8 +25,8 @@ func cliConfigBlock(t *testing.T) (file string, f fence) {
 	t.Helper()
 	for _, f := range readme.fences("hcl") {
 		body := strings.Join(f.Lines, "\n")
-		if !strings.Contains(body, "provider_installation") {
-			continue
+		if !strings.Contains(body, "provider_installation") || !strings.Contains(body, "dev_overrides") {
+			continue // mirror configurations are run by tools/release TestMirrorInstall
 		}
 		m := devOverrideRE.FindStringSubmatch(body)
 		if m == nil {
@@ -76,7 +76,7 @@ func TestHCLBlocksValidate(t *testing.T) {
 	rc, rcFence := cliConfigBlock(t)
 	tf := terraformBin(t)
 	for _, f := range readme.fences("hcl") {
-		if f.Line == rcFence.Line {
+		if f.Line == rcFence.Line || strings.Contains(strings.Join(f.Lines, "\n"), "provider_installation") {
 			continue
 		}
 		t.Run(fmt.Sprintf("line_%d", f.Line), func(t *testing.T) {

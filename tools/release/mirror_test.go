@@ -82,13 +82,8 @@ func TestMirrorInstall(t *testing.T) {
 	platform := runtime.GOOS + "_" + runtime.GOARCH
 
 	t.Run("filesystem_mirror", func(t *testing.T) {
-		r := newTF(t, tf, fmt.Sprintf(`provider_installation {
-  filesystem_mirror {
-    path    = %q
-    include = ["registry.terraform.io/livehook/livehook"]
-  }
-}
-`, mirrorDir))
+		// The README's own CLI configuration, pointed at this mirror.
+		r := newTF(t, tf, readmeMirrorConfig(t, mirrorDir))
 		dir := t.TempDir()
 		writeFiles(t, dir, mirrorConfig(s.Version))
 		out := r.must(t, dir, "init", "-input=false", "-no-color")
@@ -195,4 +190,26 @@ func TestMirrorRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readmeMirrorConfig is the README's filesystem_mirror CLI configuration with its example path
+// replaced by dir.
+func readmeMirrorConfig(t *testing.T, dir string) string {
+	t.Helper()
+	const examplePath = "/srv/terraform-mirror"
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range strings.Split(string(b), "```hcl\n")[1:] {
+		body, _, _ := strings.Cut(block, "```")
+		if strings.Contains(body, "provider_installation") && strings.Contains(body, "filesystem_mirror") && !strings.Contains(body, "dev_overrides") {
+			if !strings.Contains(body, examplePath) {
+				t.Fatalf("the README's mirror configuration no longer uses the example path %s", examplePath)
+			}
+			return strings.ReplaceAll(body, examplePath, dir)
+		}
+	}
+	t.Fatal("README.md has no hcl block with a provider_installation filesystem_mirror")
+	return ""
 }
