@@ -30,8 +30,17 @@ terraform init -input=false -lockfile=readonly -no-color >"$log" 2>&1 ||
   fail "terraform init failed: check the provider mirror in TF_CLI_CONFIG_FILE and the committed .terraform.lock.hcl"
 terraform validate -no-color >"$log" 2>&1 || fail "terraform validate failed"
 
+# -detailed-exitcode's 2 means "the plan would change the state". Terraform also says so when a
+# refresh only re-encodes the state ("No changes."), so the plan's JSON decides what changed.
+planned() {
+  local json
+  json=$(terraform show -json "$1" 2>/dev/null) && grep -Eq "$2" <<<"$json"
+}
+
 terraform plan -refresh-only -detailed-exitcode -input=false -lock-timeout=5m -no-color -out=drift.tfplan >"$log" 2>&1
-case $? in
+code=$?
+if [ "$code" = 2 ] && ! planned drift.tfplan '"resource_drift":\[\{'; then code=0; fi
+case $code in
   0) ;;
   2)
     terraform show -no-color drift.tfplan
@@ -42,7 +51,9 @@ case $? in
 esac
 
 terraform plan -detailed-exitcode -input=false -lock-timeout=5m -no-color -out=tfplan >"$log" 2>&1
-case $? in
+code=$?
+if [ "$code" = 2 ] && ! planned tfplan '"actions":\["(create|update|delete)'; then code=0; fi
+case $code in
   0)
     echo "no drift: live notification configs match the state and the code"
     exit 0

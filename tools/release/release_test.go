@@ -193,7 +193,8 @@ func h1Zip(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	defer zr.Close()
-	var lines []string
+	files := map[string]string{} // name => line
+	var names []string
 	for _, f := range zr.File {
 		if strings.HasSuffix(f.Name, "/") {
 			continue
@@ -208,10 +209,15 @@ func h1Zip(t *testing.T, path string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines = append(lines, fmt.Sprintf("%x  %s\n", h.Sum(nil), f.Name))
+		files[f.Name] = fmt.Sprintf("%x  %s\n", h.Sum(nil), f.Name)
+		names = append(names, f.Name)
 	}
-	sort.Strings(lines)
-	sum := sha256.Sum256([]byte(strings.Join(lines, "")))
+	sort.Strings(names)
+	var summary strings.Builder
+	for _, n := range names {
+		summary.WriteString(files[n])
+	}
+	sum := sha256.Sum256([]byte(summary.String()))
 	return "h1:" + base64.StdEncoding.EncodeToString(sum[:])
 }
 

@@ -322,7 +322,7 @@ func tarDir(dir, out string, mtime time.Time) error {
 			return err
 		}
 	}
-	if err := errors.Join(tw.Close(), tmp.Close()); err != nil {
+	if err := errors.Join(tw.Close(), tmp.Chmod(0o644), tmp.Close()); err != nil {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
 	return os.Rename(tmp.Name(), out)
