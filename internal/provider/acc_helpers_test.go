@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/livehook/terraform-provider-livehook/internal/emulator"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv"
 )
 
 // testAccProtoV6ProviderFactories serves the provider in-process to the real terraform
@@ -60,9 +61,7 @@ type testLive struct {
 // closed when the test ends. It skips the test unless TF_ACC is set.
 func newTestLive(t *testing.T, domains ...string) *testLive {
 	t.Helper()
-	if os.Getenv("TF_ACC") == "" {
-		t.Skip("acceptance test: set TF_ACC=1 to run it (it runs terraform against an in-process Live emulator)")
-	}
+	testenv.Terraform(t) // runs terraform against an in-process Live emulator
 	srv, url := emulator.StartT(t, emulator.Config{
 		ProjectID: testProjectID, AccessKey: testAccessKey, SecretKey: testSecretKey,
 		Domains: domains,
