@@ -8,9 +8,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
@@ -18,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/function"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -41,10 +44,18 @@ const (
 	EnvSecretKey     = "HW_SECRET_KEY"
 	EnvSecurityToken = "HW_SECURITY_TOKEN"
 	EnvEndpoint      = "LIVEHOOK_ENDPOINT"
+	// EnvMaxRetries and EnvRequestsPerSecond let a pipeline tune the client without editing
+	// the configuration (e.g. a lower rate for a job that shares the account's quota).
+	EnvMaxRetries        = "LIVEHOOK_MAX_RETRIES"
+	EnvRequestsPerSecond = "LIVEHOOK_REQUESTS_PER_SECOND"
 )
 
+// maxRetriesLimit bounds max_retries (argument and environment variable alike).
+const maxRetriesLimit = 50
+
 var (
-	_ provider.Provider = (*livehookProvider)(nil)
+	_ provider.Provider              = (*livehookProvider)(nil)
+	_ provider.ProviderWithFunctions = (*livehookProvider)(nil)
 )
 
 // livehookProvider is one provider instance; Terraform configures each instance once.
@@ -74,6 +85,11 @@ type providerModel struct {
 
 // providerData is what resources and data sources receive from Configure.
 type providerData struct {
+	// notConfigured holds why there is no client when the provider block and the environment
+	// set nothing at all: functions need no credentials, so the error waits until a resource
+	// or data source needs the client.
+	notConfigured []string
+
 	client    *liveapi.Client
 	projectID string
 	endpoint  string // as configured ("" when derived from the region), for messages
@@ -90,6 +106,13 @@ func providerDataFrom(pd any, diags *diag.Diagnostics) *providerData {
 	if !ok {
 		diags.AddError("Unexpected provider data",
 			fmt.Sprintf("Expected *providerData, got %T. This is a bug in the livehook provider; please report it.", pd))
+		return nil
+	}
+	if len(data.notConfigured) > 0 {
+		diags.AddError("The livehook provider is not configured",
+			"Resources and data sources of livehook call the Live API, but neither the provider \"livehook\" block nor the "+
+				"environment sets any connection settings:\n- "+strings.Join(data.notConfigured, "\n- "))
+		return nil
 	}
 	return data
 }
@@ -147,17 +170,18 @@ func (p *livehookProvider) Schema(_ context.Context, _ provider.SchemaRequest, r
 			},
 			"max_retries": schema.Int64Attribute{
 				MarkdownDescription: fmt.Sprintf("How many times a request is retried after a throttling answer (429), "+
-					"a server error (5xx) or a connection error, with exponential backoff. `0` disables retries. Default: `%d`.",
-					liveapi.DefaultMaxRetries),
+					"a server error (5xx) or a connection error, with exponential backoff. `0` disables retries. Falls back to `%s`. Default: `%d`.",
+					EnvMaxRetries, liveapi.DefaultMaxRetries),
 				Optional: true,
 				Validators: []validator.Int64{
-					int64validator.Between(0, 50),
+					int64validator.Between(0, maxRetriesLimit),
 				},
 			},
 			"requests_per_second": schema.Float64Attribute{
 				MarkdownDescription: "Client-side limit on Live API requests per second, shared by every resource and " +
-					"data source of this provider instance (retries included). `0` or unset means no limit. Lower it " +
-					"when applies are throttled (HTTP 429).",
+					"data source of this provider instance (retries included). `0` or unset means no limit. Falls back to `" +
+					EnvRequestsPerSecond + "`. Lower it when applies are throttled (HTTP 429); when several pipelines share " +
+					"one account's quota, give each a share so that their sum stays below the quota.",
 				Optional: true,
 				Validators: []validator.Float64{
 					float64validator.AtLeast(0),
@@ -219,26 +243,44 @@ func (p *livehookProvider) Configure(ctx context.Context, req provider.Configure
 		return
 	}
 
-	missing := func(attr, env, what string) {
-		resp.Diagnostics.AddAttributeError(path.Root(attr), "Missing "+what,
+	type missingSetting struct{ attr, summary, detail string }
+	var missing []missingSetting
+	need := func(attr, env, what string) {
+		missing = append(missing, missingSetting{attr, "Missing " + what,
 			fmt.Sprintf("The provider needs %s to call the Live API. Set %q in the provider \"livehook\" block "+
-				"or set the %s environment variable.", what, attr, env))
+				"or set the %s environment variable.", what, attr, env)})
 	}
 	if accessKey == "" {
-		missing("access_key", EnvAccessKey, "an access key (AK)")
+		need("access_key", EnvAccessKey, "an access key (AK)")
 	}
 	if secretKey == "" {
-		missing("secret_key", EnvSecretKey, "a secret key (SK)")
+		need("secret_key", EnvSecretKey, "a secret key (SK)")
 	}
 	if projectID == "" {
-		missing("project_id", EnvProjectID, "a project ID")
+		need("project_id", EnvProjectID, "a project ID")
 	}
 	if region == "" && endpoint == "" {
-		resp.Diagnostics.AddAttributeError(path.Root("region"), "Missing region or endpoint",
+		missing = append(missing, missingSetting{"region", "Missing region or endpoint",
 			fmt.Sprintf("The provider needs to know where the Live API is. Set \"region\" (e.g. \"cn-north-4\") or the %s "+
 				"environment variable, or set \"endpoint\" (e.g. the emulator's URL) or the %s environment variable.",
-				EnvRegion, EnvEndpoint))
+				EnvRegion, EnvEndpoint)})
 	}
+	// Nothing set at all: a configuration that only calls provider functions. Defer the
+	// errors to the first resource or data source that needs the client.
+	if len(missing) == 4 && token == "" {
+		var why []string
+		for _, m := range missing {
+			why = append(why, m.detail)
+		}
+		data := &providerData{notConfigured: why}
+		resp.ResourceData = data
+		resp.DataSourceData = data
+		return
+	}
+	for _, m := range missing {
+		resp.Diagnostics.AddAttributeError(path.Root(m.attr), m.summary, m.detail)
+	}
+	maxRetries, rps := p.clientLimits(cfg, resp)
 	// Values from the environment bypass schema validators, so check them here as well.
 	if endpoint != "" && cfg.Endpoint.IsNull() {
 		if msg := checkHTTPURL(endpoint); msg != "" {
@@ -254,14 +296,6 @@ func (p *livehookProvider) Configure(ctx context.Context, req provider.Configure
 		return
 	}
 
-	maxRetries := 0 // liveapi: 0 means its default
-	if !cfg.MaxRetries.IsNull() {
-		maxRetries = int(cfg.MaxRetries.ValueInt64())
-		if maxRetries == 0 {
-			maxRetries = -1 // liveapi: -1 means no retries
-		}
-	}
-
 	secrets := []string{secretKey, token}
 	logger := slog.New(newTFLogHandler("liveapi", secrets))
 	ua := fmt.Sprintf("terraform-provider-livehook/%s (+https://github.com/livehook/terraform-provider-livehook)", p.version)
@@ -275,7 +309,7 @@ func (p *livehookProvider) Configure(ctx context.Context, req provider.Configure
 		ProjectID:         projectID,
 		Credentials:       aksk.Credentials{AccessKey: accessKey, SecretKey: secretKey, SecurityToken: token},
 		MaxRetries:        maxRetries,
-		RequestsPerSecond: cfg.RequestsPerSecond.ValueFloat64(),
+		RequestsPerSecond: rps,
 		UserAgent:         ua,
 		Logger:            logger,
 	})
@@ -292,13 +326,59 @@ func (p *livehookProvider) Configure(ctx context.Context, req provider.Configure
 		"access_key":          maskAccessKey(accessKey),
 		"temporary":           token != "",
 		"max_retries":         effectiveRetries(maxRetries),
-		"requests_per_second": cfg.RequestsPerSecond.ValueFloat64(),
+		"requests_per_second": rps,
 		"user_agent":          ua,
 	})
 
 	data := &providerData{client: client, projectID: projectID, endpoint: endpoint, region: region}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+}
+
+// clientLimits resolves max_retries (in liveapi's convention: 0 default, -1 none) and
+// requests_per_second from the configuration, else from their environment variables, which
+// bypass the schema validators and are checked here.
+func (p *livehookProvider) clientLimits(cfg providerModel, resp *provider.ConfigureResponse) (maxRetries int, rps float64) {
+	n := int64(-1) // unset
+	if !cfg.MaxRetries.IsNull() {
+		n = cfg.MaxRetries.ValueInt64()
+	} else if v := strings.TrimSpace(p.getenv(EnvMaxRetries)); v != "" {
+		parsed, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || parsed < 0 || parsed > maxRetriesLimit {
+			resp.Diagnostics.AddAttributeError(path.Root("max_retries"), "Invalid "+EnvMaxRetries,
+				fmt.Sprintf("The %s environment variable must be a whole number from 0 (no retries) to %d, got %q.",
+					EnvMaxRetries, maxRetriesLimit, v))
+		} else {
+			n = parsed
+		}
+	}
+	switch {
+	case n < 0:
+		maxRetries = 0
+	case n == 0:
+		maxRetries = -1
+	default:
+		maxRetries = int(n)
+	}
+
+	if !cfg.RequestsPerSecond.IsNull() {
+		return maxRetries, cfg.RequestsPerSecond.ValueFloat64()
+	}
+	if v := strings.TrimSpace(p.getenv(EnvRequestsPerSecond)); v != "" {
+		parsed, err := strconv.ParseFloat(v, 64)
+		if err != nil || parsed < 0 || math.IsNaN(parsed) || math.IsInf(parsed, 0) {
+			resp.Diagnostics.AddAttributeError(path.Root("requests_per_second"), "Invalid "+EnvRequestsPerSecond,
+				fmt.Sprintf("The %s environment variable must be a number of requests per second, 0 (no limit) or more, "+
+					"such as 5 or 0.5, got %q.", EnvRequestsPerSecond, v))
+			return maxRetries, 0
+		}
+		rps = parsed
+	}
+	return maxRetries, rps
+}
+
+func (p *livehookProvider) Functions(_ context.Context) []func() function.Function {
+	return []func() function.Function{NewCallbackSignatureFunction}
 }
 
 func (p *livehookProvider) Resources(_ context.Context) []func() resource.Resource {

@@ -97,10 +97,18 @@ func TestConfigureMissingCredentials(t *testing.T) {
 		want map[string][]string // attribute => substrings of its diagnostic
 	}{
 		{
-			name: "nothing set",
-			env:  map[string]string{},
+			name: "only the region set",
+			env:  map[string]string{EnvRegion: "cn-north-4"},
 			want: map[string][]string{
 				"access_key": {"Missing an access key", `"access_key"`, "HW_ACCESS_KEY"},
+				"secret_key": {"HW_SECRET_KEY"},
+				"project_id": {"HW_PROJECT_ID"},
+			},
+		},
+		{
+			name: "only the access key set",
+			env:  map[string]string{EnvAccessKey: "AK"},
+			want: map[string][]string{
 				"secret_key": {"HW_SECRET_KEY"},
 				"project_id": {"HW_PROJECT_ID"},
 				"region":     {"HW_REGION_NAME", "LIVEHOOK_ENDPOINT"},

@@ -42,21 +42,27 @@ func expectState(attr string, v knownvalue.Check) statecheck.StateCheck {
 // key (url stored verbatim), removal of optional fields, import, destroy.
 func TestAccPublishNotification_lifecycle(t *testing.T) {
 	live := newTestLive(t, testDomain)
-	p := live.provider()
+	resource.ParallelTest(t, lifecycleCase(live.provider(), testDomain, live.checkRemote, live.checkDestroyed(testDomain)))
+}
+
+// lifecycleCase is the lifecycle against any Live API: the emulator, or the real service
+// (TestAccLiveAPI_lifecycle). remote checks the service's view of domain (nil: no config).
+func lifecycleCase(p, domain string, remote func(string, *emulator.Notification) func(*terraform.State) error,
+	checkDestroy func(*terraform.State) error) resource.TestCase {
 	odd := "https://Hooks.Example.com:8443/Live/CB?b=2&a=1&x=%2F#frag" // must not be normalised
 
-	resource.ParallelTest(t, resource.TestCase{
+	return resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		CheckDestroy:             live.checkDestroyed(testDomain),
+		CheckDestroy:             checkDestroy,
 		Steps: []resource.TestStep{
 			{
-				Config: p + notificationHCL(testDomain,
+				Config: p + notificationHCL(domain,
 					`url = "https://hooks.example.com/live"`,
 					`call_back_area = "mainland_china"`,
 					fmt.Sprintf(`auth_sign_key = %q`, key1)),
 				ConfigStateChecks: []statecheck.StateCheck{
-					expectState("id", knownvalue.StringExact(testDomain)),
-					expectState("domain", knownvalue.StringExact(testDomain)),
+					expectState("id", knownvalue.StringExact(domain)),
+					expectState("domain", knownvalue.StringExact(domain)),
 					expectState("url", knownvalue.StringExact("https://hooks.example.com/live")),
 					expectState("call_back_area", knownvalue.StringExact("mainland_china")),
 					expectState("auth_sign_key", knownvalue.StringExact(key1)),
@@ -64,7 +70,7 @@ func TestAccPublishNotification_lifecycle(t *testing.T) {
 					expectState("auth_sign_key_wo_version", knownvalue.Null()),
 					statecheck.ExpectSensitiveValue(testResource, tfjsonpath.New("auth_sign_key")),
 				},
-				Check: live.checkRemote(testDomain, &emulator.Notification{
+				Check: remote(domain, &emulator.Notification{
 					URL: "https://hooks.example.com/live", CallBackArea: "mainland_china", AuthSignKey: key1}),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(testResource, plancheck.ResourceActionCreate)},
@@ -73,21 +79,21 @@ func TestAccPublishNotification_lifecycle(t *testing.T) {
 			},
 			{
 				// Re-planning the same configuration changes nothing.
-				Config: p + notificationHCL(testDomain,
+				Config: p + notificationHCL(domain,
 					`url = "https://hooks.example.com/live"`,
 					`call_back_area = "mainland_china"`,
 					fmt.Sprintf(`auth_sign_key = %q`, key1)),
 				PlanOnly: true,
 			},
 			{
-				Config: p + notificationHCL(testDomain,
+				Config: p + notificationHCL(domain,
 					fmt.Sprintf(`url = %q`, odd),
 					`call_back_area = "outside_mainland_china"`,
 					fmt.Sprintf(`auth_sign_key = %q`, key2)),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction(testResource, plancheck.ResourceActionUpdate),
-						plancheck.ExpectKnownValue(testResource, tfjsonpath.New("id"), knownvalue.StringExact(testDomain)),
+						plancheck.ExpectKnownValue(testResource, tfjsonpath.New("id"), knownvalue.StringExact(domain)),
 					},
 				},
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -95,11 +101,11 @@ func TestAccPublishNotification_lifecycle(t *testing.T) {
 					expectState("call_back_area", knownvalue.StringExact("outside_mainland_china")),
 					expectState("auth_sign_key", knownvalue.StringExact(key2)),
 				},
-				Check: live.checkRemote(testDomain, &emulator.Notification{URL: odd, CallBackArea: "outside_mainland_china", AuthSignKey: key2}),
+				Check: remote(domain, &emulator.Notification{URL: odd, CallBackArea: "outside_mainland_china", AuthSignKey: key2}),
 			},
 			{
 				// Dropping the optional fields removes them remotely (the PUT sends the whole config).
-				Config: p + notificationHCL(testDomain, `url = "http://hooks.example.com/plain"`),
+				Config: p + notificationHCL(domain, `url = "http://hooks.example.com/plain"`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(testResource, plancheck.ResourceActionUpdate)},
 				},
@@ -107,10 +113,10 @@ func TestAccPublishNotification_lifecycle(t *testing.T) {
 					expectState("call_back_area", knownvalue.Null()),
 					expectState("auth_sign_key", knownvalue.Null()),
 				},
-				Check: live.checkRemote(testDomain, &emulator.Notification{URL: "http://hooks.example.com/plain"}),
+				Check: remote(domain, &emulator.Notification{URL: "http://hooks.example.com/plain"}),
 			},
 			{
-				Config: p + notificationHCL(testDomain,
+				Config: p + notificationHCL(domain,
 					`url = "https://hooks.example.com/live"`,
 					`call_back_area = "mainland_china"`,
 					fmt.Sprintf(`auth_sign_key = %q`, key1)),
@@ -119,11 +125,11 @@ func TestAccPublishNotification_lifecycle(t *testing.T) {
 				// terraform import livehook_publish_notification.push push.example.com
 				ResourceName:      testResource,
 				ImportState:       true,
-				ImportStateId:     testDomain,
+				ImportStateId:     domain,
 				ImportStateVerify: true,
 			},
 		},
-	})
+	}
 }
 
 // TestAccPublishNotification_writeOnlyKey: the key sent through auth_sign_key_wo never
