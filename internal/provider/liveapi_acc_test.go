@@ -15,6 +15,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/aksk"
 	"github.com/livehook/terraform-provider-livehook/internal/emulator"
 	"github.com/livehook/terraform-provider-livehook/internal/liveapi"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv"
 )
 
 // The opt-in suite against the real Huawei Cloud Live API. It is not part of `make test` (it
@@ -36,10 +37,8 @@ var liveAPIVars = []string{EnvRegion, EnvProjectID, EnvAccessKey, EnvSecretKey, 
 //	  HW_SECRET_KEY=... LIVEHOOK_ACC_DOMAIN=push.example.com \
 //	  go test -count=1 -run TestAccLiveAPI ./internal/provider/
 func TestAccLiveAPI_lifecycle(t *testing.T) {
-	if os.Getenv(EnvLiveAcc) != "1" {
-		t.Skipf("against the real Live API: set %s=1, TF_ACC=1 and %s to run it (it changes that push domain's notification)",
-			EnvLiveAcc, strings.Join(liveAPIVars, ", "))
-	}
+	testenv.OptIn(t, EnvLiveAcc, fmt.Sprintf("against the real Live API, with TF_ACC=1 and %s (it changes that push domain's notification)",
+		strings.Join(liveAPIVars, ", ")))
 	if os.Getenv("TF_ACC") == "" {
 		t.Fatalf("%s=1 needs TF_ACC=1 as well (terraform runs the lifecycle)", EnvLiveAcc)
 	}

@@ -54,6 +54,19 @@ func TerraformPath() (path, why string) {
 	return p, ""
 }
 
+// OptInMarker starts the message of an OptIn skip; testsum lists such tests apart and never
+// fails on them.
+const OptInMarker = "opt-in:"
+
+// OptIn skips a suite that runs against a real external service unless env is "1". Unlike Skip,
+// LIVEHOOK_TEST_ALL does not turn it into a failure: CI has no credentials for the real service.
+func OptIn(tb testing.TB, env, how string) {
+	tb.Helper()
+	if os.Getenv(env) != "1" {
+		tb.Skipf("%s set %s=1 to run it; %s", OptInMarker, env, how)
+	}
+}
+
 // Cgo skips a test that needs cgo (for example the DuckDB driver) when it is built without it.
 func Cgo(tb testing.TB, enabled bool) {
 	tb.Helper()

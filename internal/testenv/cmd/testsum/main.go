@@ -16,6 +16,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/livehook/terraform-provider-livehook/internal/testenv"
 )
 
 // event is one line of `go test -json` (see `go doc test2json`).
@@ -34,6 +36,7 @@ type Summary struct {
 	Passed, Failed, Skipped int
 	Failures                []string // "pkg TestX" with its output
 	Skips                   []string // "pkg TestX: reason"
+	OptIn                   []string // skipped opt-in suites (testenv.OptIn): listed, never a failure
 	BrokenPackages          []string // failed without a failing test (build error, TestMain exit, panic)
 	Other                   string   // compiler output and lines that are not test events
 }
@@ -86,8 +89,13 @@ func Summarize(r io.Reader, echo io.Writer) (Summary, error) {
 				failedTests[e.Package] = true
 				s.Failures = append(s.Failures, fmt.Sprintf("%s %s\n%s", e.Package, e.Test, text(out[k])))
 			case "skip":
+				reason := skipReason(text(out[k]))
+				if strings.Contains(reason, testenv.OptInMarker) {
+					s.OptIn = append(s.OptIn, fmt.Sprintf("%s %s: %s", e.Package, e.Test, reason))
+					break
+				}
 				s.Skipped++
-				s.Skips = append(s.Skips, fmt.Sprintf("%s %s: %s", e.Package, e.Test, skipReason(text(out[k]))))
+				s.Skips = append(s.Skips, fmt.Sprintf("%s %s: %s", e.Package, e.Test, reason))
 			}
 			delete(out, k)
 		}
@@ -135,6 +143,13 @@ func (s Summary) Print(w io.Writer) {
 		fmt.Fprintf(w, "\nskipped (every test must run here):\n")
 		for _, sk := range s.Skips {
 			fmt.Fprintf(w, "  %s\n", sk)
+		}
+	}
+	if len(s.OptIn) > 0 {
+		sort.Strings(s.OptIn)
+		fmt.Fprintf(w, "\nopt-in suites not run (they need credentials of a real service):\n")
+		for _, o := range s.OptIn {
+			fmt.Fprintf(w, "  %s\n", o)
 		}
 	}
 	fmt.Fprintf(w, "%d passed, %d failed, %d skipped\n", s.Passed, s.Failed, s.Skipped)

@@ -22,6 +22,9 @@ func TestSummarize(t *testing.T) {
 		{"a skip fails the run", ev("output", "TestB", "    b_test.go:9: needs terraform: set TF_ACC=1\n") +
 			ev("output", "TestB", "--- SKIP: TestB (0.00s)\n") + ev("skip", "TestB", "") + ev("pass", "", ""), false,
 			"0 passed, 0 failed, 1 skipped", []string{"example.com/p TestB: b_test.go:9: needs terraform: set TF_ACC=1"}},
+		{"an opt-in suite is listed, not a failure", ev("output", "TestLive", "    live_test.go:4: opt-in: set LIVE=1 to run it; real service\n") +
+			ev("output", "TestLive", "--- SKIP: TestLive (0.00s)\n") + ev("skip", "TestLive", "") + ev("pass", "", ""), true,
+			"0 passed, 0 failed, 0 skipped", []string{"opt-in suites not run", "example.com/p TestLive: live_test.go:4: opt-in: set LIVE=1"}},
 		{"a failure prints its output", ev("output", "TestC", "    c_test.go:3: got 1, want 2\n") + ev("fail", "TestC", "") +
 			ev("fail", "", ""), false, "0 passed, 1 failed, 0 skipped", []string{"--- FAIL example.com/p TestC", "got 1, want 2"}},
 		{"subtests and fuzz seeds count", ev("pass", "TestD/one", "") + ev("pass", "TestD", "") + ev("pass", "FuzzE/seed#0", "") +
