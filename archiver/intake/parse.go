@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/jsonscan"
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
 )
 
@@ -175,7 +176,7 @@ func parseFields(compact []byte, f *Fields) *Rejection {
 		if s[i] != '"' {
 			return malformed()
 		}
-		kend := stringEnd(s, i)
+		kend := jsonscan.StringEnd(s, i)
 		if kend < 0 {
 			return malformed()
 		}
@@ -195,7 +196,7 @@ func parseFields(compact []byte, f *Fields) *Rejection {
 			return malformed()
 		}
 		i++
-		vend := valueEnd(s, i)
+		vend := jsonscan.ValueEnd(s, i)
 		if vend < 0 {
 			return malformed()
 		}
@@ -292,61 +293,6 @@ func missing(name string) *Rejection {
 // malformed cannot happen after json.Compact; it guards against a scanner bug turning into a panic.
 func malformed() *Rejection {
 	return reject(http.StatusBadRequest, ReasonInvalidJSON, "", "the body is not a well-formed JSON object")
-}
-
-// stringEnd returns the index just past the JSON string starting at s[i] == '"', or -1.
-func stringEnd[T string | []byte](s T, i int) int {
-	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// valueEnd returns the index just past the compact JSON value starting at s[i], or -1.
-func valueEnd(s string, i int) int {
-	if i >= len(s) {
-		return -1
-	}
-	switch s[i] {
-	case '"':
-		return stringEnd(s, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(s); j++ {
-			switch s[j] {
-			case '"':
-				e := stringEnd(s, j)
-				if e < 0 {
-					return -1
-				}
-				j = e - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	default: // number, true, false, null: runs to the next delimiter
-		for j := i; j < len(s); j++ {
-			switch s[j] {
-			case ',', '}', ']':
-				if j == i {
-					return -1
-				}
-				return j
-			}
-		}
-		return -1
-	}
 }
 
 func unquote(raw []byte) (string, error) {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/jsonscan"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
@@ -184,7 +185,7 @@ func Redact(body []byte) []byte {
 			break
 		}
 		q += i
-		end := stringEnd(body, q)
+		end := jsonscan.StringEnd(body, q)
 		if end < 0 {
 			break
 		}
@@ -199,7 +200,7 @@ func Redact(body []byte) []byte {
 		if j >= len(body) || body[j] != '"' {
 			continue
 		}
-		vend := stringEnd(body, j)
+		vend := jsonscan.StringEnd(body, j)
 		if !sensitiveKey(string(body[q+1 : end-1])) {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/jsonscan"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
@@ -338,7 +339,7 @@ func scanFields(b []byte, fn func(key string, val json.RawMessage, prevEnd int) 
 		return nil
 	}
 	for i < len(b) {
-		kend := stringEnd(b, i)
+		kend := jsonscan.StringEnd(b, i)
 		if b[i] != '"' || kend < 0 {
 			return errors.New("not a JSON object")
 		}
@@ -353,7 +354,7 @@ func scanFields(b []byte, fn func(key string, val json.RawMessage, prevEnd int) 
 			return errors.New("not a JSON object")
 		}
 		i = skipWS(b, i+1)
-		vend := valueEnd(b, i)
+		vend := jsonscan.ValueEnd(b, i)
 		if vend < 0 {
 			return errors.New("not a JSON object")
 		}
@@ -379,59 +380,6 @@ func skipWS(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// stringEnd is the index just past the JSON string starting at b[i] == '"', or -1.
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// valueEnd is the index just past the (valid) JSON value starting at b[i], or -1.
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				e := stringEnd(b, j)
-				if e < 0 {
-					return -1
-				}
-				j = e - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	default: // number, true, false, null
-		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
-			j++
-		}
-		if j == i {
-			return -1
-		}
-		return j
-	}
 }
 
 // str decodes a JSON string value, without encoding/json when it has no escapes.
