@@ -2,8 +2,6 @@ package compact
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
@@ -44,31 +43,21 @@ flags:
 
 // Run implements `archiver compact`.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("archiver compact", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("compact", usage, stderr)
 	var (
 		so      storage.Options
 		o       = Options{FlushBytes: 64 << 20, Gzip: true}
 		keyFile string
 		flush   = server.FormatSize(o.FlushBytes)
 	)
-	fs.StringVar(&so.URL, "store", "", "archive location: s3://BUCKET/PREFIX or file:///DIR (default: file store ./archive)")
-	fs.StringVar(&so.Endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:7070 (default: AWS)")
-	fs.StringVar(&so.Region, "s3-region", "", "S3 region (default: $AWS_REGION, else us-east-1 for --s3-endpoint)")
+	cli.StoreFlags(fs, &so)
 	fs.StringVar(&o.Day, "day", "", "partition day to compact, YYYY-MM-DD, or today/yesterday (UTC) (required)")
 	fs.StringVar(&keyFile, "digest-key", "", "Ed25519 private key (PEM PKCS#8) to sign the compaction digest (without it the compacted day does not verify)")
 	fs.BoolVar(&o.DeleteOriginals, "delete-originals", false, "delete the merged objects once the compacted objects are stored and checked")
 	fs.StringVar(&flush, "flush-bytes", flush, "largest compacted object, in bytes of uncompressed JSON Lines (e.g. 64MiB)")
 	fs.BoolVar(&o.Gzip, "gzip", o.Gzip, "gzip the compacted objects (.jsonl.gz)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
+	if code, done := cli.Parse(fs, args); done {
+		return code
 	}
 	usageErr := func(f string, a ...any) int {
 		fmt.Fprintf(stderr, "archiver compact: "+f+"\n", a...)

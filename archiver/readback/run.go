@@ -3,14 +3,12 @@ package readback
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
@@ -43,28 +41,20 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "events" {
 		args = args[1:]
 	}
-	fs := flag.NewFlagSet("archiver events", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("events", usage, stderr)
 	var (
 		o      storage.Options
 		q      Query
 		format string
 	)
-	StoreFlags(fs, &o)
+	cli.StoreFlags(fs, &o)
 	fs.StringVar(&q.From, "from", "", "first day to read, YYYY-MM-DD (required)")
 	fs.StringVar(&q.To, "to", "", "last day to read, YYYY-MM-DD, inclusive (default: --from)")
 	fs.StringVar(&q.Domain, "domain", "", "only events of this push domain")
 	fs.StringVar(&q.Event, "event", "", "only PUBLISH or PUBLISH_DONE events")
 	fs.StringVar(&format, "format", "jsonl", "output format: jsonl or table")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage // flag already printed the problem and the usage
+	if code, done := cli.Parse(fs, args); done {
+		return code
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "archiver events: "+format+"\n", a...)
@@ -114,8 +104,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				repeat = "repeat"
 			}
 			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
-				e.Archive.ReceivedAt.UTC().Format(layout.ReceivedAtLayout), cell(e.Event),
-				cell(e.Domain)+"/"+cell(e.App)+"/"+cell(e.Stream), pt, cell(e.Archive.Signature), repeat)
+				e.Archive.ReceivedAt.UTC().Format(layout.ReceivedAtLayout), cli.Cell(e.Event),
+				cli.Cell(e.Domain)+"/"+cli.Cell(e.App)+"/"+cli.Cell(e.Stream), pt, cli.Cell(e.Archive.Signature), repeat)
 			return err
 		}
 	}
@@ -142,27 +132,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitRuntime
 	}
 	if n == 0 {
-		fmt.Fprintf(stderr, "archiver events: no matching events in %s for %s..%s\n", store, q.From, firstNonEmpty(q.To, q.From))
+		fmt.Fprintf(stderr, "archiver events: no matching events in %s for %s\n", store, cli.Range(q.From, q.To))
 	}
 	return ExitOK
-}
-
-// cell keeps one table cell on one line and visibly marks empty values.
-func cell(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 )
 
@@ -80,7 +80,7 @@ func (sw *Writer) Write(s Session) error {
 			verified = "yes"
 		}
 		_, err := fmt.Fprintf(sw.w, "%-20s  %-20s  %10s  %-8s  %-8s  %s/%s/%s\n", s.StartedAt().Format(time.RFC3339), ended, dur,
-			s.Status, verified, cell(s.Domain), cell(s.App), cell(s.Stream))
+			s.Status, verified, cli.Cell(s.Domain), cli.Cell(s.App), cli.Cell(s.Stream))
 		return err
 	}
 }
@@ -124,19 +124,4 @@ func HumanDuration(sec int64) string {
 		return fmt.Sprintf("%s%dm%02ds", sign, m, s)
 	}
 	return fmt.Sprintf("%s%ds", sign, s)
-}
-
-// cell keeps a table cell on one line and free of terminal control sequences, and marks an
-// empty value.
-func cell(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return strings.Map(func(r rune) rune {
-		// C0/C1 controls (terminal escapes) and bidi overrides, which could disguise a name.
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
-			return '?'
-		}
-		return r
-	}, s)
 }

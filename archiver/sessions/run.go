@@ -2,8 +2,6 @@ package sessions
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
@@ -56,15 +55,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Ctrl-C ends the read cleanly (temporary files removed) instead of killing it mid-way.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fs := flag.NewFlagSet("archiver sessions", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("sessions", usage, stderr)
 	var (
 		o      storage.Options
 		q      Query
 		status string
 		format string
 	)
-	readback.StoreFlags(fs, &o)
+	cli.StoreFlags(fs, &o)
 	fs.StringVar(&q.From, "from", "", "first day, YYYY-MM-DD (required)")
 	fs.StringVar(&q.To, "to", "", "last day, YYYY-MM-DD, inclusive (default: --from)")
 	fs.StringVar(&q.Domain, "domain", "", "only sessions of this push domain")
@@ -72,15 +70,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&q.Stream, "stream", "", "only sessions of this stream")
 	fs.StringVar(&status, "status", "", "only sessions with this status: closed, open or end_only")
 	fs.StringVar(&format, "format", "", "output format: table, jsonl or csv (default: table on a terminal, else jsonl)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return readback.ExitOK
-		}
-		return readback.ExitUsage
+	if code, done := cli.Parse(fs, args); done {
+		return code
 	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "archiver sessions: "+format+"\n", a...)
@@ -125,8 +116,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if e.Archive.PublishTime != nil {
 				why = fmt.Sprintf("event %s is neither PUBLISH nor PUBLISH_DONE", strconv.Quote(e.Event))
 			}
-			prog.printf("archiver sessions: dt=%s: %s %s/%s/%s received %s: %s; not paired\n", day, cell(e.Event),
-				cell(e.Domain), cell(e.App), cell(e.Stream), e.Archive.ReceivedAt.UTC().Format(time.RFC3339Nano), cell(why))
+			prog.printf("archiver sessions: dt=%s: %s %s/%s/%s received %s: %s; not paired\n", day, cli.Cell(e.Event),
+				cli.Cell(e.Domain), cli.Cell(e.App), cli.Cell(e.Stream), e.Archive.ReceivedAt.UTC().Format(time.RFC3339Nano), cli.Cell(why))
 		},
 	}
 	stats, err := Read(ctx, store, q, opt, func(s Session) error {
@@ -147,24 +138,17 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if n > maxReported {
 			more = fmt.Sprintf(" (the first %d are listed above)", maxReported)
 		}
-		fmt.Fprintf(stderr, "archiver sessions: not paired: %d callbacks of %s..%s (%d without a usable publish_timestamp, %d with another event)%s\n",
-			n, q.From, firstNonEmpty(q.To, q.From), stats.Unusable, stats.NotPaired, more)
+		fmt.Fprintf(stderr, "archiver sessions: not paired: %d callbacks of %s (%d without a usable publish_timestamp, %d with another event)%s\n",
+			n, cli.Range(q.From, q.To), stats.Unusable, stats.NotPaired, more)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver sessions: %v\n", err)
 		return readback.ExitRuntime
 	}
 	if out.Count() == 0 {
-		fmt.Fprintf(stderr, "archiver sessions: no matching sessions in %s for %s..%s\n", store, q.From, firstNonEmpty(q.To, q.From))
+		fmt.Fprintf(stderr, "archiver sessions: no matching sessions in %s for %s\n", store, cli.Range(q.From, q.To))
 	}
 	return readback.ExitOK
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // isTerminal reports whether w is a character device (a terminal, as far as the standard library

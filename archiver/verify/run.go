@@ -2,17 +2,16 @@ package verify
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
@@ -42,8 +41,7 @@ flags:
 
 // Run implements `archiver verify`.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("archiver verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("verify", usage, stderr)
 	var (
 		so      storage.Options
 		o       Options
@@ -51,23 +49,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		format  string
 		quiet   bool
 	)
-	fs.StringVar(&so.URL, "store", "", "archive location: s3://BUCKET/PREFIX or file:///DIR (default: file store ./archive)")
-	fs.StringVar(&so.Endpoint, "s3-endpoint", "", "S3-compatible endpoint, e.g. http://127.0.0.1:7070 (default: AWS)")
-	fs.StringVar(&so.Region, "s3-region", "", "S3 region (default: $AWS_REGION, else us-east-1 for --s3-endpoint)")
+	cli.StoreFlags(fs, &so)
 	fs.StringVar(&o.From, "from", "", "first partition day to verify, YYYY-MM-DD, or today/yesterday (UTC) (required)")
 	fs.StringVar(&o.To, "to", "", "last partition day, inclusive (default: --from)")
 	fs.StringVar(&keyFile, "public-key", "", "Ed25519 public key (PEM) matching the archivers' --digest-key (required)")
 	fs.StringVar(&format, "format", "table", "output: table or jsonl (one JSON object per problem, then a summary object)")
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitClean
-		}
-		return ExitUsage
+	if code, done := cli.Parse(fs, args); done {
+		return code
 	}
 	usageErr := func(f string, a ...any) int {
 		fmt.Fprintf(stderr, "archiver verify: "+f+"\n", a...)
@@ -116,7 +105,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(tw, "PROBLEM\tKEY\tDETAIL")
 				header = true
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Kind, p.Key, oneLine(p.Detail))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Kind, p.Key, cli.OneLine(p.Detail))
 			return
 		}
 		b, _ := json.Marshal(p)
@@ -147,15 +136,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	took := time.Since(started).Round(time.Millisecond)
 	if sum.Digests == 0 && sum.Objects == 0 {
 		w.Flush()
-		fmt.Fprintf(stderr, "archiver verify: no digests and no objects for %s..%s in %s: check --store and the dates\n", o.From, firstNonEmpty(o.To, o.From), store)
+		fmt.Fprintf(stderr, "archiver verify: no digests and no objects for %s in %s: check --store and the dates\n", cli.Range(o.From, o.To), store)
 		return ExitUsage
 	}
 	if format == "jsonl" {
-		b, _ := json.Marshal(map[string]any{"summary": sum, "from": o.From, "to": firstNonEmpty(o.To, o.From), "took": took.String()})
+		b, _ := json.Marshal(map[string]any{"summary": sum, "from": o.From, "to": cmp.Or(o.To, o.From), "took": took.String()})
 		_, _ = w.Write(append(b, '\n'))
 	} else {
-		fmt.Fprintf(w, "verified %s..%s: %d objects, %d digests, %d instances, %d events checked; %d problems (%s)\n",
-			o.From, firstNonEmpty(o.To, o.From), sum.Objects, sum.Digests, sum.Instances, sum.Events, sum.Problems, took)
+		fmt.Fprintf(w, "verified %s: %d objects, %d digests, %d instances, %d events checked; %d problems (%s)\n",
+			cli.Range(o.From, o.To), sum.Objects, sum.Digests, sum.Instances, sum.Events, sum.Problems, took)
 		if sum.IncompleteCompactions > 0 {
 			fmt.Fprintf(w, "note: %d compacted objects of an unfinished compaction are not there yet (the originals are intact); rerun archiver compact\n", sum.IncompleteCompactions)
 		}
@@ -168,20 +157,4 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitProblems
 	}
 	return ExitClean
-}
-
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
