@@ -123,7 +123,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		if !ok {
 			continue
 		}
-		body, err := readAll(ctx, store, ob.Key)
+		body, err := storage.ReadAll(ctx, store, ob.Key)
 		if err != nil {
 			return res, fmt.Errorf("reading %s: %w", ob.Key, err)
 		}
@@ -299,7 +299,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		return res, err
 	}
 	for _, ob := range outs {
-		b, err := readAll(ctx, store, ob.key)
+		b, err := storage.ReadAll(ctx, store, ob.key)
 		if err != nil {
 			return res, fmt.Errorf("reading back %s: %w", ob.key, err)
 		}
@@ -353,7 +353,7 @@ func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed
 	}
 	pub := o.Key.Public().(ed25519.PublicKey)
 	for _, ob := range objs {
-		b, err := readAll(ctx, store, ob.Key)
+		b, err := storage.ReadAll(ctx, store, ob.Key)
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", ob.Key, err)
 		}
@@ -393,7 +393,7 @@ func alreadyCompacted(ctx context.Context, store Store, objs []storage.ObjectInf
 		if !listedOK || e.Size != ob.Size {
 			return 0, 0, false
 		}
-		body, err := readAll(ctx, store, ob.Key)
+		body, err := storage.ReadAll(ctx, store, ob.Key)
 		if err != nil || digest.Sum(body) != e.SHA256 {
 			return 0, 0, false
 		}
@@ -434,15 +434,6 @@ func checkDay(ctx context.Context, store Store, o Options) error {
 }
 
 func chainName(day string) string { return "compact-" + day }
-
-func readAll(ctx context.Context, s Store, key string) ([]byte, error) {
-	rc, err := s.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
-}
 
 func compareStr(a, b string) int {
 	switch {

@@ -64,7 +64,7 @@ func OpenChain(ctx context.Context, store ChainStore, key ed25519.PrivateKey, in
 			if !IsKey(o.Key) {
 				continue
 			}
-			b, err := readAll(ctx, store, o.Key)
+			b, err := storage.ReadAll(ctx, store, o.Key)
 			if err != nil {
 				return nil, fmt.Errorf("reading digest %s: %w", o.Key, err)
 			}
@@ -83,15 +83,6 @@ func OpenChain(ctx context.Context, store ChainStore, key ed25519.PrivateKey, in
 		}
 	}
 	return c, nil
-}
-
-func readAll(ctx context.Context, s ChainStore, key string) ([]byte, error) {
-	rc, err := s.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(io.LimitReader(rc, 1<<30))
 }
 
 // Previous is the link the next digest will carry (nil for a new chain).
@@ -267,7 +258,7 @@ func (w *Writer) Recover(ctx context.Context) error {
 			return fmt.Errorf("recovering after a crash: %w", err)
 		}
 		for _, o := range objs {
-			b, err := readAll(ctx, c.store, o.Key)
+			b, err := storage.ReadAll(ctx, c.store, o.Key)
 			if err != nil {
 				return fmt.Errorf("recovering after a crash: %w", err)
 			}
@@ -291,7 +282,7 @@ func (w *Writer) Recover(ctx context.Context) error {
 				if listed[o.Key] || !ownedBy(o.Key[len(prefix):], c.instance) {
 					continue
 				}
-				b, err := readAll(ctx, c.store, o.Key)
+				b, err := storage.ReadAll(ctx, c.store, o.Key)
 				if err != nil {
 					return fmt.Errorf("recovering after a crash: %w", err)
 				}

@@ -46,6 +46,21 @@ type Store interface {
 	String() string
 }
 
+// Getter is the read half of a Store: enough to fetch an object.
+type Getter interface {
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+}
+
+// ReadAll reads the whole object key.
+func ReadAll(ctx context.Context, s Getter, key string) ([]byte, error) {
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
 // ErrNotExist is wrapped by Get when the key is missing (and by Open/List/Ping when the bucket or
 // directory is missing).
 var ErrNotExist = errors.New("object does not exist")

@@ -159,7 +159,7 @@ func Verify(ctx context.Context, store Store, opts Options) ([]Problem, Summary,
 			o.Progress(i, len(keys), dayOf(ob.Key))
 		}
 		present[ob.Key] = true
-		body, err := readAll(ctx, store, ob.Key)
+		body, err := storage.ReadAll(ctx, store, ob.Key)
 		if err != nil {
 			if errors.Is(err, storage.ErrNotExist) {
 				present[ob.Key] = false // removed while we listed
@@ -243,7 +243,7 @@ func (o *verifier) loadDigest(ctx context.Context, key string, before bool) (*lo
 	if d, ok := o.digests[key]; ok {
 		return d, nil
 	}
-	b, err := readAll(ctx, o.store, key)
+	b, err := storage.ReadAll(ctx, o.store, key)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotExist) {
 			return nil, nil
@@ -374,15 +374,6 @@ func dayOf(key string) string {
 	}
 	d, _, _ := strings.Cut(key[3:], "/")
 	return d
-}
-
-func readAll(ctx context.Context, s Store, key string) ([]byte, error) {
-	rc, err := s.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
 }
 
 func short(h string) string {
