@@ -80,6 +80,40 @@ func (r *runner) readBack(ctx context.Context) error {
 	return nil
 }
 
+// sessions shows who streamed what, when, as `archiver sessions` pairs the archived callbacks.
+func (r *runner) sessions(ctx context.Context) error {
+	from, to := r.days()
+	args := []string{"sessions", "--store", r.storeURL(), "--s3-endpoint", r.s3.Endpoint, "--from", from, "--to", to, "--domain", r.o.Domain}
+	table, err := r.archiverOutput(ctx, append(args, "--format", "table"))
+	if err != nil {
+		return err
+	}
+	r.step("sessions", "archiver %s", strings.Join(args, " "))
+	for _, l := range strings.Split(strings.TrimRight(table, "\n"), "\n") {
+		r.detail("%s", l)
+	}
+	jsonl, err := r.archiverOutput(ctx, append(args, "--format", "jsonl"))
+	if err != nil {
+		return err
+	}
+	r.res.Sessions = strings.Split(strings.TrimSpace(jsonl), "\n")
+	return nil
+}
+
+// archiverOutput runs the archiver binary with args (credentials in the environment) and returns
+// its standard output.
+func (r *runner) archiverOutput(ctx context.Context, args []string) (string, error) {
+	cmd := exec.CommandContext(ctx, r.bins.Archiver, args...)
+	cmd.Env = append(os.Environ(), r.s3.Env()...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("archiver %s: %w\n%s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
 // days is the --from/--to range covering the run (it may cross midnight UTC).
 func (r *runner) days() (from, to string) {
 	return r.start.UTC().Format(time.DateOnly), time.Now().UTC().Format(time.DateOnly)
@@ -97,16 +131,12 @@ func (r *runner) eventsCommandLine() string {
 
 // archiverEvents runs the real `archiver events` and parses its JSON Lines.
 func (r *runner) archiverEvents(ctx context.Context) ([]ArchivedEvent, error) {
-	cmd := exec.CommandContext(ctx, r.bins.Archiver, r.eventsArgs()...)
-	cmd.Env = append(os.Environ(), r.s3.Env()...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s: %w\n%s", r.eventsCommandLine(), err, strings.TrimSpace(stderr.String()))
+	out, err := r.archiverOutput(ctx, r.eventsArgs())
+	if err != nil {
+		return nil, err
 	}
 	var evs []ArchivedEvent
-	sc := bufio.NewScanner(&stdout)
+	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for n := 1; sc.Scan(); n++ {
 		line := bytes.TrimSpace(sc.Bytes())

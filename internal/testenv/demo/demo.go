@@ -84,6 +84,7 @@ type Result struct {
 	Delivered []Event // every event the emulator delivered (GET /_emulator/deliveries, delivered ones)
 	Archived  []ArchivedEvent
 	Objects   []Object // objects under PREFIX/dt=.../
+	Sessions  []string // `archiver sessions --format jsonl`, one session per line
 
 	Redelivery Redelivery
 
@@ -209,6 +210,9 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	if err := r.readBack(ctx); err != nil {
+		return err
+	}
+	if err := r.sessions(ctx); err != nil {
 		return err
 	}
 	verdict := r.verify()
@@ -517,6 +521,17 @@ func (r *runner) verify() error {
 		}
 	}
 	r.res.Redelivery.StoredOnce = archived[r.res.Redelivery.Event] == 1
+	closed := 0
+	for _, s := range r.res.Sessions {
+		if strings.Contains(s, `"status":"closed"`) {
+			closed++
+		}
+	}
+	if closed != r.o.Streams {
+		msg := fmt.Sprintf("archiver sessions lists %d closed sessions, want %d (one per stream):\n%s", closed, r.o.Streams, strings.Join(r.res.Sessions, "\n"))
+		r.step("check", "FAILED: %s", msg)
+		return errors.New(msg)
+	}
 	if len(r.res.Missing)+len(r.res.Duplicated)+len(r.res.Unexpected) == 0 && len(r.res.Delivered) > 0 {
 		r.step("check", "%d events delivered, %d archived: each exactly once (the redelivered one too)",
 			len(r.res.Delivered), len(r.res.Archived))
