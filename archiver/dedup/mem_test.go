@@ -2,6 +2,7 @@ package dedup
 
 import (
 	"encoding/binary"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -31,4 +32,80 @@ func TestMemoryAtDefaultCap(t *testing.T) {
 		t.Fatalf("%d entries use %d bytes; the default cap must stay under 48 MiB", s.Len(), used)
 	}
 	runtime.KeepAlive(s)
+}
+
+// Compacting a journal of many entries streams it: what compaction allocates does not grow with
+// the journal (a journal at twice the default cap is 19 MiB of entries). The newest entries of
+// the cap are kept, in order.
+//
+// Not parallel: it measures the heap.
+func TestJournalCompactionMemoryIsFlat(t *testing.T) {
+	now := time.Unix(1764115200, 0)
+	clock := func() time.Time { return now }
+	path := filepath.Join(t.TempDir(), "dedup.journal")
+	const capN, total = 100_000, 250_000
+	j, _, err := OpenJournalLimited(path, time.Hour, capN, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	batch := make([]Item, 0, 10_000)
+	for i := uint32(0); i < total; i++ {
+		at := now
+		if i%10 == 0 {
+			at = now.Add(-2 * time.Hour) // expired: dropped by compaction
+		}
+		batch = append(batch, Item{ID: idN(i, 3), At: at})
+		if len(batch) == cap(batch) {
+			j.mu.Lock()
+			_, err := j.f.Write(encodeItems(batch)) // no compaction on the way
+			j.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	j.mu.Lock()
+	_, _, err = j.compact(false)
+	j.mu.Unlock()
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("compacting %d entries (%d live, cap %d) allocated %d KiB", total, total*9/10, capN, alloc>>10)
+	if alloc > 1<<20 {
+		t.Errorf("compaction allocated %d KiB; it must stream the journal (at most 1 MiB)", alloc>>10)
+	}
+	if j.Entries() != capN {
+		t.Errorf("%d entries after compaction, want the cap %d", j.Entries(), capN)
+	}
+	j.Close()
+	_, items, err := OpenJournalLimited(path, time.Hour, capN, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The newest capN live entries: live ones are those with i%10 != 0, the last is total-1.
+	if len(items) != capN || items[len(items)-1].ID != idN(total-1, 3) {
+		t.Fatalf("reloaded %d items ending in %x, want %d ending in %x", len(items), items[len(items)-1].ID, capN, idN(total-1, 3))
+	}
+	for k := 1; k < len(items); k++ {
+		a := binary.BigEndian.Uint32(items[k-1].ID[4:8])
+		b := binary.BigEndian.Uint32(items[k].ID[4:8])
+		if b <= a || b%10 == 0 {
+			t.Fatalf("item %d: entry %d after %d: not the live entries in order", k, b, a)
+		}
+	}
+}
+
+func encodeItems(items []Item) []byte {
+	var b []byte
+	for _, it := range items {
+		b = appendEntry(b, it)
+	}
+	return b
 }
