@@ -151,9 +151,10 @@ func (s *Set) insert(sh *shard, id ID, at int64) {
 	sh.seq++
 	sh.m[id] = entry{at: at, seq: sh.seq}
 	sh.ids[prefix(id)]++
-	sh.fifo = append(sh.fifo, fifoSlot{id: id, seq: sh.seq})
+	s.push(sh, fifoSlot{id: id, seq: sh.seq})
 	// Evict oldest first; pending reservations are requeued (they are in flight, bounded by the
 	// requests being served). Bounded: each slot is looked at most once per call.
+	var requeue []fifoSlot
 	for n := len(sh.fifo) - sh.head; len(sh.m) > s.perShard && n > 0; n-- {
 		slot := sh.fifo[sh.head]
 		sh.head++
@@ -162,7 +163,7 @@ func (s *Set) insert(sh *shard, id ID, at int64) {
 			continue // stale slot: released, swept or re-inserted since
 		}
 		if e.at == pending {
-			sh.fifo = append(sh.fifo, slot)
+			requeue = append(requeue, slot)
 			continue
 		}
 		s.remove(sh, slot.id)
@@ -171,7 +172,27 @@ func (s *Set) insert(sh *shard, id ID, at int64) {
 			s.OnEvict()
 		}
 	}
+	for _, slot := range requeue {
+		s.push(sh, slot)
+	}
 	s.tidy(sh)
+}
+
+// push appends a FIFO slot. Before the slice would have to grow, consumed and stale slots are
+// dropped in place, and the slice grows only when that leaves too little room: its capacity
+// stays within about a quarter above the live entries, instead of append's doubling over a slice
+// whose head is consumed. The caller holds sh.mu.
+func (s *Set) push(sh *shard, slot fifoSlot) {
+	if len(sh.fifo) == cap(sh.fifo) {
+		s.refilter(sh)
+		live := len(sh.fifo)
+		if want := live + max(live/4, 64); cap(sh.fifo) < want {
+			f := make([]fifoSlot, live, want)
+			copy(f, sh.fifo)
+			sh.fifo = f
+		}
+	}
+	sh.fifo = append(sh.fifo, slot)
 }
 
 // remove deletes id (present). The caller holds sh.mu.
