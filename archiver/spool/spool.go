@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -126,8 +127,9 @@ type Spool struct {
 
 	linger *time.Timer // gather's, stopped when unused
 
-	readMu  sync.Mutex // guards readBuf
-	readBuf []byte
+	readMu sync.Mutex // guards readBr and frame
+	readBr *bufio.Reader
+	frame  []byte
 
 	diskErr atomic.Pointer[diskErr] // the last write failure, until a write or a probe succeeds
 }
@@ -406,25 +408,90 @@ func (s *Spool) wake() {
 // Read streams a segment's intact records to fn, in order. Damaged bytes between intact records
 // (and a damaged tail) are set aside in <segment>.damaged, logged and counted (OnDamage); the
 // records after them are still read. An error means the segment itself cannot be read.
+//
+// The segment is read frame by frame, holding one record at a time, not the whole file. At the
+// first offset that is not an intact frame (damage, a torn or zero-filled tail) the rest of the
+// file is read whole and scanned from there, resynchronising as scanFrames does: the records
+// delivered are the same as a scan of the whole file would deliver.
 func (s *Spool) Read(seg *Segment, fn func(Record) error) error {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
-	data, err := readFileInto(seg.Path, s.readBuf)
+	f, err := os.Open(seg.Path)
 	if err != nil {
 		return fmt.Errorf("reading spool segment: %w", err)
 	}
-	// One buffer for every segment: uploads do not leave a segment's worth of garbage each.
-	if cap(data) <= maxReadBuf {
-		s.readBuf = data[:0]
-	} else {
-		s.readBuf = nil
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return fmt.Errorf("reading spool segment: %w", err)
+	} else if st.IsDir() {
+		return fmt.Errorf("reading spool segment: %s is a directory", seg.Path)
 	}
-	_, _, hlen, err := readHeader(bufio.NewReader(bytes.NewReader(data)))
+	if s.readBr == nil {
+		s.readBr = bufio.NewReaderSize(f, readChunk)
+	} else {
+		s.readBr.Reset(f)
+	}
+	br := s.readBr
+	defer br.Reset(nil) // do not keep the file reachable
+	_, _, hlen, err := readHeader(br)
 	if err != nil {
 		return fmt.Errorf("reading spool segment %s: %w", seg.Path, err)
 	}
+	off := hlen
+	for {
+		hdr, perr := br.Peek(frameHeader)
+		if len(hdr) == 0 && errors.Is(perr, io.EOF) {
+			break // clean end
+		}
+		l := 0
+		if len(hdr) == frameHeader {
+			l = int(binary.BigEndian.Uint32(hdr[:4]))
+		}
+		if l < minPayload || l > maxPayload {
+			return s.readRest(seg, f, off, fn)
+		}
+		need := frameHeader + l
+		if cap(s.frame) < need {
+			s.frame = make([]byte, need)
+		}
+		buf := s.frame[:need]
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return s.readRest(seg, f, off, fn)
+		}
+		rec, n, ok := parseFrame(buf)
+		if !ok {
+			return s.readRest(seg, f, off, fn)
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	if cap(s.frame) > maxKeptFrame {
+		s.frame = nil
+	}
+	return nil
+}
+
+// readRest reads the segment from off (not an intact frame) to its end and scans it, setting
+// damaged bytes aside.
+func (s *Spool) readRest(seg *Segment, f *os.File, off int64, fn func(Record) error) error {
+	if cap(s.frame) > maxKeptFrame {
+		s.frame = nil
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("reading spool segment: %w", err)
+	}
+	if st.Size() <= off {
+		return nil
+	}
+	data := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(data, off); err != nil {
+		return fmt.Errorf("reading spool segment: %w", err)
+	}
 	var damage [][2]int
-	err = scanFrames(data, int(hlen), fn, func(start, end int) { damage = append(damage, [2]int{start, end}) })
+	err = scanFrames(data, 0, fn, func(start, end int) { damage = append(damage, [2]int{start, end}) })
 	if err != nil {
 		return err
 	}
@@ -434,33 +501,12 @@ func (s *Spool) Read(seg *Segment, fn func(Record) error) error {
 	return nil
 }
 
-// maxReadBuf bounds the read buffer kept between segments.
-const maxReadBuf = 64 << 20
-
-// readFileInto reads path into buf (grown as needed).
-func readFileInto(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%s is a directory", path)
-	}
-	n := int(st.Size())
-	if cap(buf) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
-}
+// Read buffers: the file is read in chunks of readChunk; the one-record buffer is kept between
+// segments up to maxKeptFrame (a larger record's buffer is dropped after use).
+const (
+	readChunk    = 64 << 10
+	maxKeptFrame = 1 << 20
+)
 
 // setAsideDamage copies damaged byte ranges of a segment to <segment>.damaged (replacing an
 // earlier copy from a retried read), so nothing is dropped unseen.
