@@ -28,8 +28,8 @@ import (
 // DefaultTTL is how long a callback is remembered.
 const DefaultTTL = 24 * time.Hour
 
-// DefaultMaxEntries is the default cap of the memory (--dedup-max-entries): about 150 bytes per
-// entry (map, eviction order, identity count), so about 45 MiB at the cap, which leaves most of a
+// DefaultMaxEntries is the default cap of the memory (--dedup-max-entries): about 130 bytes per
+// entry (map, eviction order, identity count), so about 38 MiB at the cap, which leaves most of a
 // 256 MiB container limit to connections, request buffers and the store batcher. 300k entries
 // are 3.5 callbacks per second around the clock for the 24-hour TTL.
 const DefaultMaxEntries = 300_000

@@ -9,7 +9,7 @@ import (
 )
 
 // The default cap fits a 256 MiB container with room to spare: measured bytes per entry (map,
-// FIFO and identity count) times DefaultMaxEntries stays under 48 MiB.
+// FIFO and identity count) times DefaultMaxEntries stays under 44 MiB.
 //
 // Not parallel: it measures the heap.
 func TestMemoryAtDefaultCap(t *testing.T) {
