@@ -435,6 +435,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	lvl, _ := parseLevel(cfg.LogLevel)
 	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	applyMemoryLimit(cfg.MemoryLimit, cfg.Logger)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
