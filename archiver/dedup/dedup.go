@@ -88,12 +88,13 @@ type fifoSlot struct {
 }
 
 type shard struct {
-	mu   sync.Mutex
-	m    map[ID]entry
-	ids  map[uint64]uint32 // identity prefix -> entries with it (archived or pending)
-	fifo []fifoSlot        // insertion order, oldest first (from head)
-	head int
-	seq  uint64
+	mu      sync.Mutex
+	m       map[ID]entry
+	ids     map[uint64]uint32 // identity prefix -> entries with it (archived or pending)
+	fifo    []fifoSlot        // insertion order, oldest first (from head)
+	head    int
+	seq     uint64
+	removed int // deletions from m since it was last rebuilt
 }
 
 // Set is a concurrency-safe, bounded set of dedup keys with reservations, so that two racing
@@ -176,6 +177,37 @@ func (s *Set) insert(sh *shard, id ID, at int64) {
 		s.push(sh, slot)
 	}
 	s.tidy(sh)
+	s.maybeRebuild(sh)
+}
+
+// maybeRebuild rebuilds a shard's maps once more entries were deleted from them than they hold
+// (at the cap: a shard's worth). The caller holds sh.mu.
+func (s *Set) maybeRebuild(sh *shard) {
+	if sh.removed >= max(len(sh.m), minRebuild) {
+		rebuild(sh)
+	}
+}
+
+// minRebuild is the fewest deletions after which a shard's maps are rebuilt.
+const minRebuild = 256
+
+// rebuild copies a shard's maps (and FIFO) into new ones sized for what they hold. A Go map
+// never shrinks, and under steady insert-and-evict churn at the cap its deleted slots make it
+// grow again and again; rebuilding once more entries were deleted than remain keeps the maps at
+// the size of the live entries, at a copy's cost per that many deletions. The caller holds sh.mu.
+func rebuild(sh *shard) {
+	m := make(map[ID]entry, len(sh.m)+len(sh.m)/8)
+	for id, e := range sh.m {
+		m[id] = e
+	}
+	ids := make(map[uint64]uint32, len(sh.ids)+len(sh.ids)/8)
+	for p, n := range sh.ids {
+		ids[p] = n
+	}
+	live := sh.fifo[sh.head:]
+	fifo := make([]fifoSlot, len(live), len(live)+max(len(live)/4, 64))
+	copy(fifo, live)
+	sh.m, sh.ids, sh.fifo, sh.head, sh.removed = m, ids, fifo, 0, 0
 }
 
 // push appends a FIFO slot. Before the slice would have to grow, consumed and stale slots are
@@ -198,6 +230,7 @@ func (s *Set) push(sh *shard, slot fifoSlot) {
 // remove deletes id (present). The caller holds sh.mu.
 func (s *Set) remove(sh *shard, id ID) {
 	delete(sh.m, id)
+	sh.removed++
 	p := prefix(id)
 	if n := sh.ids[p]; n <= 1 {
 		delete(sh.ids, p)
@@ -354,6 +387,7 @@ func (s *Set) Sweep(now time.Time) int {
 			}
 		}
 		s.refilter(sh)
+		s.maybeRebuild(sh)
 		n += len(sh.m)
 		sh.mu.Unlock()
 	}

@@ -14,14 +14,15 @@ import (
 // Not parallel: it measures the heap.
 func TestMemoryAtDefaultCap(t *testing.T) {
 	// Filling up to the cap, and a long run past it (evicting the oldest all the time, as a busy
-	// archiver does): the FIFO of insertion order must not keep slack beyond the live entries.
+	// archiver does): neither the FIFO of insertion order nor the maps (which never shrink, and
+	// grow under delete-and-insert churn) may keep slack beyond the live entries.
 	for _, tc := range []struct {
 		name    string
 		inserts uint32
 		limit   int64
 	}{
 		{"filled to the cap", DefaultMaxEntries, 44 << 20},
-		{"three times the cap inserted", 3 * DefaultMaxEntries, 44 << 20},
+		{"ten times the cap inserted", 10 * DefaultMaxEntries, 44 << 20},
 	} {
 		var before, after runtime.MemStats
 		runtime.GC()
@@ -47,6 +48,35 @@ func TestMemoryAtDefaultCap(t *testing.T) {
 		}
 		runtime.KeepAlive(s)
 	}
+}
+
+// Once the entries expire and are swept, the set gives their memory back: a quiet archiver after a
+// busy day does not keep a full cap's worth of empty maps.
+//
+// Not parallel: it measures the heap.
+func TestMemoryAfterSweep(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := New(time.Hour)
+	now := time.Unix(1764115200, 0)
+	for i := uint32(0); i < DefaultMaxEntries; i++ {
+		var ident [16]byte
+		binary.BigEndian.PutUint32(ident[:4], i*2654435761)
+		binary.BigEndian.PutUint32(ident[4:8], i)
+		s.Commit(Key(ident, nil), now)
+	}
+	if n := s.Sweep(now.Add(2 * time.Hour)); n != 0 {
+		t.Fatalf("%d entries left after sweeping them all", n)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	used := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("after sweeping %d entries: %.1f MiB heap", DefaultMaxEntries, float64(used)/(1<<20))
+	if used > 2<<20 {
+		t.Errorf("an empty set holds %.1f MiB after a sweep; the maps and FIFO must be rebuilt", float64(used)/(1<<20))
+	}
+	runtime.KeepAlive(s)
 }
 
 // Compacting a journal of many entries streams it: what compaction allocates does not grow with
