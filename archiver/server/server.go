@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sp, err := spool.Open(ctx, spool.Options{
 			Dir: cfg.Spool, Instance: cfg.Instance, Gzip: cfg.Gzip,
 			FlushInterval: cfg.FlushInterval, FlushBytes: cfg.FlushBytes, MaxBytes: cfg.SpoolMaxBytes,
-			Logger: log, Load: load,
+			Logger: log, Load: load, MaxRecovered: s.dedup.MaxEntries(),
 			OnCommit: func(_ int, took time.Duration) {
 				s.metrics.SpoolCommits.Inc()
 				s.metrics.SpoolCommitSecs.Observe(took.Seconds())

@@ -114,3 +114,54 @@ func TestReadKeepsNoSegmentBuffer(t *testing.T) {
 	}
 	runtime.KeepAlive(s)
 }
+
+// Recovery keeps the event IDs of the newest MaxRecovered records, oldest first, however many
+// the spool holds (a full spool holds millions; the dedup memory keeps only its cap of them).
+func TestRecoveredIDsBounded(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		max  int
+		want int // records expected, the newest
+	}{
+		{"unbounded", 0, 250},
+		{"bound above the count", 1000, 250},
+		{"bound equal to the count", 250, 250},
+		{"bound inside the last segment", 60, 60},
+		{"bound across segments", 180, 180},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			// Two segments of 100 and 150 records; IDs number the records in order.
+			n := 0
+			for seq, count := range []int{100, 150} {
+				b := appendHeader(nil, "inst", true)
+				for range count {
+					var id [16]byte
+					id[0], id[1] = byte(n), byte(n>>8)
+					b = appendRecord(b, time.Unix(1764115200+int64(n), 0), id, "2026-11-26", []byte("{}\n"))
+					n++
+				}
+				if err := os.WriteFile(segPath(dir, uint64(seq+1)), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := open(t, Options{Dir: dir, MaxRecovered: tc.max})
+			items := s.TakeRecovered()
+			if len(items) != tc.want {
+				t.Fatalf("%d recovered IDs, want %d", len(items), tc.want)
+			}
+			for i, it := range items {
+				want := n - tc.want + i
+				if got := int(it.ID[0]) | int(it.ID[1])<<8; got != want {
+					t.Fatalf("item %d is record %d, want %d (the newest, oldest first)", i, got, want)
+				}
+			}
+			if again := s.TakeRecovered(); again != nil {
+				t.Fatalf("TakeRecovered a second time gave %d items", len(again))
+			}
+		})
+	}
+}

@@ -78,6 +78,9 @@ type Options struct {
 	// Linger bounds that wait in all (0 => DefaultLinger; < 0 => never wait), LingerGap the wait
 	// for each next entry (0 => DefaultLingerGap).
 	Linger, LingerGap time.Duration
+	// MaxRecovered bounds the event IDs kept from recovered segments for TakeRecovered (the
+	// newest are kept; <= 0: all). The dedup memory keeps no more than its cap of them anyway.
+	MaxRecovered int
 }
 
 // Segment is a sealed segment waiting for upload.
@@ -121,7 +124,9 @@ type Spool struct {
 	nextSeq    uint64
 	reservedTo uint64
 
-	recovered []dedup.Item
+	recovered     []dedup.Item
+	recoveredNext int // once len(recovered) == MaxRecovered: the oldest, overwritten next
+	recoveredN    int // events found in recovered segments
 
 	w *writer
 
@@ -274,7 +279,10 @@ func (s *Spool) TakeRecovered() []dedup.Item {
 	s.smu.Lock()
 	defer s.smu.Unlock()
 	r := s.recovered
-	s.recovered = nil
+	if s.recoveredNext > 0 { // a full ring: oldest first
+		r = append(r[s.recoveredNext:len(r):len(r)], r[:s.recoveredNext]...)
+	}
+	s.recovered, s.recoveredNext = nil, 0
 	return r
 }
 
@@ -566,7 +574,7 @@ func (s *Spool) recover(ctx context.Context) error {
 	s.reservedTo = s.nextSeq
 	if len(s.sealed) > 0 {
 		s.log.Info("recovered spool segments from a previous run; uploading them",
-			"segments", len(s.sealed), "events", len(s.recovered), "bytes", s.bytes.Load())
+			"segments", len(s.sealed), "events", s.recoveredN, "bytes", s.bytes.Load())
 	}
 	return nil
 }
@@ -597,7 +605,7 @@ func (s *Spool) recoverSegment(path string, seq uint64) error {
 	n := 0
 	damaged := 0
 	_ = scanFrames(data, int(hlen), func(rec Record) error {
-		s.recovered = append(s.recovered, dedup.Item{ID: rec.ID, At: rec.ReceivedAt})
+		s.addRecovered(dedup.Item{ID: rec.ID, At: rec.ReceivedAt})
 		n++
 		return nil
 	}, func(_, _ int) { damaged++ })
@@ -621,6 +629,18 @@ func (s *Spool) recoverSegment(path string, seq uint64) error {
 	s.sealed = append(s.sealed, &Segment{Seq: seq, Path: path, Instance: inst, Gzip: gz, Size: size})
 	s.bytes.Add(size)
 	return nil
+}
+
+// addRecovered remembers a recovered event ID, keeping the newest MaxRecovered (segments are
+// recovered in order, oldest first).
+func (s *Spool) addRecovered(it dedup.Item) {
+	s.recoveredN++
+	if s.o.MaxRecovered <= 0 || len(s.recovered) < s.o.MaxRecovered {
+		s.recovered = append(s.recovered, it)
+		return
+	}
+	s.recovered[s.recoveredNext] = it
+	s.recoveredNext = (s.recoveredNext + 1) % len(s.recovered)
 }
 
 func removeFile(path string) error {
