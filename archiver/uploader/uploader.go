@@ -144,8 +144,8 @@ func (u *Uploader) remove(seg *spool.Segment) error {
 func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
 	parts := u.parts[:0]
 	u.items = u.items[:0]
-	// The lines go straight from the segment's read buffer into each day's encoder: no copy of
-	// the segment's uncompressed lines is made or kept.
+	// Each line goes into its day's encoder as the spool reads its record: neither the segment
+	// nor a copy of its uncompressed lines is held.
 	err := u.o.Spool.Read(seg, func(rec spool.Record) error {
 		var p *part
 		for _, x := range parts { // a segment holds one day, two around midnight
