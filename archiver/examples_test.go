@@ -50,6 +50,9 @@ func TestExamplesSecureAsShipped(t *testing.T) {
 		var args []string
 		for _, a := range lines[i+1:] {
 			a = strings.TrimSpace(a)
+			if strings.HasPrefix(a, "#") {
+				continue
+			}
 			if !strings.HasPrefix(a, "- --") {
 				break
 			}

@@ -28,8 +28,8 @@ import (
 // DefaultTTL is how long a callback is remembered.
 const DefaultTTL = 24 * time.Hour
 
-// DefaultMaxEntries is the default cap of the memory (--dedup-max-entries): about 150 bytes per
-// entry (map, eviction order, identity count), so about 45 MiB at the cap, which leaves most of a
+// DefaultMaxEntries is the default cap of the memory (--dedup-max-entries): about 130 bytes per
+// entry (map, eviction order, identity count), so about 38 MiB at the cap, which leaves most of a
 // 256 MiB container limit to connections, request buffers and the store batcher. 300k entries
 // are 3.5 callbacks per second around the clock for the 24-hour TTL.
 const DefaultMaxEntries = 300_000
@@ -88,12 +88,13 @@ type fifoSlot struct {
 }
 
 type shard struct {
-	mu   sync.Mutex
-	m    map[ID]entry
-	ids  map[uint64]uint32 // identity prefix -> entries with it (archived or pending)
-	fifo []fifoSlot        // insertion order, oldest first (from head)
-	head int
-	seq  uint64
+	mu      sync.Mutex
+	m       map[ID]entry
+	ids     map[uint64]uint32 // identity prefix -> entries with it (archived or pending)
+	fifo    []fifoSlot        // insertion order, oldest first (from head)
+	head    int
+	seq     uint64
+	removed int // deletions from m since it was last rebuilt
 }
 
 // Set is a concurrency-safe, bounded set of dedup keys with reservations, so that two racing
@@ -151,9 +152,10 @@ func (s *Set) insert(sh *shard, id ID, at int64) {
 	sh.seq++
 	sh.m[id] = entry{at: at, seq: sh.seq}
 	sh.ids[prefix(id)]++
-	sh.fifo = append(sh.fifo, fifoSlot{id: id, seq: sh.seq})
+	s.push(sh, fifoSlot{id: id, seq: sh.seq})
 	// Evict oldest first; pending reservations are requeued (they are in flight, bounded by the
 	// requests being served). Bounded: each slot is looked at most once per call.
+	var requeue []fifoSlot
 	for n := len(sh.fifo) - sh.head; len(sh.m) > s.perShard && n > 0; n-- {
 		slot := sh.fifo[sh.head]
 		sh.head++
@@ -162,7 +164,7 @@ func (s *Set) insert(sh *shard, id ID, at int64) {
 			continue // stale slot: released, swept or re-inserted since
 		}
 		if e.at == pending {
-			sh.fifo = append(sh.fifo, slot)
+			requeue = append(requeue, slot)
 			continue
 		}
 		s.remove(sh, slot.id)
@@ -171,12 +173,64 @@ func (s *Set) insert(sh *shard, id ID, at int64) {
 			s.OnEvict()
 		}
 	}
+	for _, slot := range requeue {
+		s.push(sh, slot)
+	}
 	s.tidy(sh)
+	s.maybeRebuild(sh)
+}
+
+// maybeRebuild rebuilds a shard's maps once more entries were deleted from them than they hold
+// (at the cap: a shard's worth). The caller holds sh.mu.
+func (s *Set) maybeRebuild(sh *shard) {
+	if sh.removed >= max(len(sh.m), minRebuild) {
+		rebuild(sh)
+	}
+}
+
+// minRebuild is the fewest deletions after which a shard's maps are rebuilt.
+const minRebuild = 256
+
+// rebuild copies a shard's maps (and FIFO) into new ones sized for what they hold. A Go map
+// never shrinks, and under steady insert-and-evict churn at the cap its deleted slots make it
+// grow again and again; rebuilding once more entries were deleted than remain keeps the maps at
+// the size of the live entries, at a copy's cost per that many deletions. The caller holds sh.mu.
+func rebuild(sh *shard) {
+	m := make(map[ID]entry, len(sh.m)+len(sh.m)/8)
+	for id, e := range sh.m {
+		m[id] = e
+	}
+	ids := make(map[uint64]uint32, len(sh.ids)+len(sh.ids)/8)
+	for p, n := range sh.ids {
+		ids[p] = n
+	}
+	live := sh.fifo[sh.head:]
+	fifo := make([]fifoSlot, len(live), len(live)+max(len(live)/4, 64))
+	copy(fifo, live)
+	sh.m, sh.ids, sh.fifo, sh.head, sh.removed = m, ids, fifo, 0, 0
+}
+
+// push appends a FIFO slot. Before the slice would have to grow, consumed and stale slots are
+// dropped in place, and the slice grows only when that leaves too little room: its capacity
+// stays within about a quarter above the live entries, instead of append's doubling over a slice
+// whose head is consumed. The caller holds sh.mu.
+func (s *Set) push(sh *shard, slot fifoSlot) {
+	if len(sh.fifo) == cap(sh.fifo) {
+		s.refilter(sh)
+		live := len(sh.fifo)
+		if want := live + max(live/4, 64); cap(sh.fifo) < want {
+			f := make([]fifoSlot, live, want)
+			copy(f, sh.fifo)
+			sh.fifo = f
+		}
+	}
+	sh.fifo = append(sh.fifo, slot)
 }
 
 // remove deletes id (present). The caller holds sh.mu.
 func (s *Set) remove(sh *shard, id ID) {
 	delete(sh.m, id)
+	sh.removed++
 	p := prefix(id)
 	if n := sh.ids[p]; n <= 1 {
 		delete(sh.ids, p)
@@ -333,6 +387,7 @@ func (s *Set) Sweep(now time.Time) int {
 			}
 		}
 		s.refilter(sh)
+		s.maybeRebuild(sh)
 		n += len(sh.m)
 		sh.mu.Unlock()
 	}

@@ -38,7 +38,11 @@ type Journal struct {
 	f           *os.File
 	entries     int
 	lastCompact time.Time
+	buf         []byte // Append's encoding buffer, reused
 }
+
+// maxAppendBuf bounds the encoding buffer Append keeps between calls.
+const maxAppendBuf = 4 << 20
 
 const (
 	journalMagic    = "LHDEDUP2"
@@ -72,65 +76,36 @@ func OpenJournalLimited(path string, ttl time.Duration, maxEntries int, now func
 		now = time.Now
 	}
 	j := &Journal{path: path, ttl: ttl, max: maxEntries, now: now}
-	items, _, err := j.compact()
+	items, _, err := j.compact(true)
 	if err != nil {
 		return nil, nil, err
 	}
 	return j, items, nil
 }
 
-// ring keeps the newest max items appended to it.
-type ring struct {
-	max   int
-	items []Item
-	next  int // once full: index of the oldest
-}
-
-func (r *ring) add(it Item) {
-	if len(r.items) < r.max {
-		r.items = append(r.items, it)
-		return
-	}
-	r.items[r.next] = it
-	r.next = (r.next + 1) % r.max
-}
-
-func (r *ring) ordered() []Item {
-	if r.next == 0 {
-		return r.items
-	}
-	return append(r.items[r.next:len(r.items):len(r.items)], r.items[:r.next]...)
-}
-
-// readLive reads the journal and keeps the newest max entries still within the TTL. damaged
-// counts the stretches of bytes skipped to resynchronise.
-func readLive(path string, cut time.Time, max int) (items []Item, damaged int, err error) {
+// scanJournal calls fn for every intact entry of the journal at path, oldest first. A missing
+// file has no entries. damaged counts the stretches of bytes skipped to resynchronise.
+func scanJournal(path string, fn func(Item)) (damaged int, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, 0, nil
+		return 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("opening dedup journal: %w", err)
+		return 0, fmt.Errorf("opening dedup journal: %w", err)
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 64<<10)
-	r := &ring{max: max}
-	keep := func(it Item) {
-		if !it.At.Before(cut) {
-			r.add(it)
-		}
-	}
 	head, err := br.Peek(len(journalMagic))
 	if err == nil && string(head) == journalMagic {
 		_, _ = br.Discard(len(journalMagic))
-		damaged, err = scanEntries(br, keep)
+		damaged, err = scanEntries(br, fn)
 	} else {
-		err = scanLegacy(br, keep)
+		err = scanLegacy(br, fn)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading dedup journal %s: %w", path, err)
+		return 0, fmt.Errorf("reading dedup journal %s: %w", path, err)
 	}
-	return r.ordered(), damaged, nil
+	return damaged, nil
 }
 
 // scanEntries reads marker-framed entries, skipping damaged bytes up to the next valid entry.
@@ -204,23 +179,57 @@ func appendEntry(dst []byte, it Item) []byte {
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
-// compact rewrites the journal with only its live entries and reopens it for appending.
-func (j *Journal) compact() ([]Item, int, error) {
-	now := j.now()
-	items, damaged, err := readLive(j.path, now.Add(-j.ttl), j.max)
+// compact rewrites the journal with only its live entries (the newest max within the TTL) and
+// reopens it for appending. It streams: one pass counts the live entries, a second copies the
+// newest of them to a temporary file that then replaces the journal, so its memory does not grow
+// with the journal. When collect is set it also returns those entries, oldest first (for seeding
+// a Set on open).
+func (j *Journal) compact(collect bool) ([]Item, int, error) {
+	cut := j.now().Add(-j.ttl)
+	live := 0
+	damaged, err := scanJournal(j.path, func(it Item) {
+		if !it.At.Before(cut) {
+			live++
+		}
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	buf := make([]byte, 0, len(journalMagic)+len(items)*entrySize)
-	buf = append(buf, journalMagic...)
-	for _, it := range items {
-		buf = appendEntry(buf, it)
+	skip := max(0, live-j.max)
+	kept := live - skip
+	var items []Item
+	if collect {
+		items = make([]Item, 0, kept)
 	}
 	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
 		return nil, 0, fmt.Errorf("creating the dedup journal's directory: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(j.path, buf, 0o600); err != nil {
-		return nil, 0, fmt.Errorf("compacting dedup journal: %w", err)
+	err = j.replace(func(w *bufio.Writer) error {
+		var werr error
+		var e [entrySize]byte
+		seen := 0
+		_, err := scanJournal(j.path, func(it Item) {
+			if it.At.Before(cut) || werr != nil {
+				return
+			}
+			seen++
+			// Stop at kept: entries appended between the passes cannot exist (Append holds
+			// j.mu), but a bound keeps the output to the cap whatever happens.
+			if seen <= skip || seen > skip+kept {
+				return
+			}
+			_, werr = w.Write(appendEntry(e[:0], it))
+			if collect {
+				items = append(items, it)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		return werr
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -229,8 +238,51 @@ func (j *Journal) compact() ([]Item, int, error) {
 	if j.f != nil {
 		j.f.Close()
 	}
-	j.f, j.entries, j.lastCompact = f, len(items), now
+	j.f, j.entries, j.lastCompact = f, kept, j.now()
 	return items, damaged, nil
+}
+
+// replace writes a new journal through write into a temporary file in the journal's directory,
+// syncs it and renames it over the journal (and syncs the directory): readers see the old journal
+// or the new one, never a torn one.
+func (j *Journal) replace(write func(*bufio.Writer) error) error {
+	dir := filepath.Dir(j.path)
+	f, err := os.CreateTemp(dir, fsutil.TempPrefix+filepath.Base(j.path)+"-*")
+	if err != nil {
+		return fmt.Errorf("compacting dedup journal: %w", err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	w := bufio.NewWriterSize(f, 64<<10)
+	if _, err := w.WriteString(journalMagic); err != nil {
+		return fmt.Errorf("compacting dedup journal: %w", err)
+	}
+	if err := write(w); err != nil {
+		return fmt.Errorf("compacting dedup journal: %w", err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("compacting dedup journal: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("compacting dedup journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("compacting dedup journal: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("compacting dedup journal: %w", err)
+	}
+	if err := os.Rename(tmp, j.path); err != nil {
+		return fmt.Errorf("compacting dedup journal: %w", err)
+	}
+	ok = true
+	return fsutil.SyncDir(dir)
 }
 
 // Append durably records items (one write, one fdatasync). It returns only once they are on disk.
@@ -240,14 +292,17 @@ func (j *Journal) Append(items []Item) error {
 	if len(items) == 0 {
 		return nil
 	}
-	buf := make([]byte, 0, len(items)*entrySize)
-	for _, it := range items {
-		buf = appendEntry(buf, it)
-	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.f == nil {
 		return errors.New("dedup journal is closed")
+	}
+	buf := j.buf[:0]
+	for _, it := range items {
+		buf = appendEntry(buf, it)
+	}
+	if cap(buf) <= maxAppendBuf { // one segment's worth is reused; a huge batch is not kept
+		j.buf = buf[:0]
 	}
 	if _, err := j.f.Write(buf); err != nil {
 		return fmt.Errorf("appending to dedup journal: %w", err)
@@ -257,7 +312,7 @@ func (j *Journal) Append(items []Item) error {
 	}
 	j.entries += len(items)
 	if j.entries >= 2*j.max || j.now().Sub(j.lastCompact) >= compactEvery {
-		if _, _, err := j.compact(); err != nil {
+		if _, _, err := j.compact(false); err != nil {
 			return err
 		}
 	}

@@ -476,6 +476,71 @@ func EncodeObject(lines []byte, gz bool) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// ObjectEncoder builds an object's bytes from its lines one at a time: the same bytes
+// EncodeObject gives for the lines concatenated (deflate fills its window whatever the write
+// sizes), without holding the uncompressed lines. Its buffer is kept across Reset, so encoding
+// object after object reuses one allocation. The zero value is ready for Reset.
+type ObjectEncoder struct {
+	buf bytes.Buffer
+	zw  *gzip.Writer // nil unless gzip
+	err error
+}
+
+// Reset starts a new object (gzip or plain), dropping the previous one's bytes.
+func (e *ObjectEncoder) Reset(gz bool) {
+	e.buf.Reset()
+	e.err = nil
+	if !gz {
+		e.Release()
+		return
+	}
+	if e.zw == nil {
+		e.zw = gzipWriters.Get().(*gzip.Writer)
+	}
+	e.zw.Reset(&e.buf)
+	e.zw.ModTime = time.Unix(0, 0) // as EncodeObject: deterministic header
+}
+
+// Write adds line (ending in \n).
+func (e *ObjectEncoder) Write(line []byte) {
+	if e.err != nil {
+		return
+	}
+	if e.zw == nil {
+		e.buf.Write(line)
+		return
+	}
+	if _, err := e.zw.Write(line); err != nil {
+		e.err = fmt.Errorf("compressing archive object: %w", err)
+	}
+}
+
+// Bytes finishes the object and returns its bytes, valid until the next Reset. The compressor
+// goes back to the shared pool: an idle encoder holds only its buffer.
+func (e *ObjectEncoder) Bytes() ([]byte, error) {
+	if e.err == nil && e.zw != nil {
+		if err := e.zw.Close(); err != nil {
+			e.err = fmt.Errorf("compressing archive object: %w", err)
+		}
+	}
+	e.Release()
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e.buf.Bytes(), nil
+}
+
+// Cap is the capacity of the buffer the encoder keeps.
+func (e *ObjectEncoder) Cap() int { return e.buf.Cap() }
+
+// Release returns the encoder's compressor to the shared pool (Reset takes one again).
+func (e *ObjectEncoder) Release() {
+	if e.zw != nil {
+		gzipWriters.Put(e.zw)
+		e.zw = nil
+	}
+}
+
 // Thresholds for publish_timestamp units. Unix seconds have 10 digits until the year 2286; a value
 // of 1e11 or more (year 5138 in seconds) is read as milliseconds, 1e14 or more as microseconds,
 // 1e17 or more as nanoseconds. Huawei documents seconds; the units guard keeps a millisecond

@@ -51,6 +51,7 @@ type Config struct {
 	LogLevel        string
 	StoreTimeout    time.Duration
 	ShutdownTimeout time.Duration
+	MemoryLimit     int64        // bytes; MemoryLimitAuto or MemoryLimitOff (memlimit.go)
 	Digest          DigestConfig // --digest-key, --object-lock (digest.go)
 
 	// Not flags.
@@ -79,6 +80,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 20 * time.Second,
 		MaxConnections:  DefaultMaxConnections,
 		DedupMaxEntries: dedup.DefaultMaxEntries,
+		MemoryLimit:     MemoryLimitAuto,
 	}
 }
 
@@ -129,6 +131,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.DurationVar(&c.StoreTimeout, "store-timeout", c.StoreTimeout, "longest a request waits for durability (store mode: for its object) before 503")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM, how long to keep uploading the spool before exiting (the rest is uploaded on the next start)")
+	fs.Var(memLimitValue{&c.MemoryLimit}, "memory-limit", "soft limit of the archiver's Go memory, e.g. 200MiB: near it the garbage collector works harder instead of letting the heap grow to twice what is live (auto: GOMEMLIMIT if set, else 80% of the container's cgroup memory limit, if any; 0: none); keep it below the container's limit")
 	addDigestFlags(fs, &c.Digest)
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -183,6 +186,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateMemoryLimit(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sp, err := spool.Open(ctx, spool.Options{
 			Dir: cfg.Spool, Instance: cfg.Instance, Gzip: cfg.Gzip,
 			FlushInterval: cfg.FlushInterval, FlushBytes: cfg.FlushBytes, MaxBytes: cfg.SpoolMaxBytes,
-			Logger: log, Load: load,
+			Logger: log, Load: load, MaxRecovered: s.dedup.MaxEntries(),
 			OnCommit: func(_ int, took time.Duration) {
 				s.metrics.SpoolCommits.Inc()
 				s.metrics.SpoolCommitSecs.Observe(took.Seconds())
@@ -435,6 +435,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	lvl, _ := parseLevel(cfg.LogLevel)
 	cfg.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	applyMemoryLimit(cfg.MemoryLimit, cfg.Logger)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)

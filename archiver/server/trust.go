@@ -26,7 +26,7 @@ var errNoKeysNoUnsigned = errors.New("refusing to start without --keys FILE or -
 func registerTrustFlags(fs *flag.FlagSet, c *Config) {
 	fs.BoolVar(&c.AllowUnsigned, "allow-unsigned", c.AllowUnsigned, "accept callbacks of domains that have no key in --keys (or all callbacks, without --keys) unverified, archived with signature \"none\"")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most client connections served at once; more wait to be accepted (stalled clients cannot exhaust memory or file descriptors)")
-	fs.IntVar(&c.DedupMaxEntries, "dedup-max-entries", c.DedupMaxEntries, "most callbacks remembered for redelivery detection (about 150 bytes each in memory, 32 in the journal); past it the oldest are forgotten first")
+	fs.IntVar(&c.DedupMaxEntries, "dedup-max-entries", c.DedupMaxEntries, "most callbacks remembered for redelivery detection (about 130 bytes each in memory, 32 in the journal); past it the oldest are forgotten first")
 }
 
 // validateTrust checks the trust flags.

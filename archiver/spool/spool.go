@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -77,6 +78,9 @@ type Options struct {
 	// Linger bounds that wait in all (0 => DefaultLinger; < 0 => never wait), LingerGap the wait
 	// for each next entry (0 => DefaultLingerGap).
 	Linger, LingerGap time.Duration
+	// MaxRecovered bounds the event IDs kept from recovered segments for TakeRecovered (the
+	// newest are kept; <= 0: all). The dedup memory keeps no more than its cap of them anyway.
+	MaxRecovered int
 }
 
 // Segment is a sealed segment waiting for upload.
@@ -120,14 +124,17 @@ type Spool struct {
 	nextSeq    uint64
 	reservedTo uint64
 
-	recovered []dedup.Item
+	recovered     []dedup.Item
+	recoveredNext int // once len(recovered) == MaxRecovered: the oldest, overwritten next
+	recoveredN    int // events found in recovered segments
 
 	w *writer
 
 	linger *time.Timer // gather's, stopped when unused
 
-	readMu  sync.Mutex // guards readBuf
-	readBuf []byte
+	readMu sync.Mutex // guards readBr and frame
+	readBr *bufio.Reader
+	frame  []byte
 
 	diskErr atomic.Pointer[diskErr] // the last write failure, until a write or a probe succeeds
 }
@@ -272,7 +279,10 @@ func (s *Spool) TakeRecovered() []dedup.Item {
 	s.smu.Lock()
 	defer s.smu.Unlock()
 	r := s.recovered
-	s.recovered = nil
+	if s.recoveredNext > 0 { // a full ring: oldest first
+		r = append(r[s.recoveredNext:len(r):len(r)], r[:s.recoveredNext]...)
+	}
+	s.recovered, s.recoveredNext = nil, 0
 	return r
 }
 
@@ -406,25 +416,90 @@ func (s *Spool) wake() {
 // Read streams a segment's intact records to fn, in order. Damaged bytes between intact records
 // (and a damaged tail) are set aside in <segment>.damaged, logged and counted (OnDamage); the
 // records after them are still read. An error means the segment itself cannot be read.
+//
+// The segment is read frame by frame, holding one record at a time, not the whole file. At the
+// first offset that is not an intact frame (damage, a torn or zero-filled tail) the rest of the
+// file is read whole and scanned from there, resynchronising as scanFrames does: the records
+// delivered are the same as a scan of the whole file would deliver.
 func (s *Spool) Read(seg *Segment, fn func(Record) error) error {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
-	data, err := readFileInto(seg.Path, s.readBuf)
+	f, err := os.Open(seg.Path)
 	if err != nil {
 		return fmt.Errorf("reading spool segment: %w", err)
 	}
-	// One buffer for every segment: uploads do not leave a segment's worth of garbage each.
-	if cap(data) <= maxReadBuf {
-		s.readBuf = data[:0]
-	} else {
-		s.readBuf = nil
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return fmt.Errorf("reading spool segment: %w", err)
+	} else if st.IsDir() {
+		return fmt.Errorf("reading spool segment: %s is a directory", seg.Path)
 	}
-	_, _, hlen, err := readHeader(bufio.NewReader(bytes.NewReader(data)))
+	if s.readBr == nil {
+		s.readBr = bufio.NewReaderSize(f, readChunk)
+	} else {
+		s.readBr.Reset(f)
+	}
+	br := s.readBr
+	defer br.Reset(nil) // do not keep the file reachable
+	_, _, hlen, err := readHeader(br)
 	if err != nil {
 		return fmt.Errorf("reading spool segment %s: %w", seg.Path, err)
 	}
+	off := hlen
+	for {
+		hdr, perr := br.Peek(frameHeader)
+		if len(hdr) == 0 && errors.Is(perr, io.EOF) {
+			break // clean end
+		}
+		l := 0
+		if len(hdr) == frameHeader {
+			l = int(binary.BigEndian.Uint32(hdr[:4]))
+		}
+		if l < minPayload || l > maxPayload {
+			return s.readRest(seg, f, off, fn)
+		}
+		need := frameHeader + l
+		if cap(s.frame) < need {
+			s.frame = make([]byte, need)
+		}
+		buf := s.frame[:need]
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return s.readRest(seg, f, off, fn)
+		}
+		rec, n, ok := parseFrame(buf)
+		if !ok {
+			return s.readRest(seg, f, off, fn)
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	if cap(s.frame) > maxKeptFrame {
+		s.frame = nil
+	}
+	return nil
+}
+
+// readRest reads the segment from off (not an intact frame) to its end and scans it, setting
+// damaged bytes aside.
+func (s *Spool) readRest(seg *Segment, f *os.File, off int64, fn func(Record) error) error {
+	if cap(s.frame) > maxKeptFrame {
+		s.frame = nil
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("reading spool segment: %w", err)
+	}
+	if st.Size() <= off {
+		return nil
+	}
+	data := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(data, off); err != nil {
+		return fmt.Errorf("reading spool segment: %w", err)
+	}
 	var damage [][2]int
-	err = scanFrames(data, int(hlen), fn, func(start, end int) { damage = append(damage, [2]int{start, end}) })
+	err = scanFrames(data, 0, fn, func(start, end int) { damage = append(damage, [2]int{start, end}) })
 	if err != nil {
 		return err
 	}
@@ -434,33 +509,12 @@ func (s *Spool) Read(seg *Segment, fn func(Record) error) error {
 	return nil
 }
 
-// maxReadBuf bounds the read buffer kept between segments.
-const maxReadBuf = 64 << 20
-
-// readFileInto reads path into buf (grown as needed).
-func readFileInto(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%s is a directory", path)
-	}
-	n := int(st.Size())
-	if cap(buf) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
-}
+// Read buffers: the file is read in chunks of readChunk; the one-record buffer is kept between
+// segments up to maxKeptFrame (a larger record's buffer is dropped after use).
+const (
+	readChunk    = 64 << 10
+	maxKeptFrame = 1 << 20
+)
 
 // setAsideDamage copies damaged byte ranges of a segment to <segment>.damaged (replacing an
 // earlier copy from a retried read), so nothing is dropped unseen.
@@ -520,7 +574,7 @@ func (s *Spool) recover(ctx context.Context) error {
 	s.reservedTo = s.nextSeq
 	if len(s.sealed) > 0 {
 		s.log.Info("recovered spool segments from a previous run; uploading them",
-			"segments", len(s.sealed), "events", len(s.recovered), "bytes", s.bytes.Load())
+			"segments", len(s.sealed), "events", s.recoveredN, "bytes", s.bytes.Load())
 	}
 	return nil
 }
@@ -551,7 +605,7 @@ func (s *Spool) recoverSegment(path string, seq uint64) error {
 	n := 0
 	damaged := 0
 	_ = scanFrames(data, int(hlen), func(rec Record) error {
-		s.recovered = append(s.recovered, dedup.Item{ID: rec.ID, At: rec.ReceivedAt})
+		s.addRecovered(dedup.Item{ID: rec.ID, At: rec.ReceivedAt})
 		n++
 		return nil
 	}, func(_, _ int) { damaged++ })
@@ -575,6 +629,18 @@ func (s *Spool) recoverSegment(path string, seq uint64) error {
 	s.sealed = append(s.sealed, &Segment{Seq: seq, Path: path, Instance: inst, Gzip: gz, Size: size})
 	s.bytes.Add(size)
 	return nil
+}
+
+// addRecovered remembers a recovered event ID, keeping the newest MaxRecovered (segments are
+// recovered in order, oldest first).
+func (s *Spool) addRecovered(it dedup.Item) {
+	s.recoveredN++
+	if s.o.MaxRecovered <= 0 || len(s.recovered) < s.o.MaxRecovered {
+		s.recovered = append(s.recovered, it)
+		return
+	}
+	s.recovered[s.recoveredNext] = it
+	s.recoveredNext = (s.recoveredNext + 1) % len(s.recovered)
 }
 
 func removeFile(path string) error {

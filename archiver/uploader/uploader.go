@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/backend"
@@ -53,10 +54,11 @@ type Uploader struct {
 	items []dedup.Item
 }
 
+// part is one object of a segment: its day's lines, encoded as they are read.
 type part struct {
-	day   string
-	lines []byte
-	n     int
+	day string
+	enc layout.ObjectEncoder
+	n   int
 }
 
 // New returns an uploader.
@@ -140,11 +142,10 @@ func (u *Uploader) remove(seg *spool.Segment) error {
 // Upload stores one segment's objects (retrying until success or ctx ends), journals its event
 // IDs, and removes it from the spool. Damaged records are set aside by the spool's reader.
 func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
-	for _, p := range u.parts {
-		p.lines, p.n = p.lines[:0], 0
-	}
 	parts := u.parts[:0]
 	u.items = u.items[:0]
+	// Each line goes into its day's encoder as the spool reads its record: neither the segment
+	// nor a copy of its uncompressed lines is held.
 	err := u.o.Spool.Read(seg, func(rec spool.Record) error {
 		var p *part
 		for _, x := range parts { // a segment holds one day, two around midnight
@@ -160,10 +161,11 @@ func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
 				p = &part{}
 				u.parts = append(u.parts, p)
 			}
-			p.day = rec.Day
+			p.day, p.n = rec.Day, 0
+			p.enc.Reset(seg.Gzip)
 			parts = append(parts, p)
 		}
-		p.lines = append(p.lines, rec.Line...)
+		p.enc.Write(rec.Line)
 		p.n++
 		u.items = append(u.items, dedup.Item{ID: rec.ID, At: rec.ReceivedAt})
 		return nil
@@ -174,7 +176,7 @@ func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
 	// Part numbers follow the order in which days first appear: deterministic for given bytes.
 	for i, p := range parts {
 		key := layout.ObjectKey(p.day, seg.Instance, seg.Seq, i, seg.Gzip)
-		body, err := layout.EncodeObject(p.lines, seg.Gzip)
+		body, err := p.enc.Bytes()
 		if err != nil {
 			return fmt.Errorf("encoding %s: %w", key, err)
 		}
@@ -191,11 +193,23 @@ func (u *Uploader) Upload(ctx context.Context, seg *spool.Segment) error {
 	if err := u.remove(seg); err != nil {
 		return err
 	}
-	// Shrink buffers after an unusually large segment.
-	for _, p := range u.parts {
-		if cap(p.lines) > 64<<20 {
-			p.lines = nil
+	// Keep the buffers of the usual one or two objects a segment makes; drop the rest, and any
+	// left unusually large by a big segment.
+	for i, p := range u.parts {
+		if i >= 2 || p.enc.Cap() > maxKeptObject {
+			p.enc.Release()
+			u.parts[i] = nil
 		}
+	}
+	u.parts = slices.DeleteFunc(u.parts, func(p *part) bool { return p == nil })
+	if cap(u.items) > maxKeptItems {
+		u.items = nil
 	}
 	return nil
 }
+
+// Bounds on what an uploader keeps between segments.
+const (
+	maxKeptObject = 16 << 20
+	maxKeptItems  = 1 << 16
+)
