@@ -360,10 +360,12 @@ const ReservedKey = "archive"
 // equivalence of strings.EqualFold), and the reserved key. Readers that match names
 // case-insensitively (encoding/json, DuckDB) would otherwise see the wrong one of two such keys.
 type foldSet struct {
-	small []string            // folded keys while there are few
-	big   map[string]struct{} // folded keys once there are many
-	names map[string]string   // folded -> first name as sent (for the message), with big
+	n     int
+	small [foldSmall]foldEntry // while there are few keys: no allocation per request
+	big   map[string]string    // folded -> first name as sent, once there are many
 }
+
+type foldEntry struct{ folded, name string }
 
 const foldSmall = 16
 
@@ -373,20 +375,7 @@ func (k *foldSet) add(key string) *Rejection {
 		return reject(http.StatusBadRequest, ReasonReservedKey, key,
 			"the body has a top-level key %q: \"archive\" is reserved for the record livehook adds; rename or nest it", truncate(key, 64))
 	}
-	var prev string
-	dup := false
-	if k.big != nil {
-		if _, dup = k.big[f]; dup {
-			prev = k.names[f]
-		}
-	} else {
-		for _, g := range k.small {
-			if g == f {
-				dup, prev = true, k.names[g]
-				break
-			}
-		}
-	}
+	prev, dup := k.lookup(f)
 	if dup {
 		if prev == key {
 			return reject(http.StatusBadRequest, ReasonDuplicateKey, key, "field %q appears more than once; send it once", truncate(key, 64))
@@ -394,23 +383,33 @@ func (k *foldSet) add(key string) *Rejection {
 		return reject(http.StatusBadRequest, ReasonDuplicateKey, key,
 			"fields %q and %q differ only in letter case; readers could take one for the other, send one", truncate(prev, 64), truncate(key, 64))
 	}
-	if k.names == nil {
-		k.names = make(map[string]string)
-	}
-	k.names[f] = key
-	if k.big == nil && len(k.small) < foldSmall {
-		k.small = append(k.small, f)
+	if k.big == nil && k.n < foldSmall {
+		k.small[k.n] = foldEntry{f, key}
+		k.n++
 		return nil
 	}
 	if k.big == nil {
-		k.big = make(map[string]struct{}, 2*foldSmall)
-		for _, g := range k.small {
-			k.big[g] = struct{}{}
+		k.big = make(map[string]string, 2*foldSmall)
+		for _, e := range k.small[:k.n] {
+			k.big[e.folded] = e.name
 		}
-		k.small = nil
 	}
-	k.big[f] = struct{}{}
+	k.big[f] = key
 	return nil
+}
+
+// lookup returns the name as sent of a key already seen with the same folded form.
+func (k *foldSet) lookup(folded string) (name string, ok bool) {
+	if k.big != nil {
+		name, ok = k.big[folded]
+		return name, ok
+	}
+	for _, e := range k.small[:k.n] {
+		if e.folded == folded {
+			return e.name, true
+		}
+	}
+	return "", false
 }
 
 // foldKey maps s to a canonical member of its case-folding class: each rune becomes the ASCII
