@@ -378,4 +378,10 @@ func TestUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"serve", "--ack", "nope"}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "--ack") {
 		t.Errorf("bad flag: %d %q", code, errb.String())
 	}
+	for _, v := range []string{"version", "--version"} {
+		out.Reset()
+		if code := run(context.Background(), []string{v}, &out, io.Discard); code != 0 || out.String() != "archiver "+version+"\n" {
+			t.Errorf("%s: %d %q", v, code, out.String())
+		}
+	}
 }

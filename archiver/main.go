@@ -31,9 +31,14 @@ Commands:
   sessions list push sessions (who streamed what, when) from the archive
   verify   check a day range against the signed digests (archiver serve --digest-key)
   compact  merge a day's objects of every replica into few, each callback once
+  version  print the version (stamped from the release tag)
 
 Run "archiver <command> -h" for the flags of a command.
 `
+
+// version is stamped at build time from the release tag (GoReleaser, make build):
+// go build -ldflags "-X main.version=1.2.3".
+var version = "dev"
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
@@ -55,6 +60,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return verify.Run(ctx, args[1:], stdout, stderr)
 	case "compact":
 		return compact.Run(ctx, args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "archiver", version)
+		return 0
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -150,6 +150,10 @@ func TestImage(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "usage: archiver") {
 		t.Errorf("archiver -h from the image layer: %v\n%s", err, out)
 	}
+	// The release stamps the tag's version into the binary (-X main.version).
+	if out, err := exec.Command(exe, "version").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "archiver "+s.Version {
+		t.Errorf("archiver version from the image layer = %q, %v; want %q", out, err, "archiver "+s.Version)
+	}
 	out, err = exec.Command(exe, "serve", "-h").CombinedOutput()
 	var ee *exec.ExitError
 	if (err != nil && !errors.As(err, &ee)) || !strings.Contains(string(out), "archiver serve") {

@@ -19,6 +19,9 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/emulator"
 )
 
+// version is stamped at build time from the release tag (GoReleaser): -X main.version=1.2.3.
+var version = "dev"
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
@@ -55,6 +58,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		cbBackoff = fs.Duration("callback-backoff", emulator.DefaultCallbackBackoff, "first pause between callback attempts (doubles)")
 		logLevel  = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat = fs.String("log-format", "text", "text or json")
+		showVer   = fs.Bool("version", false, "print the version and exit")
 	)
 	fs.Var(&domains, "domain", "push domain that exists (repeatable, or comma-separated)")
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +66,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			return 0
 		}
 		return 2
+	}
+	if *showVer {
+		fmt.Fprintln(stdout, "live-emulator", version)
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "live-emulator: unexpected arguments %q\n", fs.Args())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,6 +92,14 @@ func TestBinary(t *testing.T) {
 	st, err := os.ReadFile(state)
 	if err != nil || !strings.Contains(string(st), "hooks.example.com") {
 		t.Fatalf("state file after the run: %v %s", err, st)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if code := run([]string{"-version"}, &out, io.Discard, func(string) string { return "" }); code != 0 || out.String() != "live-emulator "+version+"\n" {
+		t.Errorf("-version: exit %d, %q", code, out.String())
 	}
 }
 
