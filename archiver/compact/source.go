@@ -19,7 +19,7 @@ import (
 // cacheLimit bounds the decoded input objects held at once while the compacted lines are
 // gathered. Objects are evicted after their last needed line anyway; the bound matters only
 // when many objects overlap in time (then an evicted object is read again when needed).
-const cacheLimit = 64 << 20
+var cacheLimit int64 = 64 << 20
 
 // ref locates one kept record in the day's inputs. It holds no pointers, so a day's worth of them
 // is one flat allocation the garbage collector does not scan.
