@@ -8,6 +8,11 @@
 // (2) the compacted objects, (3) reading them back, (4) with --delete-originals a second digest
 // naming the originals as removed, (5) the deletions. Names and bytes are deterministic, so a
 // rerun after a crash at any step writes the same objects (a no-op Put) and finishes the rest.
+//
+// Memory stays far below the day's size: the first pass keeps one small index entry per distinct
+// callback, and the compacted objects are built twice (once for their digest entries and the
+// name's hash, once to write them) from lines read back out of the inputs in output order, each
+// input decoded while it is needed.
 package compact
 
 import (
@@ -63,11 +68,6 @@ type Result struct {
 	DigestKeys []string
 }
 
-type record struct {
-	at   string // received_at (fixed width: sorts as time)
-	line []byte // with its '\n'
-}
-
 // Compact runs one compaction of o.Day.
 func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	var res Result
@@ -115,7 +115,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	}
 	// The day is never held in memory: a first pass keeps only a small index entry per distinct
 	// callback (refs), and the compacted lines are read back from the inputs in output order.
-	src := newSource(ctx, store, o.Day)
+	src := newSource(ctx, store)
 	byID := map[[32]byte]int32{} // identity -> index in refs
 	var refs []ref
 	for _, ob := range objs {
@@ -175,8 +175,6 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 			}
 		}
 	}
-	clear(byID)
-	byID = nil
 	if res.Records == 0 {
 		log.Info("nothing to compact", "day", o.Day, "objects", res.Inputs)
 		res.Unchanged = true
@@ -204,7 +202,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	h := sha256.New()
 	entries := make([]digest.Entry, len(chunks))
 	// The key's only part in the entry besides its name is the extension (gzip or not).
-	provisional := layout.CompactedKey(o.Day, "", 1, 1, o.Gzip)
+	provisional := layout.CompactedKey(o.Day, strings.Repeat("0", 16), 1, 1, o.Gzip)
 	var enc layout.ObjectEncoder
 	for i, c := range chunks {
 		body, err := src.encode(&enc, c, o.Gzip, h)

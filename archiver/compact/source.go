@@ -53,7 +53,6 @@ func (r ref) bytes(lines []byte) []byte {
 type source struct {
 	ctx   context.Context
 	store storage.Getter
-	day   string
 	keys  []string
 	gz    []bool
 	sums  map[string]string // key -> sha256 of the stored bytes, as read in the first pass
@@ -70,8 +69,8 @@ type cached struct {
 	used  uint64
 }
 
-func newSource(ctx context.Context, store storage.Getter, day string) *source {
-	return &source{ctx: ctx, store: store, day: day, sums: map[string]string{}, cache: map[int32]*cached{}}
+func newSource(ctx context.Context, store storage.Getter) *source {
+	return &source{ctx: ctx, store: store, sums: map[string]string{}, cache: map[int32]*cached{}}
 }
 
 // add reads the next input object and returns its index and decoded lines. Only this object
