@@ -187,8 +187,8 @@ func TestCompactMatchesOracle(t *testing.T) {
 			noNL(obj("ra", 3, false, a(`{"s":"c"}`, 3*time.Second, "ra"))),
 		}, 2*int64(len(line(a(`{"s":"a"}`, time.Second, "ra")))) - 1, true},
 		{"every line its own object", randomDay(1, 300, 40), 1, true},
-		{"random day, split", randomDay(2, 3000, 25), 20 << 10, true},
-		{"random day, plain, one object", randomDay(3, 3000, 7), 1 << 30, false},
+		{"random day, split", randomDay(2, 1500, 25), 20 << 10, true},
+		{"random day, plain, one object", randomDay(3, 1500, 7), 1 << 30, false},
 	}
 	for _, c := range cases {
 		for _, limit := range []int64{64 << 20, 1} {
