@@ -8,6 +8,11 @@
 // (2) the compacted objects, (3) reading them back, (4) with --delete-originals a second digest
 // naming the originals as removed, (5) the deletions. Names and bytes are deterministic, so a
 // rerun after a crash at any step writes the same objects (a no-op Put) and finishes the rest.
+//
+// Memory stays far below the day's size: the first pass keeps one small index entry per distinct
+// callback, and the compacted objects are built twice (once for their digest entries and the
+// name's hash, once to write them) from lines read back out of the inputs in output order, each
+// input decoded while it is needed.
 package compact
 
 import (
@@ -18,15 +23,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
@@ -64,11 +66,6 @@ type Result struct {
 	Deleted    []string
 	Unchanged  bool // the day was already compacted: nothing written or removed
 	DigestKeys []string
-}
-
-type record struct {
-	at   string // received_at (fixed width: sorts as time)
-	line []byte // with its '\n'
 }
 
 // Compact runs one compaction of o.Day.
@@ -116,51 +113,65 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 			return res, nil
 		}
 	}
-	inputs := map[string]string{} // key -> sha256
-	best := map[[32]byte]record{}
+	// The day is never held in memory: a first pass keeps only a small index entry per distinct
+	// callback (refs), and the compacted lines are read back from the inputs in output order.
+	src := newSource(ctx, store)
+	byID := map[[32]byte]int32{} // identity -> index in refs
+	var refs []ref
 	for _, ob := range objs {
-		ok, gz := layout.IsObjectKey(ob.Key)
-		if !ok {
+		if ok, _ := layout.IsObjectKey(ob.Key); !ok {
 			continue
 		}
-		body, err := storage.ReadAll(ctx, store, ob.Key)
+		obj, lines, err := src.add(ob.Key)
 		if err != nil {
-			return res, fmt.Errorf("reading %s: %w", ob.Key, err)
+			return res, err
 		}
-		inputs[ob.Key] = digest.Sum(body)
 		res.Inputs++
-		lines := body
-		if gz {
-			zr, err := gzip.NewReader(bytes.NewReader(body))
-			if err != nil {
-				return res, fmt.Errorf("reading %s: not gzip: %w (move it out of the day to compact the rest)", ob.Key, err)
-			}
-			lines, err = io.ReadAll(zr)
-			if err != nil {
-				return res, fmt.Errorf("reading %s: %w", ob.Key, err)
-			}
-		}
-		for len(lines) > 0 {
-			i := bytes.IndexByte(lines, '\n')
-			var line []byte
-			if i < 0 {
-				line, lines = append(lines[:len(lines):len(lines)], '\n'), nil
+		for off := 0; off < len(lines); {
+			n := bytes.IndexByte(lines[off:], '\n')
+			r := ref{obj: obj, off: int64(off)}
+			if n < 0 {
+				n, r.addNL = len(lines)-off, true
 			} else {
-				line, lines = lines[:i+1], lines[i+1:]
+				n++
 			}
-			if len(bytes.TrimSpace(line)) == 0 {
+			raw := lines[off : off+n]
+			off += n
+			if len(bytes.TrimSpace(raw)) == 0 {
 				continue
 			}
-			at := digest.ReceivedAt(line)
+			if n > math.MaxInt32 {
+				return res, fmt.Errorf("%s: a line longer than 2 GiB: not an archive object", ob.Key)
+			}
+			r.n = int32(n)
+			at := digest.ReceivedAt(raw)
 			if at == nil {
 				return res, fmt.Errorf("%s: a line without archive.received_at: not an archive object", ob.Key)
 			}
 			res.Records++
 			// Identity: everything before the archive field (the body as received).
-			id := sha256.Sum256(line[:bytes.LastIndex(line, []byte(`"archive":{"received_at":"`))])
-			r := record{at: string(at), line: line}
-			if cur, ok := best[id]; !ok || r.at < cur.at || (r.at == cur.at && bytes.Compare(r.line, cur.line) < 0) {
-				best[id] = r
+			id := sha256.Sum256(raw[:bytes.LastIndex(raw, []byte(`"archive":{"received_at":"`))])
+			i, seen := byID[id]
+			if !seen {
+				r.atOff, r.atLen = src.addAt(at)
+				byID[id] = int32(len(refs))
+				refs = append(refs, r)
+				continue
+			}
+			// The earliest copy wins; on equal received_at the smaller line (ties are rare, so
+			// reading the current winner's line back is cheap overall).
+			cur := refs[i]
+			c := bytes.Compare(at, src.at(cur))
+			if c == 0 {
+				curLine, err := src.line(cur)
+				if err != nil {
+					return res, err
+				}
+				c = bytes.Compare(r.bytes(lines), curLine)
+			}
+			if c < 0 {
+				r.atOff, r.atLen = src.addAt(at)
+				refs[i] = r
 			}
 		}
 	}
@@ -169,59 +180,46 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		res.Unchanged = true
 		return res, nil
 	}
-	recs := make([]record, 0, len(best))
-	for _, r := range best {
-		recs = append(recs, r)
+	if err := src.sort(refs); err != nil {
+		return res, err
 	}
-	clear(best) // the records now live in recs; let the map's copy go before sorting
-	sort.Slice(recs, func(i, j int) bool {
-		if recs[i].at != recs[j].at {
-			return recs[i].at < recs[j].at
-		}
-		return bytes.Compare(recs[i].line, recs[j].line) < 0
-	})
-	res.Kept, res.Collapsed = len(recs), res.Records-len(recs)
+	res.Kept, res.Collapsed = len(refs), res.Records-len(refs)
 
-	// 2. Plan the compacted objects: split by FlushBytes, name by the hash of all lines.
-	h := sha256.New()
-	var chunks [][]record
-	var cur []record
+	// 2. Plan the compacted objects: split by FlushBytes (line lengths alone decide it), name by
+	// the hash of all lines. Each object's digest entry is computed from its bytes, which are
+	// then dropped and built again when written.
+	var chunks [][]ref
 	var curBytes int64
-	for _, r := range recs {
-		h.Write(r.line)
-		if len(cur) > 0 && curBytes+int64(len(r.line)) > o.FlushBytes {
-			chunks, cur, curBytes = append(chunks, cur), nil, 0
+	from := 0
+	for i, r := range refs {
+		if i > from && curBytes+r.size() > o.FlushBytes {
+			chunks, from, curBytes = append(chunks, refs[from:i]), i, 0
 		}
-		cur = append(cur, r)
-		curBytes += int64(len(r.line))
+		curBytes += r.size()
 	}
-	chunks = append(chunks, cur)
-	setHash := hex.EncodeToString(h.Sum(nil))
-	type out struct {
-		key   string
-		body  []byte
-		entry digest.Entry
-	}
-	outs := make([]out, len(chunks))
-	outKeys := map[string]bool{}
-	var buf []byte
+	chunks = append(chunks, refs[from:])
+	src.plan(refs)
+	h := sha256.New()
+	entries := make([]digest.Entry, len(chunks))
+	// The key's only part in the entry besides its name is the extension (gzip or not).
+	provisional := layout.CompactedKey(o.Day, strings.Repeat("0", 16), 1, 1, o.Gzip)
+	var enc layout.ObjectEncoder
 	for i, c := range chunks {
-		buf = buf[:0]
-		for _, r := range c {
-			buf = append(buf, r.line...)
-		}
-		key := layout.CompactedKey(o.Day, setHash, i+1, len(chunks), o.Gzip)
-		body, err := layout.EncodeObject(buf, o.Gzip)
+		body, err := src.encode(&enc, c, o.Gzip, h)
 		if err != nil {
 			return res, err
 		}
-		e, err := digest.Describe(key, body)
-		if err != nil {
+		if entries[i], err = digest.Describe(provisional, body); err != nil {
 			return res, err
 		}
-		outs[i] = out{key: key, body: body, entry: e}
-		outKeys[key] = true
 	}
+	setHash := hex.EncodeToString(h.Sum(nil))
+	outKeys := map[string]bool{}
+	for i := range entries {
+		entries[i].Key = layout.CompactedKey(o.Day, setHash, i+1, len(chunks), o.Gzip)
+		outKeys[entries[i].Key] = true
+	}
+	inputs := src.sums
 	var removals []digest.Removed
 	for k, sum := range inputs {
 		if !outKeys[k] {
@@ -230,14 +228,14 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	}
 	slices.SortFunc(removals, func(a, b digest.Removed) int { return compareStr(a.Key, b.Key) })
 	allPresent := true
-	for _, ob := range outs {
-		if inputs[ob.key] != ob.entry.SHA256 {
+	for _, e := range entries {
+		if inputs[e.Key] != e.SHA256 {
 			allPresent = false
 		}
 	}
 	if allPresent && len(removals) == 0 {
 		res.Unchanged = true
-		log.Info("day already compacted; nothing to do", "day", o.Day, "objects", len(outs), "records", res.Kept)
+		log.Info("day already compacted; nothing to do", "day", o.Day, "objects", len(entries), "records", res.Kept)
 		return res, nil
 	}
 
@@ -250,10 +248,6 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		}
 	} else {
 		log.Warn("no --digest-key: the compacted objects are in no digest, so archiver verify will report them as unlisted")
-	}
-	entries := make([]digest.Entry, len(outs))
-	for i, ob := range outs {
-		entries[i] = ob.entry
 	}
 	writeDigest := func(removed []digest.Removed) error {
 		if chain == nil {
@@ -286,33 +280,41 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	}
 
 	// 4. Write, then read back and check.
-	for _, ob := range outs {
-		if inputs[ob.key] == ob.entry.SHA256 {
+	for i, e := range entries {
+		if inputs[e.Key] == e.SHA256 {
 			continue
 		}
-		if err := store.Put(ctx, ob.key, ob.body, layout.ContentType); err != nil {
-			return res, fmt.Errorf("writing %s: %w", ob.key, err)
+		body, err := src.encode(&enc, chunks[i], o.Gzip, nil)
+		if err != nil {
+			return res, err
 		}
-		res.Written = append(res.Written, ob.key)
+		if digest.Sum(body) != e.SHA256 {
+			return res, fmt.Errorf("writing %s: its lines read differently the second time (an object of day %s changed during compaction?); nothing removed, rerun", e.Key, o.Day)
+		}
+		if err := store.Put(ctx, e.Key, body, layout.ContentType); err != nil {
+			return res, fmt.Errorf("writing %s: %w", e.Key, err)
+		}
+		res.Written = append(res.Written, e.Key)
 	}
+	enc.Reset(false) // drop the last object's bytes before reading back
 	if err := step("written"); err != nil {
 		return res, err
 	}
-	for _, ob := range outs {
-		b, err := storage.ReadAll(ctx, store, ob.key)
+	for _, want := range entries {
+		b, err := storage.ReadAll(ctx, store, want.Key)
 		if err != nil {
-			return res, fmt.Errorf("reading back %s: %w", ob.key, err)
+			return res, fmt.Errorf("reading back %s: %w", want.Key, err)
 		}
-		e, err := digest.Describe(ob.key, b)
-		if err != nil || e.SHA256 != ob.entry.SHA256 || e.Records != ob.entry.Records {
-			return res, fmt.Errorf("reading back %s: it is not what was written (sha256 %s, %d records; want %s, %d records); originals kept", ob.key, e.SHA256, e.Records, ob.entry.SHA256, ob.entry.Records)
+		e, err := digest.Describe(want.Key, b)
+		if err != nil || e.SHA256 != want.SHA256 || e.Records != want.Records {
+			return res, fmt.Errorf("reading back %s: it is not what was written (sha256 %s, %d records; want %s, %d records); originals kept", want.Key, e.SHA256, e.Records, want.SHA256, want.Records)
 		}
 	}
 	if err := step("checked"); err != nil {
 		return res, err
 	}
 	if !o.DeleteOriginals || len(removals) == 0 {
-		log.Info("compacted", "day", o.Day, "inputs", res.Inputs, "records", res.Records, "kept", res.Kept, "objects", len(outs), "originals_kept", len(removals))
+		log.Info("compacted", "day", o.Day, "inputs", res.Inputs, "records", res.Records, "kept", res.Kept, "objects", len(entries), "originals_kept", len(removals))
 		return res, nil
 	}
 
@@ -340,7 +342,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	if err := step("deleted"); err != nil {
 		return res, err
 	}
-	log.Info("compacted", "day", o.Day, "inputs", res.Inputs, "records", res.Records, "kept", res.Kept, "objects", len(outs), "deleted", len(res.Deleted))
+	log.Info("compacted", "day", o.Day, "inputs", res.Inputs, "records", res.Records, "kept", res.Kept, "objects", len(entries), "deleted", len(res.Deleted))
 	return res, nil
 }
 
