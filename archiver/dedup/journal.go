@@ -246,43 +246,16 @@ func (j *Journal) compact(collect bool) ([]Item, int, error) {
 // syncs it and renames it over the journal (and syncs the directory): readers see the old journal
 // or the new one, never a torn one.
 func (j *Journal) replace(write func(*bufio.Writer) error) error {
-	dir := filepath.Dir(j.path)
-	f, err := os.CreateTemp(dir, fsutil.TempPrefix+filepath.Base(j.path)+"-*")
+	err := fsutil.ReplaceFile(j.path, 0o600, func(w *bufio.Writer) error {
+		if _, err := w.WriteString(journalMagic); err != nil {
+			return err
+		}
+		return write(w)
+	})
 	if err != nil {
 		return fmt.Errorf("compacting dedup journal: %w", err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 64<<10)
-	if _, err := w.WriteString(journalMagic); err != nil {
-		return fmt.Errorf("compacting dedup journal: %w", err)
-	}
-	if err := write(w); err != nil {
-		return fmt.Errorf("compacting dedup journal: %w", err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("compacting dedup journal: %w", err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("compacting dedup journal: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("compacting dedup journal: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("compacting dedup journal: %w", err)
-	}
-	if err := os.Rename(tmp, j.path); err != nil {
-		return fmt.Errorf("compacting dedup journal: %w", err)
-	}
-	ok = true
-	return fsutil.SyncDir(dir)
+	return nil
 }
 
 // Append durably records items (one write, one fdatasync). It returns only once they are on disk.

@@ -3,6 +3,7 @@
 package fsutil
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,6 +29,15 @@ const TempPrefix = ".tmp-"
 // WriteFileAtomic replaces path with data durably: temp file, fsync, rename, fsync of the directory.
 // Readers see the old content or the new, never a torn file.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return ReplaceFile(path, perm, func(w *bufio.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// ReplaceFile is WriteFileAtomic for content written as a stream by write (into a buffered
+// writer over the temp file), so a large file never has to be held in memory.
+func ReplaceFile(path string, perm os.FileMode, write func(*bufio.Writer) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, TempPrefix+filepath.Base(path)+"-*")
 	if err != nil {
@@ -41,7 +51,11 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	w := bufio.NewWriterSize(f, 64<<10)
+	if err := write(w); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := w.Flush(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := f.Chmod(perm); err != nil {
