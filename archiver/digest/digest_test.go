@@ -292,3 +292,63 @@ func FuzzDecode(f *testing.F) {
 		_, _ = digest.Describe("dt=2026-11-26/x-00000000000000000001-000.jsonl", b)
 	})
 }
+
+// lostAnswerStore stores every Put but reports the first digest Put as failed, like an S3 PUT
+// whose answer was cut off after the server kept the object.
+type lostAnswerStore struct {
+	storage.Store
+	lost bool
+}
+
+func (s *lostAnswerStore) Put(ctx context.Context, key string, body []byte, contentType string) error {
+	err := s.Store.Put(ctx, key, body, contentType)
+	if err == nil && !s.lost && strings.HasPrefix(key, digest.Prefix) {
+		s.lost = true
+		return errors.New("connection reset after the request was sent")
+	}
+	return err
+}
+
+// TestChainUnsentDigestIsRetriedNotRemade: a digest whose Put failed (perhaps after the store kept
+// it) is stored unchanged before the next one, its entries are not listed twice, and the chain
+// does not fork (two digests with one sequence number).
+func TestChainUnsentDigestIsRetriedNotRemade(t *testing.T) {
+	ctx := context.Background()
+	st := &lostAnswerStore{Store: fileStore(t)}
+	key := newKey(t)
+	now := time.Now().UTC()
+	c, err := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := digest.NewRecorder(st, nil, nil)
+	w := &digest.Writer{Recorder: rec, Chain: c, Interval: time.Hour}
+	w.Start()
+	obj := layout.ObjectKey(layout.Day(now, nil), "host-a", 1, 0, false)
+	if err := rec.Put(ctx, obj, layout.AppendRecord(nil, []byte(`{"a":1}`), layout.Archive{ReceivedAt: now}), layout.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx, digest.KindHourly); !errors.Is(err, digest.ErrUnsent) {
+		t.Fatalf("first flush: %v, want ErrUnsent", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := st.List(ctx, digest.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := map[uint64]int{}
+	listed := 0
+	for _, o := range objs {
+		p, err := digest.Decode(readKey(t, st, o.Key), key.Public().(ed25519.PublicKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[p.Seq]++
+		listed += len(p.Objects)
+	}
+	if len(objs) != 2 || seqs[1] != 1 || seqs[2] != 1 || listed != 1 {
+		t.Fatalf("%d digests, sequence numbers %v, %d objects listed; want seq 1 and 2 once each and the object listed once", len(objs), seqs, listed)
+	}
+}

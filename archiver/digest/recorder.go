@@ -39,7 +39,22 @@ type Chain struct {
 	prev *Link
 	last *Payload // the previous digest's payload (nil for a new chain)
 	seq  uint64
+	// unsent is a digest signed but not confirmed stored (the Put failed, perhaps after the store
+	// kept it). It is retried as it is before anything else: a second digest with its sequence
+	// number would fork the chain.
+	unsent *sealed
 }
+
+type sealed struct {
+	key     string
+	body    []byte
+	payload Payload
+}
+
+// ErrUnsent is wrapped by Write when the digest was signed but could not be stored: it is kept
+// and stored, unchanged, before the chain's next digest, so the entries in it are not lost and
+// must not be listed again.
+var ErrUnsent = errors.New("digest signed but not yet stored; it is retried before the next one")
 
 // OpenChain continues instance's chain: it looks for the instance's latest digest (under the UTC
 // days from now back lookBackDays; only under dateDir when dateDir is not zero, for compaction
@@ -101,6 +116,12 @@ func (c *Chain) Previous() *Link {
 func (c *Chain) Write(ctx context.Context, p Payload, dateDir time.Time) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.unsent != nil {
+		if err := c.put(ctx, c.unsent); err != nil {
+			return "", err
+		}
+		c.advance(c.unsent)
+	}
 	p.Instance, p.Seq, p.Previous = c.instance, c.seq+1, c.prev
 	end, err := ParseTime(p.End)
 	if err != nil {
@@ -110,17 +131,32 @@ func (c *Chain) Write(ctx context.Context, p Payload, dateDir time.Time) (string
 	if err != nil {
 		return "", err
 	}
-	key := Key(dateDir, c.instance, end, p.Seq, p.Kind)
-	if err := c.store.Put(ctx, key, b, ContentType); err != nil {
-		return "", fmt.Errorf("writing digest %s: %w", key, err)
+	d := &sealed{key: Key(dateDir, c.instance, end, p.Seq, p.Kind), body: b, payload: p}
+	if err := c.put(ctx, d); err != nil {
+		c.unsent = d
+		return "", fmt.Errorf("%w: %w", ErrUnsent, err)
+	}
+	c.advance(d)
+	return d.key, nil
+}
+
+// put stores a sealed digest (a conditional create: a retry after a lost answer finds its own
+// bytes and succeeds) and applies retention.
+func (c *Chain) put(ctx context.Context, d *sealed) error {
+	if err := c.store.Put(ctx, d.key, d.body, ContentType); err != nil {
+		return fmt.Errorf("writing digest %s: %w", d.key, err)
 	}
 	if c.retain != nil {
-		if err := c.retain(ctx, key); err != nil {
-			return "", fmt.Errorf("setting retention on digest %s: %w", key, err)
+		if err := c.retain(ctx, d.key); err != nil {
+			return fmt.Errorf("setting retention on digest %s: %w", d.key, err)
 		}
 	}
-	c.prev, c.seq, c.last = &Link{Key: key, SHA256: Sum(b)}, p.Seq, &p
-	return key, nil
+	return nil
+}
+
+func (c *Chain) advance(d *sealed) {
+	p := d.payload
+	c.prev, c.seq, c.last, c.unsent = &Link{Key: d.key, SHA256: Sum(d.body)}, p.Seq, &p, nil
 }
 
 // Recorder is a storage.Putter decorator: every successful Put is described (Describe) and kept
@@ -339,8 +375,10 @@ func (w *Writer) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		// A failed write keeps the entries; the next tick (or Close) writes them.
-		fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		// A failed write keeps the entries; the next tick (or Close) writes them. Close does not
+		// cancel a write under way (it waits for it): a Put cut off after the store kept the
+		// object would leave a digest the chain does not know about.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		if err := w.Flush(fctx, KindHourly); err != nil && ctx.Err() == nil {
 			w.logger().Error("writing the digest failed; its objects go into the next digest", "error", err)
 		}
@@ -356,6 +394,12 @@ func (w *Writer) Flush(ctx context.Context, kind string) error {
 	entries := w.Recorder.Take()
 	p := Payload{Kind: kind, Start: FormatTime(w.start), End: FormatTime(end), Objects: entries, CreatedAt: FormatTime(end)}
 	key, err := w.Chain.Write(ctx, p, end)
+	if errors.Is(err, ErrUnsent) {
+		// The signed digest holds the entries and covers the span up to end; it is stored
+		// before the next one.
+		w.start = end
+		return err
+	}
 	if err != nil {
 		w.Recorder.Restore(entries)
 		return err
