@@ -5,46 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
-
-// memStore is an in-memory storage.Putter for these narrow unit tests (the integration tests use a real
-// VersityGW). fail makes the next n Puts fail; gate, when set, blocks each Put until it receives.
-type memStore struct {
-	mu    sync.Mutex
-	objs  map[string][]byte
-	puts  int
-	fail  int
-	gate  chan struct{}
-	began chan struct{}
-}
-
-func newMem() *memStore { return &memStore{objs: map[string][]byte{}, began: make(chan struct{}, 100)} }
-
-func (m *memStore) Put(ctx context.Context, key string, body []byte, _ string) error {
-	m.began <- struct{}{}
-	if m.gate != nil {
-		select {
-		case <-m.gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.puts++
-	if m.fail > 0 {
-		m.fail--
-		return errors.New("injected failure")
-	}
-	m.objs[key] = append([]byte(nil), body...)
-	return nil
-}
 
 func entry(i int, day string) *sink.Entry {
 	e := sink.NewEntry()
@@ -56,14 +23,14 @@ func entry(i int, day string) *sink.Entry {
 
 func TestBatcherGroupCommit(t *testing.T) {
 	t.Parallel()
-	st := newMem()
-	st.gate = make(chan struct{})
+	st := archivetest.NewMemStore()
+	st.Gate = make(chan struct{})
 	b := New(Options{Store: st, Instance: "i", FlushInterval: time.Hour, Metrics: metrics.NewArchiver(nil)})
 	first := entry(0, "2026-11-26")
 	if err := b.Submit(first); err != nil {
 		t.Fatal(err)
 	}
-	<-st.began // the store was idle: the first event's Put starts at once
+	<-st.Began // the store was idle: the first event's Put starts at once
 	var rest []*sink.Entry
 	for i := 1; i <= 10; i++ { // these gather while that Put runs
 		e := entry(i, "2026-11-26")
@@ -72,7 +39,7 @@ func TestBatcherGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(st.gate)
+	close(st.Gate)
 	for _, e := range append(rest, first) {
 		if err := <-e.Done; err != nil {
 			t.Fatal(err)
@@ -81,8 +48,8 @@ func TestBatcherGroupCommit(t *testing.T) {
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if st.puts != 2 {
-		t.Fatalf("%d Puts for 11 events, want 2 (one while idle, one for what gathered)", st.puts)
+	if st.Puts() != 2 {
+		t.Fatalf("%d Puts for 11 events, want 2 (one while idle, one for what gathered)", st.Puts())
 	}
 	if err := b.Submit(entry(99, "2026-11-26")); !errors.Is(err, sink.ErrClosed) {
 		t.Fatalf("Submit after Close: %v", err)
@@ -91,16 +58,16 @@ func TestBatcherGroupCommit(t *testing.T) {
 
 func TestBatcherFailureAnswersEveryEvent(t *testing.T) {
 	t.Parallel()
-	st := newMem()
-	st.fail = 1 << 30
+	st := archivetest.NewMemStore()
+	st.Fail = 1 << 30
 	b := New(Options{Store: st, Instance: "i", Timeout: 100 * time.Millisecond, Metrics: metrics.NewArchiver(nil)})
 	e := entry(1, "2026-11-26")
 	b.Submit(e)
 	if err := <-e.Done; err == nil || !strings.Contains(err.Error(), "did not take the event") {
 		t.Fatalf("outcome %v, want a store error", err)
 	}
-	if st.puts < 2 {
-		t.Errorf("%d attempts, want retries within the timeout", st.puts)
+	if st.Puts() < 2 {
+		t.Errorf("%d attempts, want retries within the timeout", st.Puts())
 	}
 }
 
@@ -108,8 +75,8 @@ func TestBatcherFailureAnswersEveryEvent(t *testing.T) {
 // Retry-After) and Health says it is not accepting; room returns once the store takes the batch.
 func TestBatcherMemoryBudget(t *testing.T) {
 	t.Parallel()
-	st := newMem()
-	st.gate = make(chan struct{})
+	st := archivetest.NewMemStore()
+	st.Gate = make(chan struct{})
 	b := New(Options{Store: st, Instance: "i", FlushInterval: time.Hour, MaxPending: 64, Metrics: metrics.NewArchiver(nil)})
 	var accepted []*sink.Entry
 	var err error
@@ -125,7 +92,7 @@ func TestBatcherMemoryBudget(t *testing.T) {
 	if h := b.Health(); h.Accepting {
 		t.Fatalf("Health %+v while over budget; want not accepting", h)
 	}
-	close(st.gate)
+	close(st.Gate)
 	for _, e := range accepted {
 		if err := <-e.Done; err != nil {
 			t.Fatal(err)

@@ -2,14 +2,11 @@ package uploader
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,60 +17,11 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 	"github.com/livehook/terraform-provider-livehook/internal/backoff"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
-
-// memStore is an in-memory storage.Putter for these narrow unit tests (the integration tests use a real
-// VersityGW). fail makes the next n Puts fail; gate, when set, blocks each Put until it receives.
-type memStore struct {
-	mu    sync.Mutex
-	objs  map[string][]byte
-	puts  int
-	fail  int
-	gate  chan struct{}
-	began chan struct{}
-}
-
-func newMem() *memStore { return &memStore{objs: map[string][]byte{}, began: make(chan struct{}, 100)} }
 
 // fast is a backoff for tests.
 var fast = backoff.Policy{Initial: time.Millisecond, Max: 5 * time.Millisecond}
-
-func (m *memStore) Put(ctx context.Context, key string, body []byte, _ string) error {
-	m.began <- struct{}{}
-	if m.gate != nil {
-		select {
-		case <-m.gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.puts++
-	if m.fail > 0 {
-		m.fail--
-		return errors.New("injected failure")
-	}
-	if old, ok := m.objs[key]; ok {
-		if string(old) == string(body) {
-			return nil
-		}
-		return fmt.Errorf("put %s: %w", key, storage.ErrExists)
-	}
-	m.objs[key] = append([]byte(nil), body...)
-	return nil
-}
-
-func (m *memStore) keys() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for k := range m.objs {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
 
 func entry(i int, day string) *sink.Entry {
 	e := sink.NewEntry()
@@ -104,14 +52,14 @@ func TestUploaderSplitsDaysRetriesAndJournals(t *testing.T) {
 		}
 	}
 	sp.Close(context.Background())
-	st := newMem()
-	st.fail = 2
+	st := archivetest.NewMemStore()
+	st.Fail = 2
 	m := metrics.NewArchiver(nil)
 	u := New(Options{Store: st, Spool: sp, Journal: j, Metrics: m, Backoff: fast})
 	if err := u.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	keys := st.keys()
+	keys := st.Keys()
 	// Day change seals after the commit holding it, so: segment 1 = 26,26,27 (two parts), segment 2 = 26.
 	if len(keys) != 3 {
 		t.Fatalf("objects %v, want 3", keys)
@@ -152,13 +100,13 @@ func TestUploaderSetsAsideUnreadableSegment(t *testing.T) {
 		t.Fatalf("segments %v", segs)
 	}
 	os.WriteFile(segs[0], []byte("not a segment"), 0o600) // damaged after recovery
-	st := newMem()
+	st := archivetest.NewMemStore()
 	m := metrics.NewArchiver(nil)
 	u := New(Options{Store: st, Spool: sp, Metrics: m, Backoff: fast})
 	if err := u.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := st.keys(); len(got) != 1 {
+	if got := st.Keys(); len(got) != 1 {
 		t.Fatalf("objects %v, want the readable segment's one", got)
 	}
 	if _, err := os.Stat(segs[0] + ".unreadable"); err != nil {
@@ -183,21 +131,21 @@ func TestUploaderNeverOverwrites(t *testing.T) {
 	}
 	sp.Close(context.Background())
 	seg, _ := sp.Next(context.Background())
-	st := newMem()
+	st := archivetest.NewMemStore()
 	taken := layout.ObjectKey("2026-11-26", "inst", seg.Seq, 0, false)
-	st.objs[taken] = []byte("someone else's object\n")
+	st.SetObject(taken, []byte("someone else's object\n"))
 	m := metrics.NewArchiver(nil)
 	if err := New(Options{Store: st, Spool: sp, Metrics: m, Backoff: fast}).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if string(st.objs[taken]) != "someone else's object\n" {
-		t.Fatalf("existing object replaced: %q", st.objs[taken])
+	if string(st.Object(taken)) != "someone else's object\n" {
+		t.Fatalf("existing object replaced: %q", st.Object(taken))
 	}
-	keys := st.keys()
+	keys := st.Keys()
 	if len(keys) != 2 || m.ObjectConflicts.Value() != 1 || m.Stored.Value() != 1 {
 		t.Fatalf("objects %v, conflicts %d, stored %d; want the old one and a fresh name, 1, 1", keys, m.ObjectConflicts.Value(), m.Stored.Value())
 	}
-	fresh := layout.ConflictKey(taken, st.objs[keys[0]])
+	fresh := layout.ConflictKey(taken, st.Object(keys[0]))
 	if keys[0] != fresh && keys[1] != fresh {
 		t.Fatalf("fresh name not ConflictKey: %v", keys)
 	}
@@ -205,12 +153,12 @@ func TestUploaderNeverOverwrites(t *testing.T) {
 
 // hookStore calls after once a Put succeeded.
 type hookStore struct {
-	*memStore
+	*archivetest.MemStore
 	after func()
 }
 
 func (h hookStore) Put(ctx context.Context, key string, body []byte, ct string) error {
-	err := h.memStore.Put(ctx, key, body, ct)
+	err := h.MemStore.Put(ctx, key, body, ct)
 	if err == nil && h.after != nil {
 		h.after()
 	}
@@ -231,17 +179,15 @@ func TestUploaderRemoveFailureDoesNotReupload(t *testing.T) {
 	sp.Submit(e)
 	<-e.Done
 	sp.Close(context.Background())
-	st := newMem()
+	st := archivetest.NewMemStore()
 	// Once the object is stored, the spool directory turns read-only: the segment can still be
 	// read, but not removed.
 	hs := hookStore{st, func() { readOnly(t, dir) }}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_ = New(Options{Store: hs, Spool: sp, Metrics: metrics.NewArchiver(nil), Backoff: backoff.Policy{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}}).Run(ctx)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.puts != 1 {
-		t.Fatalf("%d Puts while the segment could not be removed, want 1", st.puts)
+	if st.Puts() != 1 {
+		t.Fatalf("%d Puts while the segment could not be removed, want 1", st.Puts())
 	}
 }
 
@@ -297,15 +243,15 @@ func TestUploaderDamagedRecord(t *testing.T) {
 	at := strings.Index(string(b), `{"n":200}`)
 	b[at+5] ^= 0x01 // "200" -> "201" in the payload: the checksum no longer matches
 	os.WriteFile(seg.Path, b, 0o600)
-	st := newMem()
+	st := archivetest.NewMemStore()
 	if err := New(Options{Store: st, Spool: sp, Metrics: metrics.NewArchiver(nil), Backoff: fast}).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	keys := st.keys()
+	keys := st.Keys()
 	if len(keys) != 1 {
 		t.Fatalf("objects %v", keys)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(st.objs[keys[0]]), "\n"), "\n")
+	lines := strings.Split(strings.TrimSuffix(string(st.Object(keys[0])), "\n"), "\n")
 	if len(lines) != 399 || damaged != 1 {
 		t.Fatalf("archived %d lines, damage counted %d; want 399 and 1", len(lines), damaged)
 	}
