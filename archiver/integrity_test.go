@@ -13,9 +13,11 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -377,7 +379,7 @@ func TestCompactReplicas(t *testing.T) {
 	}
 	after := snapshot(t, store)
 	if fmt.Sprint(before) != fmt.Sprint(after) {
-		t.Fatalf("a rerun changed the store:\nbefore %v\nafter %v", keysOf(before), keysOf(after))
+		t.Fatalf("a rerun changed the store:\nbefore %v\nafter %v", slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)))
 	}
 }
 
@@ -386,15 +388,6 @@ func firstKey(m map[string]int) string {
 		return k
 	}
 	return ""
-}
-
-func keysOf(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // TestCompactCrash: a compaction killed after any step leaves a day that verifies, and a rerun

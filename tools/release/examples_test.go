@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,12 +36,7 @@ func exampleDirs(t *testing.T, root string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dirs []string
-	for d := range seen {
-		dirs = append(dirs, d)
-	}
-	sort.Strings(dirs)
-	return dirs
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // TestExamples: every example directory is formatted (terraform fmt -check) and valid against

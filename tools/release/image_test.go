@@ -6,10 +6,12 @@ import (
 	"debug/elf"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,7 +121,7 @@ func TestImage(t *testing.T) {
 	layer := layerFiles(t, img)
 	bin, ok := layer[strings.TrimPrefix(ociimage.BinaryPath, "/")]
 	if !ok {
-		t.Fatalf("layer has no %s; it has %v", ociimage.BinaryPath, keysOf(layer))
+		t.Fatalf("layer has no %s; it has %v", ociimage.BinaryPath, slices.Sorted(maps.Keys(layer)))
 	}
 	if bin.Mode&0o111 == 0 {
 		t.Errorf("%s mode %o is not executable", ociimage.BinaryPath, bin.Mode)
@@ -224,12 +226,4 @@ func layerFiles(t *testing.T, img v1.Image) map[string]layerFile {
 		b, _ := io.ReadAll(tr)
 		out[h.Name] = layerFile{Mode: h.Mode, Uid: h.Uid, Data: b}
 	}
-}
-
-func keysOf[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
