@@ -221,7 +221,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.cfg.Now()
 	signature := layout.SignatureNone
 	publishTime := layout.ParsePublishTimestamp(f.PublishTimestamp)
-	if keys, ok := h.cfg.Keys.Lookup(domainKey); ok {
+	if keys, ok := h.cfg.Keys.lookupCanonical(domainKey); ok {
 		if rej := h.verify(f, keys, now, publishTime); rej != nil {
 			h.fail(w, r, body, rej)
 			return
@@ -419,10 +419,7 @@ func (h *Handler) verify(f *Fields, keys []string, now time.Time, publishTime *t
 // windowSeconds is the freshness bound in whole seconds; a window of 0 (no age bound) still
 // bounds how far ahead a timestamp may be, by DefaultSignatureWindow.
 func windowSeconds(w time.Duration) int64 {
-	if w <= 0 {
-		w = DefaultSignatureWindow
-	}
-	return int64(w / time.Second)
+	return int64(windowOrDefault(w) / time.Second)
 }
 
 // satAdd is a + b (b >= 0), saturating at math.MaxInt64.

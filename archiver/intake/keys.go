@@ -37,11 +37,16 @@ func (k *KeyRing) Set(m map[string][]string) {
 
 // Lookup returns the keys of domain (in any case, with or without trailing dots).
 func (k *KeyRing) Lookup(domain string) ([]string, bool) {
+	return k.lookupCanonical(CanonicalDomain(domain))
+}
+
+// lookupCanonical is Lookup for a domain already through CanonicalDomain (the request path).
+func (k *KeyRing) lookupCanonical(domain string) ([]string, bool) {
 	p := k.m.Load()
 	if p == nil {
 		return nil, false
 	}
-	keys, ok := (*p)[CanonicalDomain(domain)]
+	keys, ok := (*p)[domain]
 	return keys, ok
 }
 

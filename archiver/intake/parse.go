@@ -219,12 +219,7 @@ func parseFields(compact []byte, f *Fields) *Rejection {
 		case "auth_sign":
 			bit, f.AuthSign = fAuthSign, raw
 		}
-		if bit != 0 {
-			if seen&bit != 0 {
-				return reject(http.StatusBadRequest, ReasonBadField, key, "field %q appears more than once; send it once", key)
-			}
-			seen |= bit
-		}
+		seen |= bit // a repeated key was refused by keys.add above
 		if dst != nil {
 			if raw[0] != '"' {
 				return reject(http.StatusBadRequest, ReasonBadField, key, "field %q must be a string, got %s", key, describeJSONStart(raw[0]))
