@@ -352,3 +352,21 @@ func TestChainUnsentDigestIsRetriedNotRemade(t *testing.T) {
 		t.Fatalf("%d digests, sequence numbers %v, %d objects listed; want seq 1 and 2 once each and the object listed once", len(objs), seqs, listed)
 	}
 }
+
+// TestRetainerRecordsNothing: with retention but no digests, every Put gets its retention and
+// nothing is kept for a digest that would never be written (it would only grow).
+func TestRetainerRecordsNothing(t *testing.T) {
+	ctx := context.Background()
+	retained := 0
+	r := digest.NewRetainer(fileStore(t), func(context.Context, string) error { retained++; return nil })
+	now := time.Now().UTC()
+	for i := range 3 {
+		obj := layout.ObjectKey(layout.Day(now, nil), "host-a", uint64(i+1), 0, false)
+		if err := r.Put(ctx, obj, layout.AppendRecord(nil, []byte(`{"a":1}`), layout.Archive{ReceivedAt: now}), layout.ContentType); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if retained != 3 || len(r.Take()) != 0 {
+		t.Fatalf("retained %d, recorded %d; want 3 and 0", retained, len(r.Take()))
+	}
+}

@@ -165,6 +165,7 @@ type Recorder struct {
 	next   storage.Putter
 	retain RetainFunc
 	log    *slog.Logger
+	record bool // false: retention only (no digest will ever Take what is recorded)
 
 	mu      sync.Mutex
 	pending []Entry
@@ -176,7 +177,13 @@ func NewRecorder(next storage.Putter, retain RetainFunc, log *slog.Logger) *Reco
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{next: next, retain: retain, log: log, seen: map[string]struct{}{}}
+	return &Recorder{next: next, retain: retain, log: log, record: true, seen: map[string]struct{}{}}
+}
+
+// NewRetainer wraps next to apply retention to every object it stores, recording nothing: for
+// --object-lock without digests, where nothing would ever Take the records.
+func NewRetainer(next storage.Putter, retain RetainFunc) *Recorder {
+	return &Recorder{next: next, retain: retain, log: slog.New(slog.DiscardHandler)}
 }
 
 // Put stores through the wrapped Putter and records the object once it is stored. A retention
@@ -190,6 +197,9 @@ func (r *Recorder) Put(ctx context.Context, key string, body []byte, contentType
 		if err := r.retain(ctx, key); err != nil {
 			return fmt.Errorf("stored %s but could not set its retention: %w", key, err)
 		}
+	}
+	if !r.record {
+		return nil
 	}
 	e, err := Describe(key, body)
 	if err != nil {

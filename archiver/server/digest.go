@@ -40,7 +40,7 @@ type digestState struct {
 	store  storage.Store
 }
 
-// recordingStore is the store with Put going through the digest Recorder.
+// recordingStore is the store with Put going through the digest Recorder (or Retainer).
 type recordingStore struct {
 	storage.Store
 	rec *digest.Recorder
@@ -77,17 +77,18 @@ func (s *Server) openDigests(ctx context.Context, store storage.Store) (storage.
 	if c.Key == "" && retain == nil {
 		return store, nil
 	}
-	rec := digest.NewRecorder(store, retain, s.log)
-	if c.Key != "" {
-		key, err := digest.LoadPrivateKey(c.Key)
-		if err != nil {
-			return nil, err
-		}
-		s.digests.writer = &digest.Writer{Recorder: rec, Interval: c.Interval, Now: s.cfg.Now, Logger: s.log}
-		s.digests.key = key
-		s.digests.retain = retain
-		s.digests.store = store
+	if c.Key == "" {
+		return recordingStore{Store: store, rec: digest.NewRetainer(store, retain)}, nil
 	}
+	key, err := digest.LoadPrivateKey(c.Key)
+	if err != nil {
+		return nil, err
+	}
+	rec := digest.NewRecorder(store, retain, s.log)
+	s.digests.writer = &digest.Writer{Recorder: rec, Interval: c.Interval, Now: s.cfg.Now, Logger: s.log}
+	s.digests.key = key
+	s.digests.retain = retain
+	s.digests.store = store
 	return recordingStore{Store: store, rec: rec}, nil
 }
 
