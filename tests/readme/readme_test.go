@@ -26,7 +26,7 @@ import (
 )
 
 // root is the repository (this module is tests/ inside it).
-var root = func() string { r, _ := filepath.Abs(filepath.Join("..", "..")); return r }()
+var root = func() string { r, _ := devenv.RepoRoot(); return r }()
 
 // block is one fenced code block of the README with the check directive before it, if any.
 type block struct {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -101,7 +102,8 @@ func RepoRoot() (string, error) {
 	}
 	for {
 		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(b), "module "+ModulePath) {
+		// The module line exactly: tools/ and tests/ are modules whose paths extend this one.
+		if err == nil && slices.Contains(strings.Split(string(b), "\n"), "module "+ModulePath) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)

@@ -241,3 +241,16 @@ func TestTerraformRun(t *testing.T) {
 		})
 	}
 }
+
+// TestRepoRootFromNestedModule: from tools/ (module .../tools, which extends the root's path)
+// RepoRoot still finds the repository, not the nested module.
+func TestRepoRootFromNestedModule(t *testing.T) {
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Join(root, "tools"))
+	if got, err := RepoRoot(); err != nil || got != root {
+		t.Fatalf("RepoRoot from tools/ = %q, %v; want %q", got, err, root)
+	}
+}
