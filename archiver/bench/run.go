@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -340,10 +338,6 @@ func (r *runner) runTarget(ctx context.Context, name string, flush time.Duration
 	res.Command = filepath.Base(bin) + " " + strings.Join(args, " ")
 	res.LogPath = filepath.Join(r.dir, name+".log")
 	r.logf("%s: starting %s", name, res.Command)
-	// A fresh log per run: proc appends.
-	if err := os.Remove(res.LogPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fail(fmt.Errorf("%s: log file: %w", name, err))
-	}
 	p, err := proc.Launch(ctx, proc.Spec{
 		Name: name, Path: bin, Args: args, Env: env, Log: res.LogPath,
 		Ready: readyz(addr), StartTimeout: 30 * time.Second,

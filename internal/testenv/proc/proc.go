@@ -38,6 +38,7 @@ type Process struct {
 	done    chan struct{}
 	err     error     // from Wait; set before done is closed
 	exited  time.Time // set before done is closed
+	logFrom int64     // size of the log when this process started: its own output begins here
 
 	stopSig     syscall.Signal // Shutdown's signal and grace (Spec.StopSignal, Spec.StopTimeout)
 	stopTimeout time.Duration
@@ -56,12 +57,18 @@ func Start(cmd *exec.Cmd, logPath string) (*Process, error) {
 		return nil, fmt.Errorf("log file: %w", err)
 	}
 	defer f.Close() // the child has its own copy
+	// The log is appended to (a restarted server keeps its history), so this process's own
+	// output starts at the current end: readiness must not find a previous run's address.
+	from, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
-	p := &Process{Name: filepath.Base(cmd.Path), cmd: cmd, logPath: logPath, done: make(chan struct{}),
+	p := &Process{Name: filepath.Base(cmd.Path), cmd: cmd, logPath: logPath, logFrom: from, done: make(chan struct{}),
 		stopSig: syscall.SIGTERM, stopTimeout: defaultStopTimeout}
 	go func() {
 		p.err = cmd.Wait()

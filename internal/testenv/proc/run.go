@@ -90,7 +90,7 @@ func (spec Spec) ready(ctx context.Context, p *Process) error {
 		if err != nil {
 			return err
 		}
-		m := listeningRE.FindSubmatch(b)
+		m := listeningRE.FindSubmatch(b[min(p.logFrom, int64(len(b))):])
 		if m == nil {
 			return errors.New(`no "listening on" line yet`)
 		}

@@ -118,3 +118,23 @@ func TestLogTail(t *testing.T) {
 		}
 	}
 }
+
+// TestLaunchIgnoresAnEarlierRunsAddress: the log is appended to, so a previous run's "listening
+// on" line is still in it; the new process's address is the one it prints itself.
+func TestLaunchIgnoresAnEarlierRunsAddress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	if err := os.WriteFile(log, []byte("listening on http://127.0.0.1:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Launch(context.Background(), Spec{Name: "sh", Path: "/bin/sh", Dir: dir, Log: log,
+		Args: []string{"-c", "sleep 0.2; echo 'listening on http://127.0.0.1:2'; exec sleep 30"}, WaitListening: true, StartTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Kill() })
+	if p.Addr != "127.0.0.1:2" {
+		t.Fatalf("Addr = %q, want the new run's 127.0.0.1:2", p.Addr)
+	}
+}
