@@ -19,7 +19,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
@@ -107,7 +106,6 @@ type Set struct {
 
 	ttl      time.Duration
 	perShard int
-	evicted  atomic.Int64
 	shards   [shards]shard
 }
 
@@ -139,9 +137,6 @@ func NewLimited(ttl time.Duration, maxEntries int) *Set {
 // MaxEntries is the effective cap.
 func (s *Set) MaxEntries() int { return s.perShard * shards }
 
-// Evicted counts entries forgotten because the set was full (not because they expired).
-func (s *Set) Evicted() int64 { return s.evicted.Load() }
-
 func (s *Set) shard(id ID) *shard { return &s.shards[id[0]%shards] }
 
 func prefix(id ID) uint64 { return binary.BigEndian.Uint64(id[:8]) }
@@ -168,7 +163,6 @@ func (s *Set) insert(sh *shard, id ID, at int64) {
 			continue
 		}
 		s.remove(sh, slot.id)
-		s.evicted.Add(1)
 		if s.OnEvict != nil {
 			s.OnEvict()
 		}

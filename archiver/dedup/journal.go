@@ -29,10 +29,11 @@ import (
 // A file without the header is read in the earlier format (28-byte entries without a marker,
 // stopping at the first damaged one) and rewritten in this one.
 type Journal struct {
-	path string
-	ttl  time.Duration
-	max  int
-	now  func() time.Time
+	path    string
+	ttl     time.Duration
+	max     int
+	now     func() time.Time
+	damaged int // stretches of damaged bytes skipped when it was opened
 
 	mu          sync.Mutex
 	f           *os.File
@@ -75,13 +76,21 @@ func OpenJournalLimited(path string, ttl time.Duration, maxEntries int, now func
 	if now == nil {
 		now = time.Now
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("creating the dedup journal's directory: %w", err)
+	}
 	j := &Journal{path: path, ttl: ttl, max: maxEntries, now: now}
-	items, _, err := j.compact(true)
+	items, damaged, err := j.compact(true)
 	if err != nil {
 		return nil, nil, err
 	}
+	j.damaged = damaged
 	return j, items, nil
 }
+
+// Damaged is the number of stretches of damaged bytes skipped when the journal was opened: each
+// cost the entries in it (their redeliveries are archived again, marked as repeats).
+func (j *Journal) Damaged() int { return j.damaged }
 
 // scanJournal calls fn for every intact entry of the journal at path, oldest first. A missing
 // file has no entries. damaged counts the stretches of bytes skipped to resynchronise.
@@ -200,9 +209,6 @@ func (j *Journal) compact(collect bool) ([]Item, int, error) {
 	var items []Item
 	if collect {
 		items = make([]Item, 0, kept)
-	}
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
-		return nil, 0, fmt.Errorf("creating the dedup journal's directory: %w", err)
 	}
 	err = j.replace(func(w *bufio.Writer) error {
 		var werr error

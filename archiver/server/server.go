@@ -150,6 +150,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		if n := j.Damaged(); n > 0 {
+			log.Warn("the redelivery journal had damaged entries; they were skipped (their redeliveries are archived again, as repeats)", "stretches", n)
+		}
 		s.dedup.Add(items...)
 		s.dedup.Add(sp.TakeRecovered()...)
 		spoolBackend = uploader.NewBackend(sp, j, store, s.metrics, log, cfg.SpoolMaxBytes)
