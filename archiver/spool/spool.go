@@ -397,13 +397,23 @@ func (s *Spool) forget(seg *Segment) {
 // Quarantine takes a segment that cannot be read out of the upload queue, renaming it to
 // *.spool.unreadable so that an operator can inspect it and the queue moves on.
 func (s *Spool) Quarantine(seg *Segment) (string, error) {
-	dst := seg.Path + ".unreadable"
-	err := os.Rename(seg.Path, dst)
+	dst, err := s.setAside(seg.Path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("quarantining spool segment: %w", err)
 	}
 	s.forget(seg)
 	return dst, nil
+}
+
+// setAside renames an unreadable segment to *.unreadable for inspection (never deletes it) and
+// counts it (Options.OnSetAside), at start-up and while running alike.
+func (s *Spool) setAside(path string) (string, error) {
+	dst := path + ".unreadable"
+	err := os.Rename(path, dst)
+	if s.o.OnSetAside != nil {
+		s.o.OnSetAside()
+	}
+	return dst, err
 }
 
 func (s *Spool) wake() {
@@ -593,13 +603,9 @@ func (s *Spool) recoverSegment(path string, seq uint64) error {
 			s.log.Warn("removing an empty spool segment left by a crash", "segment", path)
 			return removeFile(path)
 		}
-		dst := path + ".unreadable"
-		rerr := os.Rename(path, dst)
+		dst, rerr := s.setAside(path)
 		s.log.Error("spool segment header cannot be read; set aside (not deleted) for inspection: its events are NOT in the archive",
 			"segment", path, "moved_to", dst, "error", err, "rename_error", rerr)
-		if s.o.OnSetAside != nil {
-			s.o.OnSetAside()
-		}
 		return nil
 	}
 	n := 0

@@ -122,8 +122,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 				continue
 			}
 			failures = 0
-			dst, qerr := u.o.Spool.Quarantine(seg)
-			u.o.Metrics.SpoolSetAside.Inc()
+			dst, qerr := u.o.Spool.Quarantine(seg) // counted by the spool (OnSetAside)
 			u.log.Error("spool segment cannot be read; set aside (not deleted) so uploads continue: its events are NOT in the archive, inspect the file",
 				"segment", seg.Path, "moved_to", dst, "error", err, "quarantine_error", qerr)
 		}
