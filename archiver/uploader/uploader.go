@@ -45,9 +45,10 @@ type Uploader struct {
 	log *slog.Logger
 	w   *backend.Writer
 
-	// uploaded are segments whose objects are stored but whose removal failed: they are not
-	// uploaded again, only their removal is retried.
-	uploaded map[*spool.Segment]bool
+	// stored is the segment whose objects are stored but whose removal failed: it is not
+	// uploaded again, only its removal is retried. Spool.Next returns it until it is removed,
+	// so there is at most one.
+	stored *spool.Segment
 
 	// reused across segments to keep memory flat
 	parts []*part
@@ -72,7 +73,7 @@ func New(o Options) *Uploader {
 	if o.State == nil {
 		o.State = &backend.StoreState{}
 	}
-	u := &Uploader{o: o, log: o.Logger.With("component", "uploader"), uploaded: map[*spool.Segment]bool{}}
+	u := &Uploader{o: o, log: o.Logger.With("component", "uploader")}
 	u.w = &backend.Writer{Store: o.Store, Metrics: o.Metrics, Log: u.log, Backoff: o.Backoff, State: o.State}
 	return u
 }
@@ -94,7 +95,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if u.uploaded[seg] {
+		if seg == u.stored {
 			err = u.remove(seg)
 		} else {
 			err = u.Upload(ctx, seg)
@@ -104,7 +105,7 @@ func (u *Uploader) Run(ctx context.Context) error {
 			failures = 0
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case u.uploaded[seg]:
+		case seg == u.stored:
 			wait := u.o.Backoff.Delay(failures)
 			failures++
 			u.log.Error("could not remove an uploaded spool segment; its objects are stored, retrying the removal only", "segment", seg.Path, "retry_in", wait.Round(time.Millisecond).String(), "error", err)
@@ -131,10 +132,10 @@ func (u *Uploader) Run(ctx context.Context) error {
 
 func (u *Uploader) remove(seg *spool.Segment) error {
 	if err := u.o.Spool.Remove(seg); err != nil {
-		u.uploaded[seg] = true
+		u.stored = seg
 		return err
 	}
-	delete(u.uploaded, seg)
+	u.stored = nil
 	return nil
 }
 
