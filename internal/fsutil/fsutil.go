@@ -38,68 +38,61 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 // ReplaceFile is WriteFileAtomic for content written as a stream by write (into a buffered
 // writer over the temp file), so a large file never has to be held in memory.
 func ReplaceFile(path string, perm os.FileMode, write func(*bufio.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, TempPrefix+filepath.Base(path)+"-*")
+	tmp, err := writeTemp(path, perm, write)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 64<<10)
-	if err := write(w); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("replacing %s: %w", path, err)
 	}
-	ok = true
-	return SyncDir(dir)
+	return SyncDir(filepath.Dir(path))
 }
 
 // CreateFileExclusive creates path with data durably, failing with an error wrapping
 // fs.ErrExist when path already exists (it is never replaced): temp file, fsync, hard link to
 // path (link never overwrites), removal of the temp name, fsync of the directory.
 func CreateFileExclusive(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, TempPrefix+filepath.Base(path)+"-*")
+	tmp, err := writeTemp(path, perm, func(w *bufio.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return err
 	}
-	tmp := f.Name()
 	defer os.Remove(tmp)
-	_, err = f.Write(data)
+	if err := os.Link(tmp, path); err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// writeTemp writes a durable (fsynced, perm) temporary file next to path, for a rename or link
+// into place, and returns its name; on error nothing is left behind.
+func writeTemp(path string, perm os.FileMode, write func(*bufio.Writer) error) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), TempPrefix+filepath.Base(path)+"-*")
+	if err != nil {
+		return "", fmt.Errorf("writing %s: %w", path, err)
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	err = write(w)
+	if err == nil {
+		err = w.Flush()
+	}
 	if err == nil {
 		err = f.Chmod(perm)
 	}
 	if err == nil {
-		err = f.Sync()
+		if err = f.Sync(); err != nil {
+			err = fmt.Errorf("syncing: %w", err)
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		os.Remove(f.Name())
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Link(tmp, path); err != nil {
-		return fmt.Errorf("creating %s: %w", path, err)
-	}
-	return SyncDir(dir)
+	return f.Name(), nil
 }
