@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,24 +81,11 @@ func (s *fileStore) Put(ctx context.Context, key string, body []byte, contentTyp
 	}
 	if err := fsutil.CreateFileExclusive(dst, body, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return s.compareExisting(key, dst, body)
+			return compareExisting(ctx, s, key, body)
 		}
 		return fmt.Errorf("file store %s: put %s: %w (is the directory writable, the disk full?)", s, key, err)
 	}
 	return nil
-}
-
-// compareExisting decides a conditional create that found key taken: the same bytes are a
-// completed earlier attempt, different ones a conflict the caller must resolve under another name.
-func (s *fileStore) compareExisting(key, dst string, body []byte) error {
-	old, err := os.ReadFile(dst)
-	if err != nil {
-		return fmt.Errorf("file store %s: put %s: the name is taken and cannot be read back to compare: %w", s, key, err)
-	}
-	if bytes.Equal(old, body) {
-		return nil
-	}
-	return fmt.Errorf("file store %s: put %s (%d bytes; the existing object has %d): %w", s, key, len(body), len(old), ErrExists)
 }
 
 func (s *fileStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {

@@ -134,26 +134,9 @@ func (s *s3Store) Put(ctx context.Context, key string, body []byte, contentType 
 	}
 	var resp minio.ErrorResponse
 	if errors.As(err, &resp) && (resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed) {
-		return s.compareExisting(ctx, key, body)
+		return compareExisting(ctx, s, key, body)
 	}
 	return s.wrap("put", key, err)
-}
-
-// compareExisting reads key back after a failed conditional create.
-func (s *s3Store) compareExisting(ctx context.Context, key string, body []byte) error {
-	rc, err := s.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("%s: put %s: the name is taken and cannot be read back to compare: %w", s, key, err)
-	}
-	defer rc.Close()
-	old, err := io.ReadAll(io.LimitReader(rc, int64(len(body))+1))
-	if err != nil {
-		return fmt.Errorf("%s: put %s: the name is taken and cannot be read back to compare: %w", s, key, s.wrap("get", key, err))
-	}
-	if bytes.Equal(old, body) {
-		return nil
-	}
-	return fmt.Errorf("%s: put %s (%d bytes): %w", s, key, len(body), ErrExists)
 }
 
 func (s *s3Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {

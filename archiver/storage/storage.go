@@ -4,6 +4,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,28 @@ func ReadAll(ctx context.Context, s Getter, key string) ([]byte, error) {
 	}
 	defer rc.Close()
 	return io.ReadAll(rc)
+}
+
+// compareExisting decides a conditional create that found key taken: the same bytes are a
+// completed earlier attempt (nil), different ones a conflict (ErrExists) the caller resolves
+// under another name. It reads at most one byte more than body.
+func compareExisting(ctx context.Context, s interface {
+	Getter
+	fmt.Stringer
+}, key string, body []byte) error {
+	rc, err := s.Get(ctx, key)
+	if err == nil {
+		var old []byte
+		old, err = io.ReadAll(io.LimitReader(rc, int64(len(body))+1))
+		rc.Close()
+		if err == nil && bytes.Equal(old, body) {
+			return nil
+		}
+		if err == nil {
+			return fmt.Errorf("%s: put %s (%d bytes): %w", s, key, len(body), ErrExists)
+		}
+	}
+	return fmt.Errorf("%s: put %s: the name is taken and cannot be read back to compare: %w", s, key, err)
 }
 
 // ErrNotExist is wrapped by Get when the key is missing (and by Open/List/Ping when the bucket or
