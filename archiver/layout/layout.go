@@ -460,20 +460,11 @@ func EncodeObject(lines []byte, gz bool) ([]byte, error) {
 	if !gz {
 		return bytes.Clone(lines), nil
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(lines)/4 + 64)
-	w := gzipWriters.Get().(*gzip.Writer)
-	defer gzipWriters.Put(w)
-	w.Reset(&buf) // Reset clears the header: no name, no comment
-	// Unlike compress/gzip, klauspost writes a zero time.Time as a (bogus) non-zero mtime.
-	w.ModTime = time.Unix(0, 0)
-	if _, err := w.Write(lines); err != nil {
-		return nil, fmt.Errorf("compressing archive object: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("compressing archive object: %w", err)
-	}
-	return buf.Bytes(), nil
+	var e ObjectEncoder // one encoder for both, so the bytes cannot drift apart
+	e.buf.Grow(len(lines)/4 + 64)
+	e.Reset(true)
+	e.Write(lines)
+	return e.Bytes() // a fresh encoder's buffer is never reused: no copy needed
 }
 
 // ObjectEncoder builds an object's bytes from its lines one at a time: the same bytes
