@@ -529,14 +529,17 @@ const (
 // setAsideDamage copies damaged byte ranges of a segment to <segment>.damaged (replacing an
 // earlier copy from a retried read), so nothing is dropped unseen.
 func (s *Spool) setAsideDamage(path string, data []byte, damage [][2]int) {
-	var out []byte
 	total := 0
-	for _, d := range damage {
-		out = append(out, data[d[0]:d[1]]...)
-		total += d[1] - d[0]
-	}
 	dst := path + ".damaged"
-	err := fsutil.WriteFileAtomic(dst, out, 0o600)
+	err := fsutil.ReplaceFile(dst, 0o600, func(w *bufio.Writer) error {
+		for _, d := range damage {
+			total += d[1] - d[0]
+			if _, err := w.Write(data[d[0]:d[1]]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	s.log.Error("spool segment has damaged records; the intact records before and after them are uploaded, the damaged bytes are set aside for inspection",
 		"segment", path, "damaged_records", len(damage), "damaged_bytes", total, "set_aside_in", dst, "error", err)
 	if s.o.OnDamage != nil {
