@@ -26,7 +26,6 @@ import (
 	"log/slog"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -107,7 +106,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		if err := earlier(ctx, store, o, dayT, listedBefore, removedBefore); err != nil {
 			return res, err
 		}
-		if n, recs, ok := alreadyCompacted(ctx, store, objs, listedBefore); ok {
+		if n, recs, ok := alreadyCompacted(objs, listedBefore); ok {
 			res.Unchanged, res.Inputs, res.Records, res.Kept = true, n, recs, recs
 			log.Info("day already compacted; nothing to do", "day", o.Day, "objects", n, "records", recs)
 			return res, nil
@@ -226,7 +225,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 			removals = append(removals, digest.Removed{Key: k, SHA256: sum})
 		}
 	}
-	slices.SortFunc(removals, func(a, b digest.Removed) int { return compareStr(a.Key, b.Key) })
+	slices.SortFunc(removals, func(a, b digest.Removed) int { return strings.Compare(a.Key, b.Key) })
 	allPresent := true
 	for _, e := range entries {
 		if inputs[e.Key] != e.SHA256 {
@@ -375,38 +374,36 @@ func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed
 
 // alreadyCompacted tells, without decoding, whether the day holds exactly one complete set of
 // compacted objects, each with the bytes a signed compaction digest lists (a rerun's common case).
-func alreadyCompacted(ctx context.Context, store Store, objs []storage.ObjectInfo, listed map[string]digest.Entry) (n, records int, ok bool) {
-	var set string
+// The objects' bytes were checked against their digests by checkDay just before.
+func alreadyCompacted(objs []storage.ObjectInfo, listed map[string]digest.Entry) (n, records int, ok bool) {
+	type set struct {
+		hash  string
+		parts int
+		gz    bool
+	}
+	var first *set
 	for _, ob := range objs {
 		if isObj, _ := layout.IsObjectKey(ob.Key); !isObj {
 			continue
 		}
-		if !layout.IsCompactedKey(ob.Key) {
-			return 0, 0, false
-		}
 		// <day>/compacted-<hash>-<part>-of-<parts>: one set, all parts present.
-		name := ob.Key[strings.IndexByte(ob.Key, '/')+1:]
-		parts := strings.SplitN(name, "-", 5) // compacted, hash, part, of, parts+ext
-		if len(parts) != 5 || (set != "" && set != parts[1]+"/"+parts[4]) {
+		hash, _, parts, gz, isCompacted := layout.ParseCompactedKey(ob.Key)
+		if !isCompacted {
 			return 0, 0, false
 		}
-		set = parts[1] + "/" + parts[4]
+		if first == nil {
+			first = &set{hash, parts, gz}
+		} else if *first != (set{hash, parts, gz}) {
+			return 0, 0, false
+		}
 		e, listedOK := listed[ob.Key]
 		if !listedOK || e.Size != ob.Size {
-			return 0, 0, false
-		}
-		body, err := storage.ReadAll(ctx, store, ob.Key)
-		if err != nil || digest.Sum(body) != e.SHA256 {
 			return 0, 0, false
 		}
 		n++
 		records += e.Records
 	}
-	if set == "" {
-		return 0, 0, false
-	}
-	total, err := strconv.Atoi(strings.SplitN(strings.SplitN(set, "/", 2)[1], ".", 2)[0])
-	return n, records, err == nil && total == n
+	return n, records, first != nil && first.parts == n
 }
 
 // checkDay verifies the day against its digests and refuses when an object is altered or
@@ -436,13 +433,3 @@ func checkDay(ctx context.Context, store Store, o Options) error {
 }
 
 func chainName(day string) string { return "compact-" + day }
-
-func compareStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}

@@ -248,17 +248,35 @@ func CompactedKey(day, setHash string, part, parts int, gzip bool) string {
 // The name must have CompactedKey's exact shape, so an instance named "compacted-..." is not taken
 // for one.
 func IsCompactedKey(key string) bool {
-	_, name, ok := strings.Cut(key, "/")
-	if !ok || !strings.HasPrefix(name, compactedPrefix) {
-		return false
+	_, _, _, _, ok := ParseCompactedKey(key)
+	return ok
+}
+
+// ParseCompactedKey splits a CompactedKey into its set hash, part and number of parts, and
+// whether it is gzipped.
+func ParseCompactedKey(key string) (setHash string, part, parts int, gz, ok bool) {
+	_, name, found := strings.Cut(key, "/")
+	if !found || !strings.HasPrefix(name, compactedPrefix) {
+		return "", 0, 0, false, false
 	}
-	name = strings.TrimSuffix(strings.TrimSuffix(name[len(compactedPrefix):], objectExtGzip), objectExt)
+	name = name[len(compactedPrefix):]
+	switch {
+	case strings.HasSuffix(name, objectExtGzip):
+		name, gz = strings.TrimSuffix(name, objectExtGzip), true
+	case strings.HasSuffix(name, objectExt):
+		name = strings.TrimSuffix(name, objectExt)
+	}
 	// <hash>-NNN-of-NNN with a hex hash of 1 to 16 digits
-	hash, rest, ok := strings.Cut(name, "-")
-	if !ok || len(hash) == 0 || len(hash) > 16 || strings.Trim(hash, "0123456789abcdef") != "" {
-		return false
+	hash, rest, found := strings.Cut(name, "-")
+	if !found || len(hash) == 0 || len(hash) > 16 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return "", 0, 0, false, false
 	}
-	return len(rest) == 10 && rest[3:7] == "-of-" && strings.Trim(rest[:3]+rest[7:], "0123456789") == ""
+	if len(rest) != 10 || rest[3:7] != "-of-" || strings.Trim(rest[:3]+rest[7:], "0123456789") != "" {
+		return "", 0, 0, false, false
+	}
+	part, _ = strconv.Atoi(rest[:3])
+	parts, _ = strconv.Atoi(rest[7:])
+	return hash, part, parts, gz, true
 }
 
 // RejectedKey names one rejected-request sample: "_rejected/dt=2026-11-26/<instance>-<seq %020d>.json".
