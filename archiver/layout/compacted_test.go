@@ -35,7 +35,7 @@ func TestCompactedKey(t *testing.T) {
 	}
 }
 
-func TestParselayout.CompactedKey(t *testing.T) {
+func TestParseCompactedKey(t *testing.T) {
 	key := layout.CompactedKey("2026-11-26", "0123456789abcdef0123", 2, 3, true)
 	hash, part, parts, gz, ok := Parselayout.CompactedKey(key)
 	if !ok || hash != "0123456789abcdef" || part != 2 || parts != 3 || !gz {
