@@ -37,11 +37,11 @@ func TestCompactedKey(t *testing.T) {
 
 func TestParseCompactedKey(t *testing.T) {
 	key := layout.CompactedKey("2026-11-26", "0123456789abcdef0123", 2, 3, true)
-	hash, part, parts, gz, ok := Parselayout.CompactedKey(key)
+	hash, part, parts, gz, ok := layout.ParseCompactedKey(key)
 	if !ok || hash != "0123456789abcdef" || part != 2 || parts != 3 || !gz {
-		t.Fatalf("Parselayout.CompactedKey(%q) = %q %d %d %v %v", key, hash, part, parts, gz, ok)
+		t.Fatalf("ParseCompactedKey(%q) = %q %d %d %v %v", key, hash, part, parts, gz, ok)
 	}
-	if _, _, _, gz, ok := Parselayout.CompactedKey(layout.CompactedKey("2026-11-26", "ab", 1, 1, false)); !ok || gz {
+	if _, _, _, gz, ok := layout.ParseCompactedKey(layout.CompactedKey("2026-11-26", "ab", 1, 1, false)); !ok || gz {
 		t.Fatalf("plain key: ok %v gz %v", ok, gz)
 	}
 }
