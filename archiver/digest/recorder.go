@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
 
@@ -318,8 +319,8 @@ func (w *Writer) Recover(ctx context.Context) error {
 	var found []Entry
 	// Partition days are in --partition-tz: one UTC day either side covers every zone.
 	for d := end.AddDate(0, 0, -1); !d.After(now.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
-		day := d.UTC().Format("2006-01-02")
-		for _, prefix := range []string{"dt=" + day + "/", "_rejected/dt=" + day + "/"} {
+		day := layout.Day(d, time.UTC)
+		for _, prefix := range []string{layout.DayPrefix(day), layout.RejectedDayPrefix(day)} {
 			objs, err := c.store.List(ctx, prefix)
 			if err != nil && !errors.Is(err, storage.ErrNotExist) {
 				return fmt.Errorf("recovering after a crash: %w", err)

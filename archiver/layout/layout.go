@@ -279,9 +279,12 @@ func ParseCompactedKey(key string) (setHash string, part, parts int, gz, ok bool
 	return hash, part, parts, gz, true
 }
 
+// RejectedDayPrefix is the key prefix of one day's rejected-request samples: "_rejected/dt=2026-11-26/".
+func RejectedDayPrefix(day string) string { return "_rejected/" + DayPrefix(day) }
+
 // RejectedKey names one rejected-request sample: "_rejected/dt=2026-11-26/<instance>-<seq %020d>.json".
 func RejectedKey(day, instance string, seq uint64) string {
-	return fmt.Sprintf("_rejected/dt=%s/%s-%020d.json", day, instance, seq)
+	return fmt.Sprintf("%s%s-%020d.json", RejectedDayPrefix(day), instance, seq)
 }
 
 // EventID is the deterministic identity of an event: the first 32 hex characters of

@@ -135,7 +135,6 @@ func Verify(ctx context.Context, store Store, opts Options) ([]Problem, Summary,
 	}
 	// 2. Chains and gaps, per instance.
 	instances := o.checkChains(ctx, winEnd)
-	sum.Digests = 0
 	for _, d := range o.digests {
 		if !d.before {
 			sum.Digests++
@@ -146,7 +145,7 @@ func Verify(ctx context.Context, store Store, opts Options) ([]Problem, Summary,
 	present := map[string]bool{}
 	var keys []storage.ObjectInfo
 	for _, day := range days {
-		for _, prefix := range []string{layout.DayPrefix(day), "_rejected/" + layout.DayPrefix(day)} {
+		for _, prefix := range []string{layout.DayPrefix(day), layout.RejectedDayPrefix(day)} {
 			objs, err := store.List(ctx, prefix)
 			if err != nil && !errors.Is(err, storage.ErrNotExist) {
 				return nil, sum, fmt.Errorf("listing %s: %w", prefix, err)
@@ -210,9 +209,8 @@ func Verify(ctx context.Context, store Store, opts Options) ([]Problem, Summary,
 		if present[k] || !inRange[dayOf(k)] {
 			continue
 		}
-		if by, ok := o.removed[k]; ok {
-			_ = by // removed by a signed compaction whose objects hold its records
-			continue
+		if _, ok := o.removed[k]; ok {
+			continue // removed by a signed compaction whose objects hold its records
 		}
 		incomplete := true
 		for _, l := range o.listed[k] {
