@@ -293,7 +293,7 @@ func (p *Pairer) Finish(fn func(Session) error) (Stats, error) {
 	if err := p.endDay(); err != nil {
 		return p.stats, err
 	}
-	p.stats.Spilled = len(p.sorter.files)
+	p.stats.Spilled = p.sorter.spills
 	var cur *partial
 	emit := func() error {
 		if cur == nil || !cur.listed {

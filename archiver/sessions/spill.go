@@ -20,6 +20,7 @@ type sorter struct {
 	dir     string
 	buf     []partial
 	files   []*os.File
+	spills  int      // buffers written out (files may have been merged since)
 	linked  []string // temporary files still to remove
 	maxRuns int      // 0 => maxRuns (tests lower it)
 }
@@ -44,6 +45,7 @@ func (s *sorter) spill() error {
 		return fmt.Errorf("creating a temporary file to sort sessions (set TMPDIR to a writable directory): %w", err)
 	}
 	s.files = append(s.files, f)
+	s.spills++
 	// Unlinked at once where the system allows it (Unix): the open file stays usable and its
 	// space is freed when the process ends, however it ends.
 	if os.Remove(f.Name()) != nil {
