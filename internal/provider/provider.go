@@ -267,7 +267,7 @@ func (p *livehookProvider) Configure(ctx context.Context, req provider.Configure
 	}
 	// Nothing set at all: a configuration that only calls provider functions. Defer the
 	// errors to the first resource or data source that needs the client.
-	if len(missing) == 4 && token == "" {
+	if accessKey == "" && secretKey == "" && projectID == "" && region == "" && endpoint == "" && token == "" {
 		var why []string
 		for _, m := range missing {
 			why = append(why, m.detail)
