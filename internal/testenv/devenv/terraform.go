@@ -35,13 +35,16 @@ type Terraform struct {
 	runs atomic.Int64
 }
 
-// TerraformBinary finds terraform on PATH (or $TERRAFORM); it never downloads one.
+// TerraformBinary finds terraform ($TERRAFORM, $TF_ACC_TERRAFORM_PATH, then PATH); it never downloads one.
 func TerraformBinary() (string, error) {
-	if p := os.Getenv("TERRAFORM"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("TERRAFORM=%s: %w", p, err)
+	// The same binary the acceptance tests gate on (testenv.TerraformPath): TF_ACC_TERRAFORM_PATH.
+	for _, env := range []string{"TERRAFORM", "TF_ACC_TERRAFORM_PATH"} {
+		if p := os.Getenv(env); p != "" {
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("%s=%s: %w", env, p, err)
+			}
+			return p, nil
 		}
-		return p, nil
 	}
 	p, err := exec.LookPath("terraform")
 	if err != nil {
