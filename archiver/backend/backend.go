@@ -43,6 +43,9 @@ type Health struct {
 	// Degraded, when not empty, says why the store is not taking objects while the backend still
 	// accepts (the spool buffers them): /readyz answers 200 with state "degraded".
 	Degraded string
+	// StoreBound is true when an event is durable only once it is in the store (no local
+	// buffer): an unreachable store is then a reason to answer 503, not a degraded state.
+	StoreBound bool
 }
 
 // StoreState remembers the outcome of the latest object write, for Health.

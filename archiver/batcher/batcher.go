@@ -213,7 +213,7 @@ func (b *Batcher) Health() backend.Health {
 	b.mu.Lock()
 	pending, closed := b.pendingBytes, b.closed
 	b.mu.Unlock()
-	h := backend.Health{Accepting: true}
+	h := backend.Health{Accepting: true, StoreBound: true}
 	if closed {
 		h.Accepting = false
 		h.Problems = append(h.Problems, "shutting down")

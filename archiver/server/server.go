@@ -282,7 +282,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	degraded := h.Degraded
 	if err := s.store.Ping(ctx); err != nil {
-		if s.spool == nil {
+		if h.StoreBound {
 			problems = append(problems, "store unreachable: "+err.Error())
 		} else if degraded == "" {
 			degraded = "store unreachable (the spool keeps accepting): " + err.Error()
