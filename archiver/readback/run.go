@@ -56,11 +56,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, done := cli.Parse(fs, args); done {
 		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "archiver events: "+format+"\n", a...)
-		fmt.Fprintln(stderr, `run "archiver events -h" for usage`)
-		return ExitUsage
-	}
+	usageErr := cli.UsageError(fs, stderr)
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q (all options are flags)", fs.Arg(0))
 	}

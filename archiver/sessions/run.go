@@ -73,11 +73,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, done := cli.Parse(fs, args); done {
 		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "archiver sessions: "+format+"\n", a...)
-		fmt.Fprintln(stderr, `run "archiver sessions -h" for usage`)
-		return readback.ExitUsage
-	}
+	usageErr := cli.UsageError(fs, stderr)
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q (all options are flags)", fs.Arg(0))
 	}

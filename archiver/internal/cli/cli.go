@@ -5,6 +5,7 @@ package cli
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 
@@ -70,4 +71,14 @@ func Range(from, to string) string {
 		to = from
 	}
 	return from + ".." + to
+}
+
+// UsageError returns the command's usage-error reporter: it prints "archiver NAME: message"
+// and where to find the usage on stderr, and returns exit code 2.
+func UsageError(fs *flag.FlagSet, stderr io.Writer) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(stderr, fs.Name()+": "+format+"\n", a...)
+		fmt.Fprintf(stderr, "run %q for usage\n", fs.Name()+" -h")
+		return 2
+	}
 }
