@@ -318,6 +318,12 @@ func TestCompactReplicas(t *testing.T) {
 	if v := runVerify(t, store, pub); v.code != 0 {
 		t.Fatalf("before compaction: %v", v.problems)
 	}
+	// archiver sessions reads the compacted day as it read the replicas' objects.
+	sessionsArgs := []string{"sessions", "--store", "file://" + store, "--from", layout.Day(time.Now(), nil), "--format", "jsonl"}
+	sessionsBefore, errs, code := command(t, nil, sessionsArgs...)
+	if code != 0 || strings.TrimSpace(sessionsBefore) == "" {
+		t.Fatalf("sessions before compaction: exit %d, %q\n%s", code, sessionsBefore, errs)
+	}
 	out, code := compactDay(t, store, key, nil)
 	if code != 0 {
 		t.Fatalf("compact: exit %d\n%s", code, out)
@@ -346,6 +352,9 @@ func TestCompactReplicas(t *testing.T) {
 	ids := eventIDs(t, store)
 	if len(ids) != unique {
 		t.Fatalf("after compaction: %d distinct events, want %d", len(ids), unique)
+	}
+	if after, errs, _ := command(t, nil, sessionsArgs...); after != sessionsBefore {
+		t.Errorf("archiver sessions differs after compaction:\nbefore %s\nafter  %s\n%s", sessionsBefore, after, errs)
 	}
 	for id, n := range ids {
 		if n != 1 {
