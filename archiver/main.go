@@ -6,6 +6,7 @@
 //	archiver sessions [flags] list push sessions: who streamed what, when (see archiver sessions -h)
 //	archiver verify [flags]   prove a day range complete and unaltered (see archiver verify -h)
 //	archiver compact [flags]  merge a day's objects of every replica (see archiver compact -h)
+//	archiver drain [flags]    upload a spool directory without serving (see archiver drain -h)
 package main
 
 import (
@@ -31,6 +32,7 @@ Commands:
   sessions list push sessions (who streamed what, when) from the archive
   verify   check a day range against the signed digests (archiver serve --digest-key)
   compact  merge a day's objects of every replica into few, each callback once
+  drain    upload what a spool directory holds to the store, without serving (dead or scaled-down node)
   version  print the version (stamped from the release tag)
 
 Run "archiver <command> -h" for the flags of a command.
@@ -51,6 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
+		server.Version = version
 		return server.Run(ctx, args[1:], stdout, stderr)
 	case "events":
 		return readback.Run(ctx, args[1:], stdout, stderr)
@@ -60,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return verify.Run(ctx, args[1:], stdout, stderr)
 	case "compact":
 		return compact.Run(ctx, args[1:], stdout, stderr)
+	case "drain":
+		return server.Drain(ctx, args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "archiver", version)
 		return 0

@@ -29,6 +29,7 @@ var Commands = []struct {
 	{"sessions", sessions.Run},
 	{"verify", verify.Run},
 	{"compact", compact.Run},
+	{"drain", server.Drain},
 }
 
 // Help is a command's -h output.
