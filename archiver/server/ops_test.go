@@ -85,7 +85,8 @@ func TestAdminListener(t *testing.T) {
 		t.Errorf("POST /callback: %d %s", r.Status, r.Raw)
 	}
 	_, m := get(t, s.AdminURL()+"/metrics")
-	for _, want := range []string{"livehook_archiver_build_info{", `goversion="go`, "livehook_archiver_accepted_total 1"} {
+	for _, want := range []string{"livehook_archiver_build_info{", `goversion="go`, "livehook_archiver_accepted_total 1",
+		"livehook_archiver_ready 1", "livehook_archiver_degraded 0", "livehook_archiver_digest_enabled 0"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("admin /metrics lacks %q", want)
 		}

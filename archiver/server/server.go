@@ -247,7 +247,25 @@ func (s *Server) registerGauges() {
 	r := s.metrics.Registry
 	const p = "livehook_archiver_"
 	r.GaugeFunc(p+"dedup_entries", "Event identities remembered for redelivery detection.", func() float64 { return float64(s.dedup.Len()) })
+	// For alerts: /readyz's answer without its store round trip (scrapes stay cheap).
+	r.GaugeFunc(p+"ready", "1 when new events can be made durable (/readyz 200), 0 when not (spool full or failing, store down in store mode, shutting down).", func() float64 {
+		h := s.backend.Health()
+		return b2f(h.Accepting && len(h.Problems) == 0 && !s.draining.Load())
+	})
+	r.GaugeFunc(p+"degraded", "1 while events are accepted but not reaching the store (the spool buffers; /readyz says degraded), else 0.", func() float64 {
+		return b2f(s.backend.Health().Degraded != "")
+	})
+	r.GaugeFunc(p+"digest_enabled", "1 when signed digests are written (--digest-key), else 0.", func() float64 {
+		return b2f(s.digests != nil && s.digests.writer != nil)
+	})
 	s.backend.RegisterGauges(r)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Instance is the name in this process's object keys.
