@@ -3,18 +3,14 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -203,7 +199,7 @@ func TestTLSReload(t *testing.T) {
 	c.AdminListen = "127.0.0.1:0" // plain HTTP, for /metrics
 	var logs syncBuffer
 	c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	cert1, key1 := namedCert(t, "first.test", 1)
+	cert1, key1 := archivetest.SelfSignedCert(t, "first.test")
 	writePair(t, c, cert1, key1)
 	s := start(t, c)
 	served := func() string {
@@ -218,7 +214,7 @@ func TestTLSReload(t *testing.T) {
 	if cn := served(); cn != "first.test" {
 		t.Fatalf("serving %q before reload", cn)
 	}
-	cert2, key2 := namedCert(t, "second.test", 2)
+	cert2, key2 := archivetest.SelfSignedCert(t, "second.test")
 	writePair(t, c, cert2, key2)
 	if err := s.Reload(); err != nil {
 		t.Fatal(err)
@@ -261,30 +257,6 @@ func writePair(t *testing.T, c server.Config, cert, key []byte) {
 	if err := os.WriteFile(c.TLSKey, key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// namedCert is a self-signed certificate for 127.0.0.1 with common name cn.
-func namedCert(t *testing.T, cn string, serial int64) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
 // stripProxy is a reverse proxy to gw that drops If-None-Match, as a store (or a gateway in front
