@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 )
@@ -49,6 +50,12 @@ type Session struct {
 	EndedAt             time.Time // archive.received_at of the first copy of its PUBLISH_DONE; zero without one
 	Status              Status
 	Verified            bool // every archived copy of its callbacks passed the signature check
+	// ClientIP and NodeIP say from where: the pushing client and the Live node, from the first
+	// copy of the PUBLISH (of the PUBLISH_DONE for an end_only session).
+	ClientIP, NodeIP string
+	// DoneClientIP and DoneNodeIP are the PUBLISH_DONE's values where they differ from the
+	// PUBLISH's (a closed session only); empty when they agree.
+	DoneClientIP, DoneNodeIP string
 }
 
 // StartedAt is PublishTimestamp as a time (UTC).
@@ -63,8 +70,12 @@ func (s Session) DurationS() (d int64, ok bool) {
 }
 
 // AppendJSON appends s as one JSON object with the documented field names and order:
-// domain, app, stream, publish_timestamp, started_at, ended_at, duration_s, status, verified.
-func (s Session) AppendJSON(dst []byte) []byte {
+// domain, app, stream, publish_timestamp, started_at, ended_at, duration_s, status, verified,
+// client_ip, node_ip, done_client_ip, done_node_ip (the last four null when empty).
+func (s Session) AppendJSON(dst []byte) []byte { return s.AppendJSONIn(dst, time.UTC) }
+
+// AppendJSONIn is AppendJSON with started_at and ended_at in loc (RFC 3339 with its offset).
+func (s Session) AppendJSONIn(dst []byte, loc *time.Location) []byte {
 	dst = append(dst, `{"domain":`...)
 	dst = appendJSONString(dst, s.Domain)
 	dst = append(dst, `,"app":`...)
@@ -74,11 +85,11 @@ func (s Session) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"publish_timestamp":`...)
 	dst = strconv.AppendInt(dst, s.PublishTimestamp, 10)
 	dst = append(dst, `,"started_at":"`...)
-	dst = s.StartedAt().AppendFormat(dst, time.RFC3339)
+	dst = s.StartedAt().In(loc).AppendFormat(dst, time.RFC3339)
 	dst = append(dst, `","ended_at":`...)
 	if d, ok := s.DurationS(); ok {
 		dst = append(dst, '"')
-		dst = s.EndedAt.UTC().AppendFormat(dst, layout.ReceivedAtLayout)
+		dst = s.EndedAt.In(loc).AppendFormat(dst, cli.TimeLayout(loc, true))
 		dst = append(dst, `","duration_s":`...)
 		dst = strconv.AppendInt(dst, d, 10)
 	} else {
@@ -88,6 +99,17 @@ func (s Session) AppendJSON(dst []byte) []byte {
 	dst = append(dst, s.Status...)
 	dst = append(dst, `","verified":`...)
 	dst = strconv.AppendBool(dst, s.Verified)
+	for _, f := range [...]struct{ name, v string }{{"client_ip", s.ClientIP}, {"node_ip", s.NodeIP},
+		{"done_client_ip", s.DoneClientIP}, {"done_node_ip", s.DoneNodeIP}} {
+		dst = append(dst, `,"`...)
+		dst = append(dst, f.name...)
+		dst = append(dst, `":`...)
+		if f.v == "" {
+			dst = append(dst, "null"...)
+		} else {
+			dst = appendJSONString(dst, f.v)
+		}
+	}
 	return append(dst, '}')
 }
 
@@ -96,10 +118,12 @@ func (s Session) MarshalJSON() ([]byte, error) { return s.AppendJSON(nil), nil }
 
 // Query selects sessions. A session is listed when a copy of its PUBLISH or PUBLISH_DONE lies in
 // a partition day From..To (inclusive; To defaults to From); its partner is looked for one day
-// beyond each end. Domain, App, Stream and Status filter exactly when not empty.
+// beyond each end. Domain, App, Stream and Status filter exactly when not empty; Event
+// (PUBLISH or PUBLISH_DONE) keeps the sessions whose archive holds that callback.
 type Query struct {
 	From, To            string
 	Domain, App, Stream string
+	Event               string
 	Status              Status
 }
 
@@ -111,6 +135,9 @@ func (q Query) Days() (days []string, err error) {
 		return nil, err
 	}
 	if _, err := ParseStatus(string(q.Status)); err != nil {
+		return nil, err
+	}
+	if err := (cli.Filter{Event: q.Event}).Check(); err != nil {
 		return nil, err
 	}
 	first, _ := time.Parse(layout.DayLayout, inner[0])
@@ -151,25 +178,26 @@ func compareKeys(a, b key) int {
 
 // seen is what the archive holds of one callback of a session, over all its copies.
 type seen struct {
-	ok       bool
-	first    time.Time // earliest archive.received_at
-	verified bool      // every copy verified
+	ok               bool
+	first            time.Time // earliest archive.received_at
+	verified         bool      // every copy verified
+	clientIP, nodeIP string    // of the earliest copy (the smaller on a tie, so the order of reading does not matter)
 }
 
-func (s *seen) add(at time.Time, verified bool) {
+func (s *seen) add(o seen) {
 	if !s.ok {
-		*s = seen{ok: true, first: at, verified: verified}
+		*s = o
 		return
 	}
-	if at.Before(s.first) {
-		s.first = at
+	if o.first.Before(s.first) || (o.first.Equal(s.first) && o.clientIP+"\x00"+o.nodeIP < s.clientIP+"\x00"+s.nodeIP) {
+		s.first, s.clientIP, s.nodeIP = o.first, o.clientIP, o.nodeIP
 	}
-	s.verified = s.verified && verified
+	s.verified = s.verified && o.verified
 }
 
 func (s *seen) merge(o seen) {
 	if o.ok {
-		s.add(o.first, o.verified)
+		s.add(o)
 	}
 }
 
@@ -191,10 +219,19 @@ func (p *partial) session() Session {
 	switch {
 	case p.pub.ok && p.done.ok:
 		s.Status, s.EndedAt, s.Verified = Closed, p.done.first, p.pub.verified && p.done.verified
+		s.ClientIP, s.NodeIP = p.pub.clientIP, p.pub.nodeIP
+		if p.done.clientIP != p.pub.clientIP {
+			s.DoneClientIP = p.done.clientIP
+		}
+		if p.done.nodeIP != p.pub.nodeIP {
+			s.DoneNodeIP = p.done.nodeIP
+		}
 	case p.pub.ok:
 		s.Status, s.Verified = Open, p.pub.verified
+		s.ClientIP, s.NodeIP = p.pub.clientIP, p.pub.nodeIP
 	default:
 		s.Status, s.EndedAt, s.Verified = EndOnly, p.done.first, p.done.verified
+		s.ClientIP, s.NodeIP = p.done.clientIP, p.done.nodeIP
 	}
 	return s
 }
@@ -265,11 +302,12 @@ func (p *Pairer) Add(day string, e readback.Event) error {
 		s = &partial{key: k}
 		p.today[k] = s
 	}
-	verified := e.Archive.Signature == layout.SignatureVerified
+	c := seen{ok: true, first: e.Archive.ReceivedAt, verified: e.Archive.Signature == layout.SignatureVerified,
+		clientIP: e.ClientIP, nodeIP: e.NodeIP}
 	if isPub {
-		s.pub.add(e.Archive.ReceivedAt, verified)
+		s.pub.add(c)
 	} else {
-		s.done.add(e.Archive.ReceivedAt, verified)
+		s.done.add(c)
 	}
 	s.listed = s.listed || inRange
 	return nil
@@ -301,6 +339,9 @@ func (p *Pairer) Finish(fn func(Session) error) (Stats, error) {
 		}
 		s := cur.session()
 		if p.q.Status != "" && s.Status != p.q.Status {
+			return nil
+		}
+		if (p.q.Event == cli.EventPublish && !cur.pub.ok) || (p.q.Event == cli.EventPublishDone && !cur.done.ok) {
 			return nil
 		}
 		return fn(s)
