@@ -1,0 +1,156 @@
+package report
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
+)
+
+//go:embed page.html
+var pageHTML string
+
+//go:embed page.js
+var pageJS string
+
+//go:embed page.css
+var pageCSS string
+
+var page = template.Must(template.New("report").Funcs(template.FuncMap{"human": sessions.HumanDuration}).Parse(pageHTML))
+
+// view is what the template reads: Data plus what is easier to compute here than to spell there.
+type view struct {
+	*Data
+	Title          string
+	Zone           string
+	Generated      string
+	CSS            template.CSS
+	JS             template.JS
+	Payload        template.JS // the sessions and settings as JSON (HTML-safe: <, >, & escaped)
+	HeatCells      []heatCell
+	HeatH          int
+	Hours          []hourLabel
+	TopBars        []topBar
+	TopH           int
+	Proven, Failed int // days of Integrity without and with problems
+}
+
+type heatCell struct {
+	X, Y    int
+	Fill    string
+	Title   string
+	T       int64
+	Label   string // the row's day, on the first cell of a row
+	LabelY  int
+	HasText bool
+}
+
+type hourLabel struct {
+	X int
+	H string
+}
+
+type topBar struct {
+	Y, W     int
+	Name     string
+	Streamed string
+	Sessions int
+	TextY    int
+}
+
+// payload is the JSON the page's script starts from.
+type payload struct {
+	Cols       *Columns   `json:"cols"`
+	RangeStart int64      `json:"rangeStart"`
+	RangeEnd   int64      `json:"rangeEnd"`
+	Generated  int64      `json:"generated"`
+	Zone       string     `json:"zone"`
+	Offsets    [][2]int64 `json:"offsets"` // [unix seconds, UTC offset in seconds from then on], to show times in the zone
+}
+
+// Render writes the page.
+func Render(w io.Writer, d *Data) error {
+	v := view{Data: d, Zone: d.Loc.String(), Generated: d.Provenance.Generated.In(d.Loc).Format(time.RFC3339),
+		CSS: template.CSS(pageCSS), JS: template.JS(pageJS)}
+	v.Title = fmt.Sprintf("Push sessions %s..%s", d.From, d.To)
+	if d.From == d.To {
+		v.Title = "Push sessions " + d.From
+	}
+	start := min(d.RangeStart.Unix(), d.Cols.T0)
+	if len(d.Cols.Start) == 0 {
+		start = d.RangeStart.Unix()
+	}
+	b, err := json.Marshal(payload{Cols: &d.Cols, RangeStart: start, RangeEnd: d.RangeEnd.Unix(),
+		Generated: d.Provenance.Generated.Unix(), Zone: v.Zone, Offsets: offsets(d.Loc, start, d.RangeEnd.Unix())})
+	if err != nil {
+		return fmt.Errorf("encoding the sessions: %w", err)
+	}
+	v.Payload = template.JS(b) // json.Marshal escapes <, >, &, U+2028 and U+2029: no </script> can appear
+	const cell, left = 18, 86
+	for r, day := range d.Heat.Days {
+		for h, n := range d.Heat.Counts[r] {
+			c := heatCell{X: left + h*cell, Y: 20 + r*cell, Fill: heatColour(n, d.Heat.Max), T: d.Heat.Starts[r] + int64(h)*3600,
+				Title: fmt.Sprintf("%s %02d:00: %d session starts", day, h, n)}
+			if h == 0 {
+				c.HasText, c.Label, c.LabelY = true, day, c.Y+13
+			}
+			v.HeatCells = append(v.HeatCells, c)
+		}
+	}
+	v.HeatH = 30 + len(d.Heat.Days)*cell
+	for h := 0; h < 24; h += 3 {
+		v.Hours = append(v.Hours, hourLabel{X: left + h*cell, H: fmt.Sprintf("%02d", h)})
+	}
+	var most int64 = 1
+	for _, t := range d.Top {
+		most = max(most, t.StreamedS)
+	}
+	for i, t := range d.Top {
+		v.TopBars = append(v.TopBars, topBar{Y: i * 22, TextY: i*22 + 15, W: int(1 + 460*t.StreamedS/most), Name: t.Name,
+			Streamed: sessions.HumanDuration(t.StreamedS), Sessions: t.Sessions})
+	}
+	v.TopH = len(d.Top)*22 + 4
+	for _, c := range d.Integrity {
+		if c.Err == "" && c.Summary.Problems == 0 {
+			v.Proven++
+		} else {
+			v.Failed++
+		}
+	}
+	return page.Execute(w, v)
+}
+
+// heatColour shades n of max from pale to dark blue (white for none).
+func heatColour(n, most int) string {
+	if n == 0 || most == 0 {
+		return "#f4f6f8"
+	}
+	f := float64(n) / float64(most)
+	// from #d6e6f5 to #08306b
+	r := 214 + (8-214)*f
+	g := 230 + (48-230)*f
+	b := 245 + (107-245)*f
+	return fmt.Sprintf("#%02x%02x%02x", int(r), int(g), int(b))
+}
+
+// offsets lists the zone's UTC offsets over start..end with the instants they begin, so the
+// page shows times in --tz without relying on the browser's own zone.
+func offsets(loc *time.Location, start, end int64) [][2]int64 {
+	t := time.Unix(start, 0).In(loc)
+	_, off := t.Zone()
+	out := [][2]int64{{start, int64(off)}}
+	for t.Unix() < end {
+		_, next := t.ZoneBounds()
+		if next.IsZero() || next.Unix() >= end {
+			break
+		}
+		t = next.In(loc)
+		_, off = t.Zone()
+		out = append(out, [2]int64{t.Unix(), int64(off)})
+	}
+	return out
+}

@@ -1,0 +1,140 @@
+package report
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/digest"
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
+	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
+)
+
+// Version is the livehook version the report names (main sets it from the release tag).
+var Version = "dev"
+
+const usage = `usage: archiver report --from DAY [--to DAY] --out FILE.html [--store s3://BUCKET/PREFIX | --store file:///DIR]
+                      [--s3-endpoint URL] [--s3-region R] [--domain D] [--app A] [--stream S]
+                      [--event PUBLISH|PUBLISH_DONE] [--status closed|open|end_only] [--tz ZONE]
+                      [--public-key FILE]
+
+Writes one self-contained HTML page (it loads nothing from the network; open it from a USB stick)
+about the push sessions of the partition days --from..--to (a DAY is YYYY-MM-DD, today or
+yesterday, UTC): a summary (sessions, streams, domains, time streamed, open and end-only
+sessions), a timeline of sessions per stream zoomable to an hour, a heat map of session starts by
+day and hour, the top streams by time streamed, the session table (sort, filter, search, client
+and node IP) and how the report was made. The sessions are those "archiver sessions" lists for
+the same flags. With --public-key it also runs "archiver verify" for each day and shows the
+result with its problems. --tz shows times in a zone; the days read stay the same.
+Exit 0 when written (also when a day does not verify: the page says so), 1 on a read error, 2 on
+a usage error.
+
+flags:
+`
+
+// Run implements `archiver report`.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fs := cli.NewFlagSet("report", usage, stderr)
+	var (
+		so              storage.Options
+		days            cli.Days
+		f               cli.Filter
+		tz, status, out string
+		keyFile         string
+	)
+	cli.StoreFlags(fs, &so)
+	cli.DayFlags(fs, &days)
+	cli.FilterFlags(fs, &f, "sessions")
+	fs.StringVar(&status, "status", "", "only sessions with this status: closed, open or end_only")
+	cli.TZFlag(fs, &tz)
+	fs.StringVar(&out, "out", "", "the HTML file to write (required; replaced atomically)")
+	fs.StringVar(&keyFile, "public-key", "", "Ed25519 public key (PEM) of the archivers' --digest-key: show archiver verify's result per day")
+	if code, done := cli.Parse(fs, args); done {
+		return code
+	}
+	usageErr := cli.UsageError(fs, stderr)
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q (all options are flags)", fs.Arg(0))
+	}
+	if out == "" {
+		return usageErr("missing --out: give the HTML file to write, e.g. --out report.html")
+	}
+	st, err := sessions.ParseStatus(status)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if err := f.Check(); err != nil {
+		return usageErr("%v", err)
+	}
+	loc, err := cli.Zone(tz)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	days = days.Resolve(time.Now())
+	q := sessions.Query{From: days.From, To: days.To, Domain: f.Domain, App: f.App, Stream: f.Stream, Event: f.Event, Status: st}
+	if _, err := q.Days(); err != nil {
+		return usageErr("%v", err)
+	}
+	var pub []byte
+	if keyFile != "" {
+		k, err := digest.LoadPublicKey(keyFile)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		pub = k
+	}
+	store, err := storage.Open(ctx, so)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	d, err := Collect(ctx, store, q, loc, sessions.ReadOptions{})
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver report: %v\n", err)
+		return readback.ExitRuntime
+	}
+	if pub != nil {
+		d.Integrity = checkDays(ctx, store, d.RangeStart, d.RangeEnd, pub)
+	}
+	d.Provenance = Provenance{Command: commandLine(args), Store: store.String(), Generated: time.Now(), Version: Version}
+	if err := fsutil.ReplaceFile(out, 0o644, func(w *bufio.Writer) error { return Render(w, d) }); err != nil {
+		fmt.Fprintf(stderr, "archiver report: writing %s: %v\n", out, err)
+		return readback.ExitRuntime
+	}
+	var size int64
+	if fi, err := os.Stat(out); err == nil {
+		size = fi.Size()
+	}
+	abs, _ := filepath.Abs(out)
+	fmt.Fprintf(stdout, "wrote %s: %d sessions of %s, %d bytes\n", abs, d.Summary.Sessions, cli.Range(d.From, d.To), size)
+	for _, c := range d.Integrity {
+		if c.Err != "" || c.Summary.Problems > 0 {
+			fmt.Fprintf(stderr, "archiver report: day %s does not verify (%d problems%s); the report lists them\n", c.Day, c.Summary.Problems, map[bool]string{true: ": " + cli.OneLine(c.Err)}[c.Err != ""])
+		}
+	}
+	return readback.ExitOK
+}
+
+// commandLine is how the report was asked for, quoted where a shell would need it.
+func commandLine(args []string) string {
+	parts := []string{"archiver", "report"}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`*?[]{}()<>|&;#~") {
+			a = strconv.Quote(a)
+		}
+		parts = append(parts, cli.OneLine(a))
+	}
+	return strings.Join(parts, " ")
+}
