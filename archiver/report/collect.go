@@ -47,7 +47,7 @@ type Columns struct {
 	Node    []int32     `json:"n"`  // index+1 into IPs, 0 = none
 	DClient []int32     `json:"dc"` // the PUBLISH_DONE's client where it differs, as Client
 	DNode   []int32     `json:"dn"` // the PUBLISH_DONE's node where it differs, as Node
-	Flags   []uint8     `json:"f"`  // status (0 closed, 1 open, 2 end_only) | 4 when verified
+	Flags   []int8      `json:"f"`  // status (0 closed, 1 open, 2 end_only) | 4 when verified
 }
 
 // Data is everything a report shows.
@@ -165,7 +165,7 @@ func (a *aggregator) add(s sessions.Session) {
 	c.Node = append(c.Node, a.ip(s.NodeIP))
 	c.DClient = append(c.DClient, a.ip(s.DoneClientIP))
 	c.DNode = append(c.DNode, a.ip(s.DoneNodeIP))
-	var f uint8
+	var f int8
 	switch s.Status {
 	case sessions.Open:
 		f, sum.Open = 1, sum.Open+1

@@ -124,9 +124,9 @@ func TestRenderIsSelfContainedAndEscaped(t *testing.T) {
 	evil := `</script><script>alert(1)</script><img src=x onerror=alert(2)>`
 	d := &report.Data{From: "2026-11-10", To: "2026-11-10", Loc: time.UTC,
 		RangeStart: time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC), RangeEnd: time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC),
-		Top:        []report.StreamTotal{{Name: "d/live/" + evil, Sessions: 1, StreamedS: 60}},
+		Top: []report.StreamTotal{{Name: "d/live/" + evil, Sessions: 1, StreamedS: 60}},
 		Cols: report.Columns{T0: 1794301200, Streams: [][3]string{{"d", "live", evil}}, IPs: []string{evil},
-			Start: []int64{0}, Dur: []int64{60}, Stream: []int32{0}, Client: []int32{1}, Node: []int32{0}, DClient: []int32{0}, DNode: []int32{0}, Flags: []uint8{0}},
+			Start: []int64{0}, Dur: []int64{60}, Stream: []int32{0}, Client: []int32{1}, Node: []int32{0}, DClient: []int32{0}, DNode: []int32{0}, Flags: []int8{0}},
 		Provenance: report.Provenance{Command: "archiver report --stream '" + evil + "'", Store: "file:///x", Generated: time.Unix(1794301300, 0), Version: "1.2.3"},
 	}
 	d.Summary.Sessions = 1
@@ -214,5 +214,25 @@ func TestRunWrites(t *testing.T) {
 	}
 	if !strings.Contains(string(page), "Times in Asia/Shanghai") || payload(t, string(page))["zone"] != "Asia/Shanghai" {
 		t.Error("--tz not in the page")
+	}
+}
+
+// TestPayloadArrays: every column reaches the page as a JSON array of numbers ([]uint8 would
+// become a base64 string, and the script would read every status as closed).
+func TestPayloadArrays(t *testing.T) {
+	d := &report.Data{From: "2026-11-10", To: "2026-11-10", Loc: time.UTC,
+		RangeStart: time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC), RangeEnd: time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC),
+		Cols: report.Columns{T0: 1794301200, Streams: [][3]string{{"d", "live", "s"}}, Start: []int64{0, 5}, Dur: []int64{60, -1},
+			Stream: []int32{0, 0}, Client: []int32{0, 0}, Node: []int32{0, 0}, DClient: []int32{0, 0}, DNode: []int32{0, 0}, Flags: []int8{4, 2}}}
+	var b bytes.Buffer
+	if err := report.Render(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	cols := payload(t, b.String())["cols"].(map[string]any)
+	for _, k := range []string{"s", "d", "k", "c", "n", "dc", "dn", "f"} {
+		a, ok := cols[k].([]any)
+		if !ok || len(a) != 2 {
+			t.Errorf("column %s is %T %v, want an array of 2 numbers", k, cols[k], cols[k])
+		}
 	}
 }
