@@ -55,11 +55,11 @@ type hourLabel struct {
 }
 
 type topBar struct {
-	Y, W     int
-	Name     string
-	Streamed string
-	Sessions int
-	TextY    int
+	Y, W, TextY int
+	Name, Label string // Label: Name shortened from the left to fit
+	Streamed    string
+	Sessions    int
+	ValueX      int
 }
 
 // payload is the JSON the page's script starts from.
@@ -110,7 +110,12 @@ func Render(w io.Writer, d *Data) error {
 		most = max(most, t.StreamedS)
 	}
 	for i, t := range d.Top {
-		v.TopBars = append(v.TopBars, topBar{Y: i * 22, TextY: i*22 + 15, W: int(1 + 460*t.StreamedS/most), Name: t.Name,
+		w := int(1 + 280*t.StreamedS/most)
+		label := []rune(t.Name)
+		if len(label) > 40 {
+			label = append([]rune("…"), label[len(label)-39:]...)
+		}
+		v.TopBars = append(v.TopBars, topBar{Y: i * 22, TextY: i*22 + 14, W: w, ValueX: topLeft + w + 6, Name: t.Name, Label: string(label),
 			Streamed: sessions.HumanDuration(t.StreamedS), Sessions: t.Sessions})
 	}
 	v.TopH = len(d.Top)*22 + 4
@@ -123,6 +128,9 @@ func Render(w io.Writer, d *Data) error {
 	}
 	return page.Execute(w, v)
 }
+
+// topLeft is where the top streams' bars start (their names are left of it).
+const topLeft = 250
 
 // heatColour shades n of max from pale to dark blue (white for none).
 func heatColour(n, most int) string {

@@ -216,6 +216,11 @@ func TestReportInChromium(t *testing.T) {
 			step(b, chromedp.Evaluate[bool](`(function(e){e.value='';return e.dispatchEvent(new Event('input'))})(document.getElementById('f-stream'))`))
 			b.waitText("#count", strconv.Itoa(want))
 			b.do(chromedp.Click(chromedp.CSS(`button[data-zoom="0"]`)))
+			// The first screen, as docs/images/report.png shows it, and the whole page.
+			top := step(b, chromedp.CaptureScreenshot())
+			if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "report-top.png"), top, 0o644); err != nil {
+				t.Fatal(err)
+			}
 			png := step(b, chromedp.FullScreenshot(100))
 			if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "report.png"), png, 0o644); err != nil {
 				t.Fatal(err)
@@ -238,7 +243,7 @@ func TestReportInChromium(t *testing.T) {
 
 // page is one Chromium tab on a report, with what it said on the console.
 type page struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	close   func()
 	mu      sync.Mutex
@@ -248,11 +253,20 @@ type page struct {
 
 func openPage(t *testing.T, chromium, file string) *page {
 	t.Helper()
+	p := newPage(t, chromium)
+	p.do(chromedp.Navigate("file://"+file), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`)))
+	return p
+}
+
+// newPage starts Chromium with the flags of an isolated, quiet headless browser, a fresh
+// profile, the console and the network watched.
+func newPage(t testing.TB, chromium string) *page {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-quic", true),
 		chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1400, 1000),
+		chromedp.Flag("disable-sync", true), chromedp.WindowSize(1280, 900),
 	}
 	p := &page{t: t}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -271,7 +285,7 @@ func openPage(t *testing.T, chromium, file string) *page {
 		_, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{})
 		return chromedp.Void{}, err
 	}
-	p.do(enable, chromedp.Navigate("file://"+file), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`)))
+	p.do(enable)
 	return p
 }
 
