@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -103,6 +104,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	d, err := Collect(ctx, store, q, loc, sessions.ReadOptions{})
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver report: %v\n", err)
+		if ctx.Err() == nil {
+			fmt.Fprintf(stderr, "archiver report: no report written; archiver verify --from %s --to %s --public-key FILE shows whether objects were damaged\n", q.From, cmp.Or(q.To, q.From))
+		}
 		return readback.ExitRuntime
 	}
 	if pub != nil {
