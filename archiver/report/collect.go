@@ -82,9 +82,6 @@ type Provenance struct {
 	Version   string
 }
 
-// MaxHeatDays bounds the heat map's rows (sessions listed for a range may start long before it).
-const MaxHeatDays = 400
-
 // TopN is how many streams the top-streams chart shows.
 const TopN = 15
 
@@ -217,32 +214,56 @@ func (a *aggregator) finish() {
 	})
 	d.Top = top[:min(len(top), TopN)]
 
-	// Heat map rows: every day from the first start to the last (days without starts too), the
-	// last MaxHeatDays of them when sessions reach far back.
-	days := make([]string, 0, len(a.heat))
-	for day := range a.heat {
-		days = append(days, day)
-	}
-	slices.Sort(days)
-	if len(days) == 0 {
+	// Heat map rows: the days (in Loc) from the day before the range to its last, where starts of
+	// listed sessions fall; starts further out (a PUBLISH_DONE in the range of a session begun long
+	// before, or a clock that ran ahead) are summed in an "earlier" or "later" row, so the map's
+	// size follows the range, not the oldest session.
+	if len(a.heat) == 0 {
 		return
 	}
-	firstDay, _ := time.ParseInLocation(layout.DayLayout, days[0], d.Loc)
-	lastDay, _ := time.ParseInLocation(layout.DayLayout, days[len(days)-1], d.Loc)
-	if n := int(lastDay.Sub(firstDay).Hours()/24) + 1; n > MaxHeatDays {
-		firstDay = lastDay.AddDate(0, 0, -(MaxHeatDays - 1))
+	y, m, dd := d.RangeStart.In(d.Loc).AddDate(0, 0, -1).Date()
+	firstDay := time.Date(y, m, dd, 0, 0, 0, 0, d.Loc)
+	lastDay := d.RangeEnd.Add(-time.Second).In(d.Loc)
+	first, last := firstDay.Format(layout.DayLayout), lastDay.Format(layout.DayLayout)
+	var earlier, later *[24]int
+	for day, h := range a.heat {
+		switch {
+		case day < first:
+			earlier = addRow(earlier, h)
+		case day > last:
+			later = addRow(later, h)
+		}
 	}
-	for t := firstDay; !t.After(lastDay); t = t.AddDate(0, 0, 1) {
+	add := func(label string, row [24]int, start int64) {
+		d.Heat.Days = append(d.Heat.Days, label)
+		d.Heat.Counts = append(d.Heat.Counts, row)
+		d.Heat.Starts = append(d.Heat.Starts, start)
+		for _, n := range row {
+			d.Heat.Max = max(d.Heat.Max, n)
+		}
+	}
+	if earlier != nil {
+		add("earlier", *earlier, 0)
+	}
+	for t := firstDay; t.Format(layout.DayLayout) <= last; t = t.AddDate(0, 0, 1) {
 		day := t.Format(layout.DayLayout)
 		var row [24]int
 		if h := a.heat[day]; h != nil {
 			row = *h
 		}
-		d.Heat.Days = append(d.Heat.Days, day)
-		d.Heat.Counts = append(d.Heat.Counts, row)
-		d.Heat.Starts = append(d.Heat.Starts, t.Unix())
-		for _, n := range row {
-			d.Heat.Max = max(d.Heat.Max, n)
-		}
+		add(day, row, t.Unix())
 	}
+	if later != nil {
+		add("later", *later, 0)
+	}
+}
+
+func addRow(sum, h *[24]int) *[24]int {
+	if sum == nil {
+		sum = &[24]int{}
+	}
+	for i, n := range h {
+		sum[i] += n
+	}
+	return sum
 }

@@ -80,10 +80,8 @@ func Render(w io.Writer, d *Data) error {
 	if d.From == d.To {
 		v.Title = "Push sessions " + d.From
 	}
-	start := min(d.RangeStart.Unix(), d.Cols.T0)
-	if len(d.Cols.Start) == 0 {
-		start = d.RangeStart.Unix()
-	}
+	// The timeline spans the range; sessions begun before it are drawn from its left edge.
+	start := d.RangeStart.Unix()
 	b, err := json.Marshal(payload{Cols: &d.Cols, RangeStart: start, RangeEnd: d.RangeEnd.Unix(),
 		Generated: d.Provenance.Generated.Unix(), Zone: v.Zone, Offsets: offsets(d.Loc, start, d.RangeEnd.Unix())})
 	if err != nil {
@@ -93,8 +91,11 @@ func Render(w io.Writer, d *Data) error {
 	const cell, left = 18, 86
 	for r, day := range d.Heat.Days {
 		for h, n := range d.Heat.Counts[r] {
-			c := heatCell{X: left + h*cell, Y: 20 + r*cell, Fill: heatColour(n, d.Heat.Max), T: d.Heat.Starts[r] + int64(h)*3600,
+			c := heatCell{X: left + h*cell, Y: 20 + r*cell, Fill: heatColour(n, d.Heat.Max),
 				Title: fmt.Sprintf("%s %02d:00: %d session starts", day, h, n)}
+			if d.Heat.Starts[r] != 0 { // "earlier" and "later" have no hour to zoom to
+				c.T = d.Heat.Starts[r] + int64(h)*3600
+			}
 			if h == 0 {
 				c.HasText, c.Label, c.LabelY = true, day, c.Y+13
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/report"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions/sessionstest"
@@ -234,5 +235,43 @@ func TestPayloadArrays(t *testing.T) {
 		if !ok || len(a) != 2 {
 			t.Errorf("column %s is %T %v, want an array of 2 numbers", k, cols[k], cols[k])
 		}
+	}
+}
+
+// TestHeatRowsFollowTheRange: a session begun years before the range (its PUBLISH_DONE is in
+// it) is counted in an "earlier" row, not by drawing every day since; the timeline still spans
+// the range only.
+func TestHeatRowsFollowTheRange(t *testing.T) {
+	st, _ := fileStore(t)
+	put := func(stream, event string, pts int64, at time.Time) {
+		t.Helper()
+		pt := time.Unix(pts, 0).UTC()
+		ts := strconv.FormatInt(pts, 10)
+		body := []byte(`{"domain":"d.example.com","app":"live","stream":"` + stream + `","client_ip":"10.0.0.1","publish_timestamp":"` + ts + `","event":"` + event + `"}`)
+		line := layout.AppendRecord(nil, body, layout.Archive{ReceivedAt: at, EventID: layout.EventID("d.example.com", "live", stream, event, ts),
+			Signature: layout.SignatureNone, PublishTime: &pt, Instance: "t"})
+		obj, err := layout.EncodeObject(line, false)
+		if err == nil {
+			err = st.Put(testCtx(t), layout.ObjectKey(layout.Day(at, nil), "t-"+stream+"-"+event, 1, 0, false), obj, layout.ContentType)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("old", "PUBLISH_DONE", 1587954134, time.Date(2026, 11, 10, 9, 0, 0, 0, time.UTC))
+	put("new", "PUBLISH", time.Date(2026, 11, 10, 8, 0, 0, 0, time.UTC).Unix(), time.Date(2026, 11, 10, 8, 0, 1, 0, time.UTC))
+	d, err := report.Collect(testCtx(t), st, sessions.Query{From: "2026-11-10"}, time.UTC, sessions.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(d.Heat.Days, " "); got != "earlier 2026-11-09 2026-11-10" || d.Heat.Counts[0][2] != 1 || d.Heat.Counts[2][8] != 1 {
+		t.Errorf("heat rows %q, counts %v", got, d.Heat.Counts)
+	}
+	var b bytes.Buffer
+	if err := report.Render(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	if p := payload(t, b.String()); p["rangeStart"].(float64) != float64(time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC).Unix()) {
+		t.Errorf("the timeline starts at %v, not at the range", p["rangeStart"])
 	}
 }

@@ -14,6 +14,7 @@ package sessions
 
 import (
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -178,10 +179,47 @@ func compareKeys(a, b key) int {
 
 // seen is what the archive holds of one callback of a session, over all its copies.
 type seen struct {
-	ok               bool
-	first            time.Time // earliest archive.received_at
-	verified         bool      // every copy verified
-	clientIP, nodeIP string    // of the earliest copy (the smaller on a tie, so the order of reading does not matter)
+	ok       bool
+	first    time.Time // earliest archive.received_at
+	verified bool      // every copy verified
+	// from is the client_ip and node_ip of the earliest copy (the smaller pair on a tie, so the
+	// order of reading does not matter), joined by joinIPs: one string, interned by the Pairer,
+	// keeps a partial small.
+	from string
+}
+
+// joinIPs packs client and node into one string: len(client) as a uvarint, client, node (any
+// separator byte could occur in a callback's value).
+func joinIPs(client, node string) string {
+	b := make([]byte, 0, binary.MaxVarintLen64+len(client)+len(node))
+	b = binary.AppendUvarint(b, uint64(len(client)))
+	return string(append(append(b, client...), node...))
+}
+
+// ips unpacks from (both empty for a damaged value).
+func (s *seen) ips() (client, node string) {
+	var n uint64
+	for i, shift := 0, 0; i < len(s.from) && shift < 64; i, shift = i+1, shift+7 {
+		c := s.from[i]
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			if rest := s.from[i+1:]; n <= uint64(len(rest)) {
+				return rest[:n], rest[n:]
+			}
+			break
+		}
+	}
+	return "", ""
+}
+
+// earlierThan orders two copies: by received_at, then by (client_ip, node_ip).
+func (s *seen) earlierThan(o *seen) bool {
+	if !s.first.Equal(o.first) {
+		return s.first.Before(o.first)
+	}
+	c1, n1 := s.ips()
+	c2, n2 := o.ips()
+	return c1 < c2 || (c1 == c2 && n1 < n2)
 }
 
 func (s *seen) add(o seen) {
@@ -189,8 +227,8 @@ func (s *seen) add(o seen) {
 		*s = o
 		return
 	}
-	if o.first.Before(s.first) || (o.first.Equal(s.first) && o.clientIP+"\x00"+o.nodeIP < s.clientIP+"\x00"+s.nodeIP) {
-		s.first, s.clientIP, s.nodeIP = o.first, o.clientIP, o.nodeIP
+	if o.earlierThan(s) {
+		s.first, s.from = o.first, o.from
 	}
 	s.verified = s.verified && o.verified
 }
@@ -219,19 +257,21 @@ func (p *partial) session() Session {
 	switch {
 	case p.pub.ok && p.done.ok:
 		s.Status, s.EndedAt, s.Verified = Closed, p.done.first, p.pub.verified && p.done.verified
-		s.ClientIP, s.NodeIP = p.pub.clientIP, p.pub.nodeIP
-		if p.done.clientIP != p.pub.clientIP {
-			s.DoneClientIP = p.done.clientIP
-		}
-		if p.done.nodeIP != p.pub.nodeIP {
-			s.DoneNodeIP = p.done.nodeIP
+		s.ClientIP, s.NodeIP = p.pub.ips()
+		if client, node := p.done.ips(); p.done.from != p.pub.from {
+			if client != s.ClientIP {
+				s.DoneClientIP = client
+			}
+			if node != s.NodeIP {
+				s.DoneNodeIP = node
+			}
 		}
 	case p.pub.ok:
 		s.Status, s.Verified = Open, p.pub.verified
-		s.ClientIP, s.NodeIP = p.pub.clientIP, p.pub.nodeIP
+		s.ClientIP, s.NodeIP = p.pub.ips()
 	default:
 		s.Status, s.EndedAt, s.Verified = EndOnly, p.done.first, p.done.verified
-		s.ClientIP, s.NodeIP = p.done.clientIP, p.done.nodeIP
+		s.ClientIP, s.NodeIP = p.done.ips()
 	}
 	return s
 }
@@ -246,6 +286,7 @@ type Pairer struct {
 	today  map[key]*partial
 	sorter sorter
 	stats  Stats
+	ips    map[[2]string]string // interned seen.from values
 	// Unusable, when set, is called for each record of the range that cannot be paired: no
 	// usable publish_timestamp, or an event other than PUBLISH/PUBLISH_DONE.
 	Unusable func(day string, e readback.Event)
@@ -303,7 +344,7 @@ func (p *Pairer) Add(day string, e readback.Event) error {
 		p.today[k] = s
 	}
 	c := seen{ok: true, first: e.Archive.ReceivedAt, verified: e.Archive.Signature == layout.SignatureVerified,
-		clientIP: e.ClientIP, nodeIP: e.NodeIP}
+		from: p.fromWhere(e.ClientIP, e.NodeIP)}
 	if isPub {
 		s.pub.add(c)
 	} else {
@@ -311,6 +352,24 @@ func (p *Pairer) Add(day string, e readback.Event) error {
 	}
 	s.listed = s.listed || inRange
 	return nil
+}
+
+// maxInterned bounds the interned from-where strings (client IPs are as many as the streams'
+// clients; a new map starts when it is full).
+const maxInterned = 1 << 14
+
+// fromWhere returns client and node joined as seen.from, one copy per distinct pair.
+func (p *Pairer) fromWhere(client, node string) string {
+	k := [2]string{client, node}
+	if f, ok := p.ips[k]; ok {
+		return f
+	}
+	if p.ips == nil || len(p.ips) >= maxInterned {
+		p.ips = make(map[[2]string]string, 64)
+	}
+	f := joinIPs(client, node)
+	p.ips[k] = f
+	return f
 }
 
 // endDay hands the day's partials to the sorter.

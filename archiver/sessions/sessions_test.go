@@ -450,3 +450,19 @@ func TestWriterFormats(t *testing.T) {
 		t.Errorf("bad format: %v", err)
 	}
 }
+
+// TestJoinIPs: any bytes in a callback's client_ip and node_ip come back as they were (a NUL or
+// a length-like prefix cannot shift one into the other), and a damaged value gives empty ones.
+func TestJoinIPs(t *testing.T) {
+	for _, c := range [][2]string{{"", ""}, {"10.0.0.1", "10.1.0.1"}, {"a\x00b", "c"}, {"", "\x05xyz"}, {strings.Repeat("x", 300), "2001:db8::1"}} {
+		s := seen{from: joinIPs(c[0], c[1])}
+		if client, node := s.ips(); client != c[0] || node != c[1] {
+			t.Errorf("joinIPs(%q, %q) comes back as %q, %q", c[0], c[1], client, node)
+		}
+	}
+	for _, bad := range []string{"", "\x09short", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"} {
+		if client, node := (&seen{from: bad}).ips(); client != "" || node != "" {
+			t.Errorf("damaged %q gives %q, %q", bad, client, node)
+		}
+	}
+}

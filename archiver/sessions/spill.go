@@ -229,7 +229,7 @@ func (h *runHeap) Pop() any {
 
 // Spill record: flags byte, then domain, app, stream (uvarint length + bytes), pts (varint), and
 // for each callback present its first received_at (varint seconds, uvarint nanoseconds) and that
-// copy's client_ip and node_ip (uvarint length + bytes).
+// copy's client_ip and node_ip (seen.from: uvarint length + bytes).
 const (
 	fListed = 1 << iota
 	fPub
@@ -264,7 +264,7 @@ func encodePartial(b []byte, p *partial) []byte {
 		if s.ok {
 			b = binary.AppendVarint(b, s.first.Unix())
 			b = binary.AppendUvarint(b, uint64(s.first.Nanosecond()))
-			b = appendString(appendString(b, s.clientIP), s.nodeIP)
+			b = appendString(b, s.from)
 		}
 	}
 	return b
@@ -328,12 +328,11 @@ func decodePartial(r *bufio.Reader, p *partial) (bool, error) {
 		if err1 != nil || err2 != nil || ns >= 1e9 {
 			return false, errDamaged
 		}
-		client, err1 := readString(r)
-		node, err2 := readString(r)
-		if err1 != nil || err2 != nil {
+		from, err := readString(r)
+		if err != nil {
 			return false, errDamaged
 		}
-		*x.s = seen{ok: true, first: time.Unix(sec, int64(ns)).UTC(), verified: f&x.verified != 0, clientIP: client, nodeIP: node}
+		*x.s = seen{ok: true, first: time.Unix(sec, int64(ns)).UTC(), verified: f&x.verified != 0, from: from}
 	}
 	return true, nil
 }
