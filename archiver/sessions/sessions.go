@@ -432,7 +432,7 @@ type Options struct {
 	TempDir string
 }
 
-// DefaultSpillAfter keeps the sort buffer near 10 MB (about 130 bytes a partial session plus its
+// DefaultSpillAfter keeps the sort buffer near 12 MB (about 180 bytes a partial session plus its
 // names); a month of a million callbacks spills a few times.
 const DefaultSpillAfter = 1 << 16
 
