@@ -82,7 +82,8 @@ func Render(w io.Writer, d *Data) error {
 	}
 	// The timeline spans the range; sessions begun before it are drawn from its left edge.
 	start := d.RangeStart.Unix()
-	b, err := json.Marshal(payload{Cols: &d.Cols, RangeStart: start, RangeEnd: d.RangeEnd.Unix(),
+	cols := d.Cols.nonNil()
+	b, err := json.Marshal(payload{Cols: &cols, RangeStart: start, RangeEnd: d.RangeEnd.Unix(),
 		Generated: d.Provenance.Generated.Unix(), Zone: v.Zone, Offsets: offsets(d.Loc, start, d.RangeEnd.Unix())})
 	if err != nil {
 		return fmt.Errorf("encoding the sessions: %w", err)
@@ -132,6 +133,22 @@ func Render(w io.Writer, d *Data) error {
 
 // topLeft is where the top streams' bars start (their names are left of it).
 const topLeft = 250
+
+// nonNil returns c with empty slices for nil ones: JSON null would stop the page's script.
+func (c Columns) nonNil() Columns {
+	c.Streams, c.IPs = orEmpty(c.Streams), orEmpty(c.IPs)
+	c.Start, c.Dur = orEmpty(c.Start), orEmpty(c.Dur)
+	c.Stream, c.Client, c.Node, c.DClient, c.DNode = orEmpty(c.Stream), orEmpty(c.Client), orEmpty(c.Node), orEmpty(c.DClient), orEmpty(c.DNode)
+	c.Flags = orEmpty(c.Flags)
+	return c
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
 
 // heatColour shades n of max from pale to dark blue (white for none).
 func heatColour(n, most int) string {

@@ -236,6 +236,18 @@ func TestPayloadArrays(t *testing.T) {
 			t.Errorf("column %s is %T %v, want an array of 2 numbers", k, cols[k], cols[k])
 		}
 	}
+	// No sessions: empty arrays, never null.
+	b.Reset()
+	d.Cols = report.Columns{}
+	if err := report.Render(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	cols = payload(t, b.String())["cols"].(map[string]any)
+	for _, k := range []string{"streams", "ips", "s", "d", "k", "c", "n", "dc", "dn", "f"} {
+		if a, ok := cols[k].([]any); !ok || len(a) != 0 {
+			t.Errorf("no sessions: column %s is %T %v, want []", k, cols[k], cols[k])
+		}
+	}
 }
 
 // TestHeatRowsFollowTheRange: a session begun years before the range (its PUBLISH_DONE is in

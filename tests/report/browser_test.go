@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,8 +211,13 @@ func TestReportInChromium(t *testing.T) {
 				t.Error("the timeline draws no bar for the stream")
 			}
 			b.do(chromedp.Click(chromedp.CSS(`button[data-zoom="3600"]`)))
-			if w := b.text("#tl-window"); !strings.Contains(w, tc.tz) {
-				t.Errorf("zoomed window %q does not name the zone %s", w, tc.tz)
+			w := b.text("#tl-window")
+			if m := windowRE.FindStringSubmatch(w); m == nil || !strings.Contains(w, tc.tz) {
+				t.Errorf("zoomed window %q does not name two times and the zone %s", w, tc.tz)
+			} else if t0, err0 := time.Parse("2006-01-02 15:04", m[1]); err0 != nil {
+				t.Error(err0)
+			} else if t1, err1 := time.Parse("2006-01-02 15:04", m[2]); err1 != nil || t1.Sub(t0) != time.Hour {
+				t.Errorf("zoomed to an hour, the window is %q", w)
 			}
 			step(b, chromedp.Evaluate[bool](`(function(e){e.value='';return e.dispatchEvent(new Event('input'))})(document.getElementById('f-stream'))`))
 			b.waitText("#count", strconv.Itoa(want))
@@ -225,7 +231,28 @@ func TestReportInChromium(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "report.png"), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			if tc.name == "generated month" {
+				// Pages of 100 rows, and sorting by duration puts the shortest first.
+				b.do(chromedp.Click(chromedp.CSS("#pg-next")))
+				if info := b.text("#pg-info"); !strings.HasPrefix(info, "rows 101-200 of "+strconv.Itoa(want)) {
+					t.Errorf("the second page says %q", info)
+				}
+				b.do(chromedp.Click(chromedp.CSS(`th[data-sort="dur"]`)))
+				durs := step(b, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#rows tr td:nth-child(3)')).map(function(td){return td.textContent})`))
+				if len(durs) != 100 || durs[0] != "-" {
+					t.Errorf("sorted by duration, ascending: open sessions (no duration) first, got %d rows starting %q", len(durs), durs[:min(3, len(durs))])
+				}
+				b.do(chromedp.Click(chromedp.CSS(`th[data-sort="start"]`)))
+			}
 			if tc.name == "hand-made" {
+				// Search finds a session by its client IP.
+				step(b, chromedp.Evaluate[bool](`(function(e){e.value='203.0.113.7';return e.dispatchEvent(new Event('input'))})(document.getElementById('f-search'))`))
+				b.waitText("#count", "1")
+				if row := b.text("#rows tr"); !strings.Contains(row, "endonly_cam") {
+					t.Errorf("searching 203.0.113.7 shows %q", row)
+				}
+				step(b, chromedp.Evaluate[bool](`(function(e){e.value='';return e.dispatchEvent(new Event('input'))})(document.getElementById('f-search'))`))
+				b.waitText("#count", strconv.Itoa(want))
 				// Open, end-only and cross-midnight sessions are listed with their status; the IP
 				// the PUBLISH_DONE changed shows as changed; markup in a name stays text.
 				rows := step(b, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#rows tr')).map(function(tr){return tr.textContent})`))
@@ -239,6 +266,29 @@ func TestReportInChromium(t *testing.T) {
 			b.checkClean()
 		})
 	}
+}
+
+// windowRE reads the timeline's window label: "FROM – TO (ZONE)".
+var windowRE = regexp.MustCompile(`^(\d{4}-\d\d-\d\d \d\d:\d\d) \x{2013} (\d{4}-\d\d-\d\d \d\d:\d\d) \(`)
+
+// TestEmptyReportInChromium: a range without sessions still renders cleanly and says so.
+func TestEmptyReportInChromium(t *testing.T) {
+	chromium := testenv.Binary(t, "chromium", findChromium)
+	out := filepath.Join(t.ArtifactDir(), "empty.html")
+	run(t, "report", "--store", "file://"+t.TempDir(), "--from", "2026-11-10", "--out", out)
+	b := openPage(t, chromium, out)
+	defer b.close()
+	if got := b.text("#count"); got != "0" {
+		t.Errorf("count %q, want 0", got)
+	}
+	if got := b.text("#pg-info"); got != "no sessions match" {
+		t.Errorf("pager %q", got)
+	}
+	if got := b.text("#timeline"); !strings.Contains(got, "No sessions in this window") {
+		t.Errorf("timeline %q", got)
+	}
+	b.do(chromedp.Click(chromedp.CSS(`button[data-zoom="3600"]`)), chromedp.Click(chromedp.CSS("#tl-next")), chromedp.Click(chromedp.CSS(`th[data-sort="client"]`)))
+	b.checkClean()
 }
 
 // page is one Chromium tab on a report, with what it said on the console.
