@@ -179,6 +179,7 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"--from", "2026-11-01", "--out", out, "--status", "live"}, `invalid --status "live"`},
 		{[]string{"--from", "2026-11-01", "--out", out, "--public-key", key}, "no PEM block"},
 		{[]string{"--from", "2026-11-01", "--out", out, "x"}, `unexpected argument "x"`},
+		{[]string{"--from", "2026-11-01", "--out", filepath.Join(out, "nope", "r.html")}, "does not exist"},
 	} {
 		var o, e bytes.Buffer
 		if code := report.Run(testCtx(t), tc.args, &o, &e); code != 2 || !strings.Contains(e.String(), tc.msg) {

@@ -73,6 +73,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if out == "" {
 		return usageErr("missing --out: give the HTML file to write, e.g. --out report.html")
 	}
+	// Checked before the read, which can take a while on a long range.
+	if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
+		return usageErr("--out %s: the directory %s does not exist", cli.OneLine(out), cli.OneLine(filepath.Dir(out)))
+	}
 	st, err := sessions.ParseStatus(status)
 	if err != nil {
 		return usageErr("%v", err)
