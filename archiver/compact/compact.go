@@ -46,6 +46,7 @@ type Options struct {
 	Day             string             // partition day, YYYY-MM-DD
 	Key             ed25519.PrivateKey // signs the compaction digests; nil => no digest (the day will not verify)
 	DeleteOriginals bool
+	ArchiveID       string // --archive-id; "" => the store's identity
 	FlushBytes      int64 // upper bound of one compacted object's uncompressed lines
 	Gzip            bool
 	Now             func() time.Time
@@ -245,17 +246,18 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		if err != nil {
 			return res, err
 		}
+		chain.SetArchive(o.ArchiveID)
 	} else {
 		log.Warn("no --digest-key: the compacted objects are in no digest, so archiver verify will report them as unlisted")
 	}
-	writeDigest := func(removed []digest.Removed) error {
+	writeDigest := func(removed []digest.Removed, deleted bool) error {
 		if chain == nil {
 			return nil
 		}
 		now := o.Now()
 		key, err := chain.Write(ctx, digest.Payload{
 			Kind: digest.KindCompaction, Day: o.Day, Start: digest.FormatTime(dayT), End: digest.FormatTime(now),
-			Objects: entries, Removed: removed, CreatedAt: digest.FormatTime(now),
+			Objects: entries, Removed: removed, Deleted: deleted, CreatedAt: digest.FormatTime(now),
 		}, dayT)
 		if err != nil {
 			return err
@@ -270,7 +272,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		}
 	}
 	if !listed {
-		if err := writeDigest(nil); err != nil {
+		if err := writeDigest(nil, false); err != nil {
 			return res, err
 		}
 	}
@@ -325,7 +327,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		}
 	}
 	if !covered {
-		if err := writeDigest(removals); err != nil {
+		if err := writeDigest(removals, false); err != nil {
 			return res, err
 		}
 	}
@@ -337,6 +339,10 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 			return res, fmt.Errorf("deleting original %s: %w (rerun to finish)", r.Key, err)
 		}
 		res.Deleted = append(res.Deleted, r.Key)
+	}
+	// 6. Confirm the deletion: an original that is back after this is reported as reappeared.
+	if err := writeDigest(removals, true); err != nil {
+		return res, err
 	}
 	if err := step("deleted"); err != nil {
 		return res, err
@@ -406,18 +412,18 @@ func alreadyCompacted(objs []storage.ObjectInfo, listed map[string]digest.Entry)
 	return n, records, first != nil && first.parts == n
 }
 
-// checkDay verifies the day against its digests and refuses when an object is altered or
-// unlisted, or a digest's signature fails. Gaps and broken chains do not block: they concern
-// digests, not the objects to merge.
+// checkDay verifies the day against its digests and refuses on any problem but reappeared
+// originals (a rerun deletes them again): merging over a missing object, a gap, a broken chain or
+// uncovered hours would sign the day as whole after its evidence was removed, and the originals
+// (with the records that are gone) could then be deleted.
 func checkDay(ctx context.Context, store Store, o Options) error {
-	ps, _, err := verify.Verify(ctx, store, verify.Options{From: o.Day, PublicKey: o.Key.Public().(ed25519.PublicKey), Now: o.Now})
+	ps, _, err := verify.Verify(ctx, store, verify.Options{From: o.Day, PublicKey: o.Key.Public().(ed25519.PublicKey), Now: o.Now, ArchiveID: o.ArchiveID})
 	if err != nil {
 		return fmt.Errorf("checking day %s before compacting it: %w", o.Day, err)
 	}
 	var bad []string
 	for _, p := range ps {
-		switch p.Kind {
-		case verify.Altered, verify.Unlisted, verify.BadSignature:
+		if p.Kind != verify.Reappeared {
 			bad = append(bad, p.Kind+" "+p.Key)
 		}
 	}

@@ -125,21 +125,21 @@ func TestVerifyFindsEachProblem(t *testing.T) {
 		}, nil, "unlisted"},
 		{"deleted empty-hour digest", func(w *world) {
 			os.Remove(filepath.Join(w.dir, filepath.FromSlash(w.keys[5])))
-		}, nil, "chain_broken,gap"},
+		}, nil, "chain_broken,gap,uncovered"},
 		{"deleted digest with an object", func(w *world) {
 			os.Remove(filepath.Join(w.dir, filepath.FromSlash(w.keys[6])))
-		}, nil, "chain_broken,gap,unlisted"},
+		}, nil, "chain_broken,gap,uncovered,unlisted"},
 		{"deleted last digests", func(w *world) {
 			for _, k := range w.keys[20:] {
 				os.Remove(filepath.Join(w.dir, filepath.FromSlash(k)))
 			}
-		}, nil, "gap,unlisted"},
+		}, nil, "gap,uncovered,unlisted"}, // no digest vouches for 20:00..24:00 any more
 		{"altered digest", func(w *world) {
 			p := filepath.Join(w.dir, filepath.FromSlash(w.keys[3]))
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, []byte(strings.Replace(string(b), `"records":1`, `"records":2`, 1)), 0o644)
-		}, nil, "bad_signature,chain_broken"},
-		{"wrong public key", func(w *world) {}, func(w *world) ed25519.PublicKey { return otherKey.Public().(ed25519.PublicKey) }, strings.TrimSuffix(strings.Repeat("bad_signature,", 25), ",")},
+		}, nil, "bad_signature,chain_broken,uncovered"}, // a digest that does not verify covers nothing
+		{"wrong public key", func(w *world) {}, func(w *world) ed25519.PublicKey { return otherKey.Public().(ed25519.PublicKey) }, strings.Repeat("bad_signature,", 25) + "uncovered"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -159,12 +159,13 @@ func TestVerifyFindsEachProblem(t *testing.T) {
 }
 
 // TestVerifyCrashGap: after a crash (no shutdown digest) the next process's digests show the gap;
-// after a clean shutdown the pause is not a gap.
+// after a clean shutdown the pause is not a gap, but its hours are uncovered (no instance vouches
+// for them), as is the rest of the day after the last shutdown.
 func TestVerifyCrashGap(t *testing.T) {
 	for _, c := range []struct {
 		kind string
 		want string
-	}{{digest.KindHourly, "gap"}, {digest.KindShutdown, ""}} {
+	}{{digest.KindHourly, "gap,uncovered,uncovered"}, {digest.KindShutdown, "uncovered,uncovered"}} {
 		w := newWorld(t)
 		w.digest(digest.KindHourly, day0, day0.Add(time.Hour))
 		w.digest(c.kind, day0.Add(time.Hour), day0.Add(90*time.Minute))
