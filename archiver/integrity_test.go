@@ -84,8 +84,16 @@ type verifyOut struct {
 
 func runVerify(t *testing.T, store, pub string) verifyOut {
 	t.Helper()
-	day := layout.Day(time.Now(), nil)
-	out, errs, code := command(t, nil, "verify", "--store", "file://"+store, "--from", day, "--public-key", pub, "--format", "jsonl", "--archive-id", archiveID)
+	return runVerifyDay(t, store, pub, layout.Day(time.Now(), nil))
+}
+
+// runVerifyDay verifies one day; extra flags follow.
+func runVerifyDay(t *testing.T, store, pub, day string, extra ...string) verifyOut {
+	t.Helper()
+	if !slices.Contains(extra, "--archive-id") {
+		extra = append(extra, "--archive-id", archiveID)
+	}
+	out, errs, code := command(t, nil, append([]string{"verify", "--store", "file://" + store, "--from", day, "--public-key", pub, "--format", "jsonl"}, extra...)...)
 	v := verifyOut{code: code, problems: map[string][]string{}, stderr: errs}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var m map[string]any
@@ -96,7 +104,9 @@ func runVerify(t *testing.T, store, pub string) verifyOut {
 			v.summary = s
 			continue
 		}
-		v.problems[m["problem"].(string)] = append(v.problems[m["problem"].(string)], m["key"].(string))
+		kind, _ := m["problem"].(string)
+		key, _ := m["key"].(string)
+		v.problems[kind] = append(v.problems[kind], key)
 	}
 	return v
 }
@@ -112,8 +122,8 @@ func (v verifyOut) kinds() string {
 
 // replica runs `archiver serve` (spool mode, the spool under store's parent named after the
 // instance, so a second run continues the instance's sequence and chain) with digests on the file
-// store, posts bodies, and stops it (SIGTERM: the shutdown digest).
-func replica(t *testing.T, store, key, name string, bodies [][]byte) {
+// store, posts bodies, and stops it (SIGTERM: the shutdown digest). It returns the run's log.
+func replica(t *testing.T, store, key, name string, bodies [][]byte) []string {
 	t.Helper()
 	spool := filepath.Join(filepath.Dir(store), "spool-"+name)
 	p := serve(t, nil, t.TempDir(), "--spool", spool, "--store", "file://"+store, "--digest-key", key, "--instance", name, "--flush-interval", "20ms", "--archive-id", archiveID)
@@ -125,6 +135,7 @@ func replica(t *testing.T, store, key, name string, bodies [][]byte) {
 	if code, _ := p.terminate(); code != 0 {
 		t.Fatalf("%s exited %d", name, code)
 	}
+	return p.Logs()
 }
 
 // keysFile is a --keys file, so serve starts whatever its unsigned-intake default is.

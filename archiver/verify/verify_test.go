@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -175,5 +177,123 @@ func TestVerifyCrashGap(t *testing.T) {
 		if got := kinds(w.verify(nil)); got != c.want {
 			t.Errorf("after a %s digest: %q, want %q", c.kind, got, c.want)
 		}
+	}
+}
+
+// TestVerifyCoverage: every hour of the day up to now needs a digest. An hour without objects is
+// covered by its (empty) hourly digest; hours no digest touches are uncovered, as is a day with
+// no digest at all (a problem, not an error); the hours of the archive's first day before its
+// first digest are not.
+func TestVerifyCoverage(t *testing.T) {
+	check := func(w *world, from string, now time.Time) []verify.Problem {
+		t.Helper()
+		ps, _, err := verify.Verify(context.Background(), w.st, verify.Options{From: from, PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	later := day0.AddDate(0, 1, 0)
+	t.Run("empty hours are covered", func(t *testing.T) {
+		w := newWorld(t)
+		w.hours() // objects only every third hour
+		if ps := check(w, "2026-11-20", later); len(ps) != 0 {
+			t.Fatalf("%+v", ps)
+		}
+	})
+	t.Run("the archive's first hours and the hour under way need none", func(t *testing.T) {
+		w := newWorld(t)
+		w.object(day0.Add(9*time.Hour + time.Minute))
+		w.digest(digest.KindHourly, day0.Add(9*time.Hour), day0.Add(10*time.Hour))
+		w.digest(digest.KindHourly, day0.Add(10*time.Hour), day0.Add(11*time.Hour))
+		if ps := check(w, "2026-11-20", day0.Add(11*time.Hour+30*time.Minute)); len(ps) != 0 {
+			t.Fatalf("%+v", ps)
+		}
+		// Two hours later nothing covers 11:00..13:00 (the instance is gone without a trace).
+		ps := check(w, "2026-11-20", day0.Add(13*time.Hour+30*time.Minute))
+		if kinds(ps) != "gap,uncovered" || !strings.Contains(ps[1].Detail, "11:00 .. 13:00") {
+			t.Fatalf("%+v", ps)
+		}
+	})
+	t.Run("hours between two runs", func(t *testing.T) {
+		w := newWorld(t)
+		w.hours()
+		// Digests of 03:00..06:00 deleted with whatever they listed: the chain breaks, and the
+		// hours are uncovered.
+		for _, k := range w.keys[3:6] {
+			os.Remove(filepath.Join(w.dir, filepath.FromSlash(k)))
+		}
+		ps := check(w, "2026-11-20", later)
+		var unc []string
+		for _, p := range ps {
+			if p.Kind == verify.Uncovered {
+				unc = append(unc, p.Detail)
+			}
+		}
+		if len(unc) != 1 || !strings.Contains(unc[0], "03:00 .. 06:00") {
+			t.Fatalf("%+v", ps)
+		}
+	})
+	t.Run("a day with no digest", func(t *testing.T) {
+		w := newWorld(t)
+		w.hours()
+		ps := check(w, "2026-11-22", later)
+		if kinds(ps) != "uncovered" || ps[0].Day != "2026-11-22" {
+			t.Fatalf("%+v", ps)
+		}
+	})
+}
+
+// TestVerifyDuplicateSeq: two digests with one sequence number in a chain (a second process
+// writing the chain, both with the key) break it, even though each is in its place.
+func TestVerifyDuplicateSeq(t *testing.T) {
+	w := newWorld(t)
+	w.digest(digest.KindHourly, day0, day0.Add(time.Hour))
+	other, err := digest.OpenChain(context.Background(), w.st, w.key, "host-a", day0, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both continue from #1.
+	w.digest(digest.KindShutdown, day0.Add(time.Hour), day0.Add(time.Hour+time.Minute))
+	if _, err := other.Write(context.Background(), digest.Payload{Kind: digest.KindShutdown, Start: digest.FormatTime(day0.Add(time.Hour)), End: digest.FormatTime(day0.Add(time.Hour + 2*time.Minute)), CreatedAt: digest.FormatTime(day0)}, day0.Add(time.Hour+2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	ps, _, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return day0.Add(90 * time.Minute) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kinds(ps) != "chain_broken,chain_broken" || !strings.Contains(ps[0].Detail+ps[1].Detail, "a second digest #2") {
+		t.Fatalf("%+v", ps)
+	}
+}
+
+// TestVerifyVersion1: a version 1 digest (no key, no archive) is accepted and counted as unbound;
+// one filed under another instance's name is still misplaced.
+func TestVerifyVersion1(t *testing.T) {
+	w := newWorld(t)
+	key := w.object(day0.Add(time.Minute))
+	entries := w.rec.Take()
+	p := digest.Payload{Version: 1, Kind: digest.KindShutdown, Instance: "host-a", Seq: 1, Start: digest.FormatTime(day0), End: digest.FormatTime(day0.Add(time.Hour)),
+		KeyID: digest.KeyID(w.key.Public().(ed25519.PublicKey)), Objects: entries, CreatedAt: digest.FormatTime(day0)}
+	payload, _ := json.Marshal(p)
+	body, _ := json.Marshal(digest.File{Payload: payload, Signature: base64.StdEncoding.EncodeToString(ed25519.Sign(w.key, payload))})
+	dk := digest.Key(day0, "host-a", day0.Add(time.Hour), 1, digest.KindShutdown)
+	if err := w.st.Put(context.Background(), dk, body, digest.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	opts := verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return day0.Add(90 * time.Minute) }}
+	r, err := verify.Check(context.Background(), w.st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) != 0 || r.Summary.Unbound != 1 || r.Summary.Objects != 1 {
+		t.Fatalf("%+v %+v (object %s)", r.Problems, r.Summary, key)
+	}
+	if err := w.st.Put(context.Background(), strings.Replace(dk, "/host-a/", "/host-b/", 1), body, digest.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = verify.Check(context.Background(), w.st, opts)
+	if kinds(r.Problems) != "misplaced" {
+		t.Fatalf("%+v", r.Problems)
 	}
 }
