@@ -47,7 +47,7 @@ type Options struct {
 	Key             ed25519.PrivateKey // signs the compaction digests; nil => no digest (the day will not verify)
 	DeleteOriginals bool
 	ArchiveID       string // --archive-id; "" => the store's identity
-	FlushBytes      int64 // upper bound of one compacted object's uncompressed lines
+	FlushBytes      int64  // upper bound of one compacted object's uncompressed lines
 	Gzip            bool
 	Now             func() time.Time
 	Logger          *slog.Logger
