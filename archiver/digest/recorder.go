@@ -534,6 +534,7 @@ func (w *Writer) Flush(ctx context.Context, kind string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	end := w.now()
+	w.checkHead(ctx)
 	entries := w.Recorder.Take()
 	p := Payload{Kind: kind, Start: FormatTime(w.start), End: FormatTime(end), Objects: entries, CreatedAt: FormatTime(end)}
 	key, err := w.Chain.Write(ctx, p, end)
@@ -550,6 +551,23 @@ func (w *Writer) Flush(ctx context.Context, kind string) error {
 	w.start = end
 	w.logger().Debug("wrote digest", "key", key, "objects", len(entries))
 	return nil
+}
+
+// checkHead says in an ERROR log when the digest the chain continues from is gone from the store
+// (deleted while this process ran): the next digest still links to it, so verify reports the
+// chain broken there. One read per digest.
+func (w *Writer) checkHead(ctx context.Context) {
+	prev := w.Chain.Previous()
+	if prev == nil {
+		return
+	}
+	b, err := storage.ReadAll(ctx, w.Chain.store, prev.Key)
+	switch {
+	case errors.Is(err, storage.ErrNotExist):
+		w.logger().Error("the last digest of this instance is gone from the store (deleted); the next digest links to it, so archiver verify reports the chain broken there", "digest", prev.Key)
+	case err == nil && Sum(b) != prev.SHA256:
+		w.logger().Error("the last digest of this instance was changed in the store; archiver verify reports the chain broken there", "digest", prev.Key)
+	}
 }
 
 // Close stops the hourly writes and writes the shutdown digest (call it after the last object was

@@ -1,0 +1,120 @@
+package digest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/digest"
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+)
+
+// TestJournal: intents survive a reopen, a torn last line is ignored, and a stored digest
+// forgets the intents it lists (only with the hash recorded) and becomes the head.
+func TestJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), digest.JournalFile)
+	j, err := digest.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := j.Head(); ok {
+		t.Fatal("a new journal has a head")
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if err := j.Intend(k, "sum-"+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close()
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"intent":{"key":"torn","sha`)
+	f.Close()
+	if j, err = digest.OpenJournal(path); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.Intents(); len(got) != 3 || got["b"] != "sum-b" {
+		t.Fatalf("after reopen: %v", got)
+	}
+	h := digest.JournalHead{Key: "_digests/x", SHA256: "s", Seq: 7, Kind: digest.KindHourly, End: "e"}
+	if err := j.Stored(h, []digest.Entry{{Key: "a", SHA256: "sum-a"}, {Key: "b", SHA256: "other bytes"}}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j, _ = digest.OpenJournal(path)
+	defer j.Close()
+	if got, _ := j.Head(); got != h {
+		t.Fatalf("head %+v", got)
+	}
+	if got := j.Intents(); len(got) != 2 || got["b"] == "" || got["c"] == "" {
+		t.Fatalf("intents after the digest: %v", got)
+	}
+}
+
+// TestHeadGone: a chain whose remembered last digest was deleted continues from it (the next
+// digest links to the missing one) and says so; a running writer logs an ERROR when it finds its
+// previous digest gone.
+func TestHeadGone(t *testing.T) {
+	ctx := context.Background()
+	st := fileStore(t)
+	key := newKey(t)
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	jpath := filepath.Join(t.TempDir(), digest.JournalFile)
+	j, _ := digest.OpenJournal(jpath)
+	c, _ := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	if err := c.UseJournal(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	w := &digest.Writer{Recorder: digest.NewRecorder(st, nil, nil), Chain: c, Now: func() time.Time { return now }, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	w.Recorder.UseJournal(j)
+	obj := layout.ObjectKey("2026-11-20", "host-a", 1, 0, false)
+	if err := w.Recorder.Put(ctx, obj, []byte("x\n"), layout.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.Intents(); got[obj] == "" {
+		t.Fatalf("no intent recorded before the put: %v", got)
+	}
+	if err := w.Flush(ctx, digest.KindHourly); err != nil {
+		t.Fatal(err)
+	}
+	first := c.Previous()
+	if len(j.Intents()) != 0 {
+		t.Fatalf("intents left after the digest listed them: %v", j.Intents())
+	}
+	// Deleted while the process runs: the next flush says so.
+	os.Remove(filepath.Join(storeDir(st), filepath.FromSlash(first.Key)))
+	now = now.Add(time.Hour)
+	if err := w.Flush(ctx, digest.KindShutdown); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), first.Key) {
+		t.Fatalf("no ERROR naming %s: %s", first.Key, logs.String())
+	}
+	// A restart after its last digest was deleted: the chain continues from the missing one.
+	second := c.Previous()
+	os.Remove(filepath.Join(storeDir(st), filepath.FromSlash(second.Key)))
+	j.Close()
+	j, _ = digest.OpenJournal(jpath)
+	defer j.Close()
+	c2, _ := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	if p := c2.Previous(); p != nil {
+		t.Fatalf("the store alone has no digest of host-a left: %+v", p)
+	}
+	if err := c2.UseJournal(ctx, j); !errors.Is(err, digest.ErrHeadGone) {
+		t.Fatalf("UseJournal: %v", err)
+	}
+	if p := c2.Previous(); p == nil || *p != *second {
+		t.Fatalf("continues from %+v, want %+v", p, second)
+	}
+}
+
+// storeDir is the directory of a file store (its String is file://DIR).
+func storeDir(st interface{ String() string }) string {
+	return strings.TrimPrefix(st.String(), "file://")
+}
