@@ -614,7 +614,7 @@ func (o *verifier) checkCoverage(days []string) (began string) {
 			continue
 		}
 		spans = append(spans, span{d.start, d.end})
-		if !d.before && (genesis == nil || d.start.Before(genesis.start)) {
+		if !d.before && (genesis == nil || d.start.Before(genesis.start) || d.start.Equal(genesis.start) && d.key < genesis.key) {
 			genesis = d
 		}
 	}
