@@ -3,6 +3,7 @@ package digest_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"os"
@@ -117,4 +118,46 @@ func TestHeadGone(t *testing.T) {
 // storeDir is the directory of a file store (its String is file://DIR).
 func storeDir(st interface{ String() string }) string {
 	return strings.TrimPrefix(st.String(), "file://")
+}
+
+// TestWitness: a witnessing chain's digest names the newest valid digest of every other archiver
+// chain of its day and the day before; compaction chains, its own chain and a digest copied under
+// a higher seq are left out; each digest signs its own key and the archive.
+func TestWitness(t *testing.T) {
+	ctx := context.Background()
+	st := fileStore(t)
+	key := newKey(t)
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	write := func(c *digest.Chain, kind string, end time.Time) (string, digest.Payload) {
+		t.Helper()
+		k, err := c.Write(ctx, digest.Payload{Kind: kind, Start: digest.FormatTime(end.Add(-time.Hour)), End: digest.FormatTime(end), CreatedAt: digest.FormatTime(end)}, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(storeDir(st), filepath.FromSlash(k)))
+		p, err := digest.Decode(b, key.Public().(ed25519.PublicKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k, p
+	}
+	a, _ := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	write(a, digest.KindHourly, now.Add(-24*time.Hour)) // yesterday
+	aHead, _ := write(a, digest.KindShutdown, now.Add(-23*time.Hour))
+	comp, _ := digest.OpenChain(ctx, st, key, "compact-2026-11-20", now, now, nil)
+	write(comp, digest.KindCompaction, now)
+	// A copy of host-a's head under a higher seq: not host-a's digest #99, so not its head.
+	b, _ := os.ReadFile(filepath.Join(storeDir(st), filepath.FromSlash(aHead)))
+	st.Put(ctx, digest.Key(now, "host-a", now, 99, digest.KindShutdown), b, digest.ContentType)
+
+	w, _ := digest.OpenChain(ctx, st, key, "host-w", now, time.Time{}, nil)
+	w.Witness()
+	w.SetArchive("the-archive")
+	k, p := write(w, digest.KindHourly, now)
+	if p.Key != k || p.Archive != "the-archive" || !p.Bound() {
+		t.Fatalf("payload key %q archive %q, want %q and the-archive", p.Key, p.Archive, k)
+	}
+	if len(p.Witness) != 1 || p.Witness[0].Instance != "host-a" || p.Witness[0].Key != aHead || p.Witness[0].Seq != 2 || p.Witness[0].SHA256 != digest.Sum(b) {
+		t.Fatalf("witness %+v, want host-a #2 %s", p.Witness, aHead)
+	}
 }

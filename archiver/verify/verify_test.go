@@ -297,3 +297,25 @@ func TestVerifyVersion1(t *testing.T) {
 		t.Fatalf("%+v", r.Problems)
 	}
 }
+
+// TestVerifyPending: an object stored after its running instance's last hourly digest is pending
+// (counted, not a problem) until the next digest is due; then it is unlisted.
+func TestVerifyPending(t *testing.T) {
+	w := newWorld(t)
+	w.digest(digest.KindHourly, day0, day0.Add(time.Hour))
+	obj := w.object(day0.Add(time.Hour + time.Minute)) // recorded, in no digest yet
+	check := func(now time.Time) ([]verify.Problem, verify.Summary) {
+		ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps, sum
+	}
+	if ps, sum := check(day0.Add(time.Hour + 30*time.Minute)); len(ps) != 0 || sum.Pending != 1 {
+		t.Fatalf("while running: %+v %+v", ps, sum)
+	}
+	ps, sum := check(day0.Add(3 * time.Hour))
+	if kinds(ps) != "gap,uncovered,unlisted" || sum.Pending != 0 || ps[2].Key != obj {
+		t.Fatalf("two hours later: %+v %+v", ps, sum)
+	}
+}
