@@ -415,15 +415,21 @@ func firstKey(m map[string]int) string {
 }
 
 // TestCompactCrash: a compaction killed after any step leaves a day that verifies, and a rerun
-// finishes it with each callback once.
+// finishes it with each callback once and confirms the deletion, so an original put back is
+// reported as reappeared.
 func TestCompactCrash(t *testing.T) {
 	t.Parallel()
-	for _, step := range []string{"digest", "written", "checked", "removal-digest"} {
+	for _, step := range []string{"digest", "written", "checked", "removal-digest", "deleted"} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
 			key, pub := keyPair(t, dir)
 			store := filepath.Join(dir, "store")
 			unique := twoReplicas(t, store, key)
+			original := files(t, store, "dt="+layout.Day(time.Now(), nil))[0]
+			saved, err := os.ReadFile(filepath.Join(store, original))
+			if err != nil {
+				t.Fatal(err)
+			}
 			out, code := compactDay(t, store, key, []string{compact.CrashEnv + "=" + step}, "--delete-originals")
 			if code != 3 {
 				t.Fatalf("crash at %s: exit %d\n%s", step, code, out)
@@ -445,6 +451,12 @@ func TestCompactCrash(t *testing.T) {
 				if n != 1 {
 					t.Errorf("event %s %d times", id, n)
 				}
+			}
+			if err := os.WriteFile(filepath.Join(store, original), saved, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if v := runVerify(t, store, pub); v.code != 1 || v.kinds() != "reappeared" {
+				t.Fatalf("an original put back: exit %d %v", v.code, v.problems)
 			}
 		})
 	}

@@ -97,20 +97,20 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	if err != nil && !errors.Is(err, storage.ErrNotExist) {
 		return res, fmt.Errorf("listing day %s: %w", o.Day, err)
 	}
-	listedBefore, removedBefore := map[string]digest.Entry{}, map[string]bool{}
+	listedBefore, removedBefore, confirmedBefore := map[string]digest.Entry{}, map[string]string{}, map[string]bool{}
 	if o.Key != nil {
 		// Never merge what the digests do not vouch for: compaction would launder it into
 		// objects signed as good.
 		if err := checkDay(ctx, store, o); err != nil {
 			return res, err
 		}
-		if err := earlier(ctx, store, o, dayT, listedBefore, removedBefore); err != nil {
+		if err := earlier(ctx, store, o, dayT, listedBefore, removedBefore, confirmedBefore); err != nil {
 			return res, err
 		}
 		if n, recs, ok := alreadyCompacted(objs, listedBefore); ok {
 			res.Unchanged, res.Inputs, res.Records, res.Kept = true, n, recs, recs
 			log.Info("day already compacted; nothing to do", "day", o.Day, "objects", n, "records", recs)
-			return res, nil
+			return res, confirmDeletions(ctx, store, o, dayT, objs, listedBefore, removedBefore, confirmedBefore, &res)
 		}
 	}
 	// The day is never held in memory: a first pass keeps only a small index entry per distinct
@@ -236,7 +236,10 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	if allPresent && len(removals) == 0 {
 		res.Unchanged = true
 		log.Info("day already compacted; nothing to do", "day", o.Day, "objects", len(entries), "records", res.Kept)
-		return res, nil
+		if o.Key == nil {
+			return res, nil
+		}
+		return res, confirmDeletions(ctx, store, o, dayT, objs, listedBefore, removedBefore, confirmedBefore, &res)
 	}
 
 	// 3. The chain of this day's compaction digests.
@@ -322,7 +325,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	// 5. Name the removals in a signed digest, then delete.
 	covered := true
 	for _, r := range removals {
-		if !removedBefore[r.Key] {
+		if removedBefore[r.Key] == "" {
 			covered = false
 		}
 	}
@@ -340,11 +343,12 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		}
 		res.Deleted = append(res.Deleted, r.Key)
 	}
-	// 6. Confirm the deletion: an original that is back after this is reported as reappeared.
-	if err := writeDigest(removals, true); err != nil {
+	if err := step("deleted"); err != nil {
 		return res, err
 	}
-	if err := step("deleted"); err != nil {
+	// 6. Confirm the deletion: an original that is back after this is reported as reappeared (a
+	// rerun after a crash before this point writes it).
+	if err := writeDigest(removals, true); err != nil {
 		return res, err
 	}
 	log.Info("compacted", "day", o.Day, "inputs", res.Inputs, "records", res.Records, "kept", res.Kept, "objects", len(entries), "deleted", len(res.Deleted))
@@ -353,7 +357,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 
 // earlier reads this day's signed compaction digests: which objects they list
 // and which originals they name as removed.
-func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed map[string]digest.Entry, removed map[string]bool) error {
+func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed map[string]digest.Entry, removed map[string]string, confirmed map[string]bool) error {
 	objs, err := store.List(ctx, digest.InstancePrefix(dayT, chainName(o.Day)))
 	if err != nil && !errors.Is(err, storage.ErrNotExist) {
 		return fmt.Errorf("listing earlier compaction digests: %w", err)
@@ -372,9 +376,55 @@ func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed
 			listed[e.Key] = e
 		}
 		for _, r := range p.Removed {
-			removed[r.Key] = true
+			removed[r.Key] = r.SHA256
+			if p.Deleted {
+				confirmed[r.Key] = true
+			}
 		}
 	}
+	return nil
+}
+
+// confirmDeletions signs the confirmation that the originals a compaction removed are deleted when
+// a run stopped after deleting them but before confirming it (see step 6 of Compact).
+func confirmDeletions(ctx context.Context, store Store, o Options, dayT time.Time, objs []storage.ObjectInfo, listed map[string]digest.Entry, removed map[string]string, confirmed map[string]bool, res *Result) error {
+	if !o.DeleteOriginals {
+		return nil
+	}
+	present := map[string]bool{}
+	for _, ob := range objs {
+		present[ob.Key] = true
+	}
+	var gone []digest.Removed
+	for k, sum := range removed {
+		if !confirmed[k] && !present[k] {
+			gone = append(gone, digest.Removed{Key: k, SHA256: sum})
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	slices.SortFunc(gone, func(a, b digest.Removed) int { return strings.Compare(a.Key, b.Key) })
+	var entries []digest.Entry
+	for _, ob := range objs {
+		if e, ok := listed[ob.Key]; ok && layout.IsCompactedKey(ob.Key) {
+			entries = append(entries, e)
+		}
+	}
+	chain, err := digest.OpenChain(ctx, store, o.Key, chainName(o.Day), o.Now(), dayT, nil)
+	if err != nil {
+		return err
+	}
+	chain.SetArchive(o.ArchiveID)
+	now := o.Now()
+	key, err := chain.Write(ctx, digest.Payload{
+		Kind: digest.KindCompaction, Day: o.Day, Start: digest.FormatTime(dayT), End: digest.FormatTime(now),
+		Objects: entries, Removed: gone, Deleted: true, CreatedAt: digest.FormatTime(now),
+	}, dayT)
+	if err != nil {
+		return err
+	}
+	res.DigestKeys = append(res.DigestKeys, key)
 	return nil
 }
 

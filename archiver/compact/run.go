@@ -111,6 +111,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitRuntime
 	}
 	switch {
+	case res.Unchanged && len(res.DigestKeys) > 0:
+		fmt.Fprintf(stdout, "day %s: already compacted (%d objects, %d records); signed the confirmation that the originals are deleted\n", o.Day, res.Inputs, res.Records)
 	case res.Unchanged:
 		fmt.Fprintf(stdout, "day %s: already compacted (%d objects, %d records); nothing changed\n", o.Day, res.Inputs, res.Records)
 	default:
