@@ -472,10 +472,16 @@ func checkDay(ctx context.Context, store Store, o Options) error {
 		return fmt.Errorf("checking day %s before compacting it: %w", o.Day, err)
 	}
 	var bad []string
+	objectsOnly := true
 	for _, p := range ps {
-		if p.Kind != verify.Reappeared {
-			bad = append(bad, p.Kind+" "+p.Key)
+		switch p.Kind {
+		case verify.Reappeared:
+			continue
+		case verify.Altered, verify.Unlisted:
+		default:
+			objectsOnly = false
 		}
+		bad = append(bad, p.Kind+" "+p.Key)
 	}
 	if len(bad) == 0 {
 		return nil
@@ -484,8 +490,12 @@ func checkDay(ctx context.Context, store Store, o Options) error {
 	if len(bad) > 3 {
 		more, bad = fmt.Sprintf(" and %d more", len(bad)-3), bad[:3]
 	}
-	return fmt.Errorf("day %s does not verify (%s%s); nothing was changed: compaction merges only objects the digests vouch for (run archiver verify --from %s for the full report, and move the objects in question out of dt=%s/ to compact the rest)",
-		o.Day, strings.Join(bad, ", "), more, o.Day, o.Day)
+	fix := fmt.Sprintf("move the objects in question out of dt=%s/ to compact the rest", o.Day)
+	if !objectsOnly {
+		fix = "its digests no longer vouch for the whole day (missing objects, gaps, broken chains, misplaced or unverifiable digests, uncovered hours): find out what happened before anything is merged or deleted"
+	}
+	return fmt.Errorf("day %s does not verify (%s%s); nothing was changed: compaction merges only what the digests vouch for (run archiver verify --from %s for the full report; %s)",
+		o.Day, strings.Join(bad, ", "), more, o.Day, fix)
 }
 
 func chainName(day string) string { return "compact-" + day }

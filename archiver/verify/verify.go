@@ -1,6 +1,9 @@
 // Package verify is `archiver verify`: it proves, offline and with nothing but the public key, that
 // the archive of a day range is complete and unaltered, by checking every object and rejected
 // sample against the signed digest chains (package digest).
+//
+// Check returns the result per day (DayReport: objects, events and the problems of that day) and
+// per instance; Verify is the flat form. Both need nothing but the store and the public key.
 package verify
 
 import (

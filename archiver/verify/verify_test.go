@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -317,5 +318,28 @@ func TestVerifyPending(t *testing.T) {
 	ps, sum := check(day0.Add(3 * time.Hour))
 	if kinds(ps) != "gap,uncovered,unlisted" || sum.Pending != 0 || ps[2].Key != obj {
 		t.Fatalf("two hours later: %+v %+v", ps, sum)
+	}
+}
+
+// TestCheckPerDay: Check's per-day results (what archiver report reads): the range's days, then the
+// neighbour days read with Margin, each with its own objects and problems.
+func TestCheckPerDay(t *testing.T) {
+	w := newWorld(t)
+	w.hours()
+	os.Remove(filepath.Join(w.dir, "dt=2026-11-20", "host-a-00000000000000000002-000.jsonl.gz"))
+	r, err := verify.Check(context.Background(), w.st, verify.Options{From: "2026-11-20", To: "2026-11-21", Margin: 1, PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return day0.AddDate(0, 1, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range r.Days {
+		got = append(got, fmt.Sprintf("%s/%v/%d/%s", d.Day, d.InRange, d.Objects, kinds(d.Problems)))
+	}
+	want := "2026-11-20/true/7/missing 2026-11-21/true/0/uncovered 2026-11-19/false/0/ 2026-11-22/false/0/"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("days %s\nwant %s", strings.Join(got, " "), want)
+	}
+	if len(r.Instances) != 1 || r.Instances[0].FirstSeq != 1 || r.Instances[0].LastSeq != 25 || r.Instances[0].LastKind != digest.KindShutdown {
+		t.Fatalf("instances %+v", r.Instances)
 	}
 }
