@@ -274,7 +274,9 @@ func Check(ctx context.Context, store Store, opts Options) (*Report, error) {
 		}
 		ls := o.listed[ob.Key]
 		if len(ls) == 0 {
-			if d := running(ob); d != nil && !ob.LastModified.Before(d.end.Add(-slack)) {
+			// Stored after its running instance's last digest (and not dated in the future, which
+			// would keep it pending for good).
+			if d := running(ob); d != nil && !ob.LastModified.Before(d.end.Add(-slack)) && !ob.LastModified.After(o.Now().Add(slack)) {
 				r.Summary.Pending++
 				continue
 			}

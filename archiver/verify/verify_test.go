@@ -305,6 +305,10 @@ func TestVerifyPending(t *testing.T) {
 	w := newWorld(t)
 	w.digest(digest.KindHourly, day0, day0.Add(time.Hour))
 	obj := w.object(day0.Add(time.Hour + time.Minute)) // recorded, in no digest yet
+	stored := day0.Add(time.Hour + time.Minute)
+	if err := os.Chtimes(filepath.Join(w.dir, filepath.FromSlash(obj)), stored, stored); err != nil {
+		t.Fatal(err)
+	}
 	check := func(now time.Time) ([]verify.Problem, verify.Summary) {
 		ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
 		if err != nil {
@@ -341,5 +345,25 @@ func TestCheckPerDay(t *testing.T) {
 	}
 	if len(r.Instances) != 1 || r.Instances[0].FirstSeq != 1 || r.Instances[0].LastSeq != 25 || r.Instances[0].LastKind != digest.KindShutdown {
 		t.Fatalf("instances %+v", r.Instances)
+	}
+}
+
+// TestVerifyPendingNotInTheFuture: an object dated after now (a file store's mtime can be set) is
+// unlisted, never pending.
+func TestVerifyPendingNotInTheFuture(t *testing.T) {
+	w := newWorld(t)
+	now := time.Now().UTC()
+	w.digest(digest.KindHourly, now.Add(-time.Hour), now.Add(-10*time.Minute))
+	key := w.object(now.Add(-5 * time.Minute))
+	future := now.Add(48 * time.Hour)
+	if err := os.Chtimes(filepath.Join(w.dir, filepath.FromSlash(key)), future, future); err != nil {
+		t.Fatal(err)
+	}
+	ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: layout.Day(now, nil), PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Pending != 0 || !strings.Contains(kinds(ps), "unlisted") {
+		t.Fatalf("%+v %+v", ps, sum)
 	}
 }
