@@ -161,3 +161,23 @@ func TestWitness(t *testing.T) {
 		t.Fatalf("witness %+v, want host-a #2 %s", p.Witness, aHead)
 	}
 }
+
+// TestParseKey: the parts of a key Key writes; anything else (attacker-chosen names) is refused,
+// never a panic.
+func TestParseKey(t *testing.T) {
+	at := time.Date(2026, 11, 20, 13, 4, 5, 0, time.UTC)
+	k := digest.Key(at, "host-a", at, 42, digest.KindHourly)
+	if got, ok := digest.ParseKey(k); !ok || got != (digest.KeyParts{Day: "2026-11-20", Instance: "host-a", Seq: 42, Kind: digest.KindHourly}) {
+		t.Fatalf("%s: %+v %v", k, got, ok)
+	}
+	for _, bad := range []string{
+		"", "_digests/", "_digests/2026/11/20/host-a/", "_digests/2026/13/20/host-a/130405-0000000042-hourly.json",
+		"_digests/2026/11/20/host-a/130405-42-hourly.json", "_digests/2026/11/20/host-a/130405-00000000x2-hourly.json",
+		"_digests/2026/11/20/host-a/x/130405-0000000042-hourly.json", "_digests/2026/11/20/host-a/130405-0000000042-hourly.txt",
+		"dt=2026-11-20/130405-0000000042-hourly.json", "_digests/2026/11/20/host-a/130405-99999999999999999999-hourly.json",
+	} {
+		if got, ok := digest.ParseKey(bad); ok {
+			t.Errorf("%q parsed as %+v", bad, got)
+		}
+	}
+}
