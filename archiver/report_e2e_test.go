@@ -24,14 +24,15 @@ func TestReportIntegrity(t *testing.T) {
 	report := func(s string) (page, stderr string, code int) {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "r.html")
-		_, stderr, code = command(t, nil, "report", "--store", "file://"+s, "--from", day, "--public-key", pub, "--out", out)
+		_, stderr, code = command(t, nil, "report", "--store", "file://"+s, "--from", day, "--public-key", pub, "--archive-id", archiveID, "--out", out)
 		b, _ := os.ReadFile(out)
 		return string(b), stderr, code
 	}
 	page, stderr, code := report(store)
 	if code != 0 || stderr != "" || !strings.Contains(page, `<b>1/1</b><span>days verified complete and unaltered</span>`) ||
 		!strings.Contains(page, `<tr class="good"><td>`+day+`</td>`) {
-		t.Fatalf("clean archive: exit %d, stderr %q; the page does not say the day verified", code, stderr)
+		i := strings.Index(page, `<section id="integrity">`)
+		t.Fatalf("clean archive: exit %d, stderr %q; the page does not say the day verified:\n%s", code, stderr, page[i:min(len(page), i+3000)])
 	}
 	objs := files(t, store, "dt="+day)
 	s := copyTree(t, store)

@@ -60,7 +60,7 @@ type Data struct {
 	Heat        Heat
 	Top         []StreamTotal
 	Cols        Columns
-	Integrity   []DayCheck // nil without --public-key
+	Integrity   *Integrity // nil without --public-key
 	Provenance  Provenance
 	NotPaired   int64 // callbacks that could not be paired (no usable publish_timestamp, other event)
 	RecordsRead int64

@@ -25,18 +25,18 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{"human": 
 // view is what the template reads: Data plus what is easier to compute here than to spell there.
 type view struct {
 	*Data
-	Title          string
-	Zone           string
-	Generated      string
-	CSS            template.CSS
-	JS             template.JS
-	Payload        template.JS // the sessions and settings as JSON (HTML-safe: <, >, & escaped)
-	HeatCells      []heatCell
-	HeatH          int
-	Hours          []hourLabel
-	TopBars        []topBar
-	TopH           int
-	Proven, Failed int // days of Integrity without and with problems
+	Title               string
+	Zone                string
+	Generated           string
+	CSS                 template.CSS
+	JS                  template.JS
+	Payload             template.JS // the sessions and settings as JSON (HTML-safe: <, >, & escaped)
+	HeatCells           []heatCell
+	HeatH               int
+	Hours               []hourLabel
+	TopBars             []topBar
+	TopH                int
+	Proven, InRangeDays int // days of the range without a problem, days of the range
 }
 
 type heatCell struct {
@@ -121,12 +121,8 @@ func Render(w io.Writer, d *Data) error {
 			Streamed: sessions.HumanDuration(t.StreamedS), Sessions: t.Sessions})
 	}
 	v.TopH = len(d.Top)*22 + 4
-	for _, c := range d.Integrity {
-		if c.Err == "" && c.Summary.Problems == 0 {
-			v.Proven++
-		} else {
-			v.Failed++
-		}
+	if d.Integrity != nil {
+		v.Proven, v.InRangeDays = d.Integrity.Proven()
 	}
 	return page.Execute(w, v)
 }

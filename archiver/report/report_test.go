@@ -17,6 +17,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions/sessionstest"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/archiver/verify"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -131,11 +132,20 @@ func TestRenderIsSelfContainedAndEscaped(t *testing.T) {
 		Provenance: report.Provenance{Command: "archiver report --stream '" + evil + "'", Store: "file:///x", Generated: time.Unix(1794301300, 0), Version: "1.2.3"},
 	}
 	d.Summary.Sessions = 1
+	d.Integrity = &report.Integrity{Summary: verify.Summary{Objects: 2, Problems: 2},
+		Days: []report.DayCheck{{Day: "2026-11-10", InRange: true, Objects: 2, Count: 1, Problems: []verify.Problem{{Kind: "unlisted", Key: "dt=2026-11-10/" + evil, Detail: evil}}},
+			{Day: "2026-11-11", Objects: 0}},
+		Other: []verify.Problem{{Kind: "gap", Key: "_digests/x", Detail: evil}}}
 	var b bytes.Buffer
 	if err := report.Render(&b, d); err != nil {
 		t.Fatal(err)
 	}
 	page := b.String()
+	for _, s := range []string{`<b>0/1</b>`, "<code>unlisted</code> dt=2026-11-10/&lt;/script&gt;", "2026-11-11 (read around the range)", "<code>gap</code> _digests/x"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("the integrity section lacks %q", s)
+		}
+	}
 	if strings.Contains(page, "<script>alert") || strings.Contains(page, "<img src=x") {
 		t.Error("a stream name became markup")
 	}

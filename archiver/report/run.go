@@ -28,7 +28,7 @@ var Version = "dev"
 const usage = `usage: archiver report --from DAY [--to DAY] --out FILE.html [--store s3://BUCKET/PREFIX | --store file:///DIR]
                       [--s3-endpoint URL] [--s3-region R] [--domain D] [--app A] [--stream S]
                       [--event PUBLISH|PUBLISH_DONE] [--status closed|open|end_only] [--tz ZONE]
-                      [--public-key FILE]
+                      [--public-key FILE [--archive-id ID]]
 
 Writes one self-contained HTML page (it loads nothing from the network; open it from a USB stick)
 about the push sessions of the partition days --from..--to (a DAY is YYYY-MM-DD, today or
@@ -55,6 +55,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		f               cli.Filter
 		tz, status, out string
 		keyFile         string
+		archiveID       string
 	)
 	cli.StoreFlags(fs, &so)
 	cli.DayFlags(fs, &days)
@@ -63,6 +64,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cli.TZFlag(fs, &tz)
 	fs.StringVar(&out, "out", "", "the HTML file to write (required; replaced atomically)")
 	fs.StringVar(&keyFile, "public-key", "", "Ed25519 public key (PEM) of the archivers' --digest-key: show archiver verify's result per day")
+	fs.StringVar(&archiveID, "archive-id", "", "with --public-key: the archive the digests must be signed for, as for archiver verify (default: the store)")
 	if code, done := cli.Parse(fs, args); done {
 		return code
 	}
@@ -114,7 +116,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return readback.ExitRuntime
 	}
 	if pub != nil {
-		d.Integrity = checkDays(ctx, store, d.RangeStart, d.RangeEnd, pub)
+		d.Integrity = checkRange(ctx, store, d.From, d.To, pub, archiveID)
 	}
 	d.Provenance = Provenance{Command: commandLine(args), Store: store.String(), Generated: time.Now(), Version: Version}
 	if err := fsutil.ReplaceFile(out, 0o644, func(w *bufio.Writer) error { return Render(w, d) }); err != nil {
@@ -127,9 +129,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	abs, _ := filepath.Abs(out)
 	fmt.Fprintf(stdout, "wrote %s: %d sessions of %s, %d bytes\n", abs, d.Summary.Sessions, cli.Range(d.From, d.To), size)
-	for _, c := range d.Integrity {
-		if c.Err != "" || c.Summary.Problems > 0 {
-			fmt.Fprintf(stderr, "archiver report: day %s does not verify (%d problems%s); the report lists them\n", c.Day, c.Summary.Problems, map[bool]string{true: ": " + cli.OneLine(c.Err)}[c.Err != ""])
+	if in := d.Integrity; in != nil {
+		switch {
+		case in.Err != "":
+			fmt.Fprintf(stderr, "archiver report: the range could not be verified: %s; the report says so\n", cli.OneLine(in.Err))
+		case in.Summary.Problems > 0:
+			for _, c := range in.Days {
+				if c.Count > 0 {
+					fmt.Fprintf(stderr, "archiver report: day %s does not verify (%d problems); the report lists them\n", c.Day, c.Count)
+				}
+			}
+			if len(in.Other) > 0 {
+				fmt.Fprintf(stderr, "archiver report: %s..%s has problems of no one day (%s); the report lists them\n", d.From, d.To, in.Other[0].Kind)
+			}
 		}
 	}
 	return readback.ExitOK
