@@ -322,6 +322,7 @@ func newPage(t testing.TB, chromium string) *page {
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithListener(p.event))
 	p.ctx, p.close = ctx, func() { cancelC(); cancelA() }
+	t.Cleanup(p.close) // also when a step fails the test: the browser never outlives it
 	// The first Run starts the browser, which lives as long as that Run's context: p.ctx, not a
 	// step's deadline.
 	if err := chromedp.Do(ctx); err != nil {
