@@ -12,6 +12,13 @@
     start[i] = t;
     end[i] = C.d[i] < 0 ? openEnd : t + C.d[i];
   }
+  // An open session has no end: it is drawn to its stream's next session, or to the range's end.
+  var lastOpen = new Int32Array(C.streams.length).fill(-1);
+  for (i = 0; i < N; i++) {
+    var prev = lastOpen[C.k[i]];
+    if (prev >= 0) { end[prev] = Math.min(end[prev], Math.max(start[i], start[prev])); }
+    lastOpen[C.k[i]] = C.d[i] < 0 ? i : -1;
+  }
   var STATUS = ['closed', 'open', 'end only'], KIND = ['closed', 'open', 'endonly'];
 
   function offset(ts) {
@@ -67,7 +74,7 @@
   }
   var KEYS = {
     start: function (i) { return start[i]; },
-    end: function (i) { return C.d[i] < 0 ? Infinity : end[i]; },
+    end: function (i) { return C.d[i] < 0 ? Infinity : end[i]; }, // open: no end
     dur: function (i) { return C.d[i]; },
     status: function (i) { return C.f[i] & 3; },
     verified: function (i) { return C.f[i] & 4; },

@@ -107,7 +107,7 @@ func countSessions(t *testing.T, args ...string) int {
 }
 
 // handMade writes a small archive with the sessions an auditor must see right: open (no
-// PUBLISH_DONE), end-only (no PUBLISH), across midnight (its two callbacks in two partition
+// PUBLISH_DONE; its stream streams again later), end-only (no PUBLISH), across midnight (its two callbacks in two partition
 // days), one whose PUBLISH_DONE comes from another node, and a name with markup in it.
 func handMade(t *testing.T, dir string) {
 	t.Helper()
@@ -125,6 +125,8 @@ func handMade(t *testing.T, dir string) {
 		{"closed_cam", "PUBLISH", "2026-11-10T08:00:01Z", "203.0.113.5", "10.9.0.1", d("2026-11-10T08:00:00Z")},
 		{"closed_cam", "PUBLISH_DONE", "2026-11-10T09:30:00Z", "203.0.113.5", "10.9.0.2", d("2026-11-10T08:00:00Z")},
 		{"open_cam", "PUBLISH", "2026-11-10T12:00:01Z", "203.0.113.6", "10.9.0.1", d("2026-11-10T12:00:00Z")},
+		{"open_cam", "PUBLISH", "2026-11-11T02:00:01Z", "203.0.113.6", "10.9.0.1", d("2026-11-11T02:00:00Z")},
+		{"open_cam", "PUBLISH_DONE", "2026-11-11T03:00:00Z", "203.0.113.6", "10.9.0.1", d("2026-11-11T02:00:00Z")},
 		{"endonly_cam", "PUBLISH_DONE", "2026-11-10T15:00:00Z", "203.0.113.7", "10.9.0.3", d("2026-11-10T14:00:00Z")},
 		{"midnight_cam", "PUBLISH", "2026-11-10T23:30:01Z", "203.0.113.8", "10.9.0.1", d("2026-11-10T23:30:00Z")},
 		{"midnight_cam", "PUBLISH_DONE", "2026-11-11T00:40:00Z", "203.0.113.8", "10.9.0.1", d("2026-11-10T23:30:00Z")},
@@ -245,6 +247,15 @@ func TestReportInChromium(t *testing.T) {
 				b.do(chromedp.Click(chromedp.CSS(`th[data-sort="start"]`)))
 			}
 			if tc.name == "hand-made" {
+				// The open session (no end) is drawn up to its stream's next session.
+				gap := step(b, chromedp.Evaluate[float64](`(function(){
+					var open = document.querySelector('#timeline rect.open');
+					var next = Array.from(document.querySelectorAll('#timeline rect.closed')).filter(function(r){
+						return r.getAttribute('y') === open.getAttribute('y');})[0];
+					return (+next.getAttribute('x')) - (+open.getAttribute('x') + +open.getAttribute('width'));})()`))
+				if gap < -0.5 || gap > 0.5 {
+					t.Errorf("the open session's bar and its stream's next session are %.1f px apart (negative: it runs over it)", gap)
+				}
 				// Search finds a session by its client IP.
 				step(b, chromedp.Evaluate[bool](`(function(e){e.value='203.0.113.7';return e.dispatchEvent(new Event('input'))})(document.getElementById('f-search'))`))
 				b.waitText("#count", "1")
