@@ -1,7 +1,7 @@
 // Package provider implements the livehook Terraform provider (terraform-plugin-framework,
-// protocol 6): the provider configuration, the livehook_publish_notification resource and
-// data source. All Live API traffic goes through one internal/liveapi client per provider
-// instance, so retries and the client-side rate limit are shared by every resource.
+// protocol 6): the provider configuration, the livehook_publish_notification resource, data
+// source and ephemeral resource. All Live API traffic goes through one internal/liveapi client
+// per provider instance, so retries and the client-side rate limit are shared by every resource.
 package provider
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/function"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
@@ -54,8 +55,9 @@ const (
 const maxRetriesLimit = 50
 
 var (
-	_ provider.Provider              = (*livehookProvider)(nil)
-	_ provider.ProviderWithFunctions = (*livehookProvider)(nil)
+	_ provider.Provider                       = (*livehookProvider)(nil)
+	_ provider.ProviderWithFunctions          = (*livehookProvider)(nil)
+	_ provider.ProviderWithEphemeralResources = (*livehookProvider)(nil)
 )
 
 // livehookProvider is one provider instance; Terraform configures each instance once.
@@ -275,6 +277,7 @@ func (p *livehookProvider) Configure(ctx context.Context, req provider.Configure
 		data := &providerData{notConfigured: why}
 		resp.ResourceData = data
 		resp.DataSourceData = data
+		resp.EphemeralResourceData = data
 		return
 	}
 	for _, m := range missing {
@@ -333,6 +336,7 @@ func (p *livehookProvider) Configure(ctx context.Context, req provider.Configure
 	data := &providerData{client: client, projectID: projectID, endpoint: endpoint, region: region}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+	resp.EphemeralResourceData = data
 }
 
 // clientLimits resolves max_retries (in liveapi's convention: 0 default, -1 none) and
@@ -387,6 +391,10 @@ func (p *livehookProvider) Resources(_ context.Context) []func() resource.Resour
 
 func (p *livehookProvider) DataSources(_ context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{NewPublishNotificationDataSource}
+}
+
+func (p *livehookProvider) EphemeralResources(_ context.Context) []func() ephemeral.EphemeralResource {
+	return []func() ephemeral.EphemeralResource{NewPublishNotificationEphemeralResource}
 }
 
 // effectiveRetries turns liveapi's MaxRetries convention (0 default, -1 none) into a count for logs.
