@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/echoprovider"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -143,4 +144,61 @@ func noEphemeralInStateFile(dir string) func(*terraform.State) error {
 		}
 		return nil
 	}
+}
+
+// TestAccPublishNotificationEphemeral_keyOnward is the documented pattern (the guide
+// "Handing the key on without the state") with a second notification standing in for the
+// archiver's Secret: the key is set on Live from an ephemeral variable, read back by the
+// ephemeral resource once the notification exists (its domain refers to id, known only after
+// the create, so Terraform opens it during the apply, after the write), and written to another
+// write-only argument; a rotation (new key, new version) goes the same way. The key is in
+// neither the state file nor the plans.
+func TestAccPublishNotificationEphemeral_keyOnward(t *testing.T) {
+	const archiverStandIn = "mirror.example.com"
+	live := newTestLive(t, testDomain, archiverStandIn)
+	dir := t.TempDir()
+	cfg := func(version int) string {
+		return live.provider() + keyVariable + fmt.Sprintf(`
+resource "livehook_publish_notification" "push" {
+  domain                   = %q
+  url                      = "https://hooks.example.com/live"
+  auth_sign_key_wo         = var.key
+  auth_sign_key_wo_version = %d
+}
+
+ephemeral "livehook_publish_notification" "push" {
+  domain = livehook_publish_notification.push.id
+}
+
+resource "livehook_publish_notification" "mirror" {
+  domain                   = %q
+  url                      = "https://hooks.example.com/mirror"
+  auth_sign_key_wo         = ephemeral.livehook_publish_notification.push.auth_sign_key
+  auth_sign_key_wo_version = %d
+}
+`, testDomain, version, archiverStandIn, version)
+	}
+	step := func(key string, version int) resource.TestStep {
+		return resource.TestStep{
+			Config:          cfg(version),
+			ConfigVariables: config.Variables{"key": config.StringVariable(key)},
+			ConfigPlanChecks: resource.ConfigPlanChecks{
+				PreApply: []plancheck.PlanCheck{noSecretInPlanFile{dir, []string{key3, key4}}},
+			},
+			Check: resource.ComposeAggregateTestCheckFunc(
+				live.checkRemote(testDomain, &emulator.Notification{URL: "https://hooks.example.com/live", AuthSignKey: key}),
+				live.checkRemote(archiverStandIn, &emulator.Notification{URL: "https://hooks.example.com/mirror", AuthSignKey: key}),
+				noSecretInStateFile(dir, key3, key4),
+				noEphemeralInStateFile(dir),
+			),
+		}
+	}
+
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_11_0)},
+		WorkingDir:               dir,
+		CheckDestroy:             live.checkDestroyed(testDomain, archiverStandIn),
+		Steps:                    []resource.TestStep{step(key3, 1), step(key4, 2)},
+	})
 }
