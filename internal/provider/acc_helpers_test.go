@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/internal/emulator"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
 )
 
 // testAccProtoV6ProviderFactories serves the provider in-process to the real terraform
@@ -219,23 +218,8 @@ func errorRe(phrases ...string) *regexp.Regexp {
 // Terraform and outside this process's view of the emulator.
 func (l *testLive) setConfigViaControlAPI(t *testing.T, domain string, n emulator.Notification) {
 	t.Helper()
-	body, err := json.Marshal(n)
-	if err != nil {
+	if err := devenv.NewEmulatorControl(l.URL).SetConfig(context.Background(), domain, n); err != nil {
 		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPut, l.URL+"/_emulator/configs?domain="+url.QueryEscape(domain), bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("emulator control API: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("emulator control API: PUT configs?domain=%s: HTTP %d: %s", domain, resp.StatusCode, b)
 	}
 }
 
