@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 )
 
 // memPrivate is an in-memory private state (the framework's type is internal to it).
@@ -133,6 +136,41 @@ func TestCheckRemoteKey(t *testing.T) {
 		}
 		if !ok || got.RemoteDiffers != step.wantDiffers {
 			t.Errorf("remote %q: ok=%v RemoteDiffers=%v, want %v", step.remote, ok, got.RemoteDiffers, step.wantDiffers)
+		}
+	}
+}
+
+// TestKeyStaysAsIs: the plan's key warnings apply only when no write is planned, since any
+// write (Update sends the whole config) sends the configured key.
+func TestKeyStaysAsIs(t *testing.T) {
+	t.Parallel()
+	state := publishNotificationModel{
+		Domain: types.StringValue("push.example.com"), URL: types.StringValue("https://hooks.example.com/live"),
+		AuthSignKey: types.StringNull(), CallBackArea: types.StringNull(), AuthSignKeyWOVersion: types.Int64Value(1),
+		Timeouts: timeouts.Value{Object: types.ObjectNull(map[string]attr.Type{"create": types.StringType})},
+	}
+	tests := []struct {
+		name   string
+		change func(*publishNotificationModel)
+		want   bool
+	}{
+		{"unchanged", func(*publishNotificationModel) {}, true},
+		{"version bumped", func(m *publishNotificationModel) { m.AuthSignKeyWOVersion = types.Int64Value(2) }, false},
+		{"url changed", func(m *publishNotificationModel) { m.URL = types.StringValue("https://hooks.example.com/new") }, false},
+		{"area set", func(m *publishNotificationModel) { m.CallBackArea = types.StringValue("mainland_china") }, false},
+		{"plain key set", func(m *publishNotificationModel) { m.AuthSignKey = types.StringValue(key1) }, false},
+		{"domain changed (replace)", func(m *publishNotificationModel) { m.Domain = types.StringValue("other.example.com") }, false},
+		{"timeouts set", func(m *publishNotificationModel) {
+			m.Timeouts = timeouts.Value{Object: types.ObjectValueMust(map[string]attr.Type{"create": types.StringType},
+				map[string]attr.Value{"create": types.StringValue("10m")})}
+		}, false},
+		{"no write-only key", func(m *publishNotificationModel) { m.AuthSignKeyWOVersion = types.Int64Null() }, false},
+	}
+	for _, tc := range tests {
+		plan := state
+		tc.change(&plan)
+		if got := keyStaysAsIs(plan, state); got != tc.want {
+			t.Errorf("%s: keyStaysAsIs = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
