@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -96,6 +98,30 @@ type providerData struct {
 	projectID string
 	endpoint  string // as configured ("" when derived from the region), for messages
 	region    string
+
+	// absent holds, per push domain, when this process last saw that it has no publish
+	// notification (the takeover check of a planned create). See justCheckedAbsent.
+	absent sync.Map // string -> time.Time
+}
+
+// justChecked is how recent a takeover check must be for Create to rely on it. During apply
+// Terraform plans each resource again right before creating it, in the same provider process,
+// so that check is milliseconds old; a second GET in Create would only double the requests
+// (and the time a rate-limited apply takes) for no gain.
+const justChecked = 5 * time.Second
+
+// noteAbsent records that domain had no publish notification just now.
+func (d *providerData) noteAbsent(domain string) { d.absent.Store(domain, time.Now()) }
+
+// justCheckedAbsent reports (once) whether domain was found without a publish notification
+// within justChecked.
+func (d *providerData) justCheckedAbsent(domain string) bool {
+	v, ok := d.absent.LoadAndDelete(domain)
+	if !ok {
+		return false
+	}
+	t, ok := v.(time.Time)
+	return ok && time.Since(t) < justChecked
 }
 
 // providerDataFrom is the Configure of the resource and the data source: nil until the provider

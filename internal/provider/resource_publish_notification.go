@@ -221,7 +221,7 @@ func (r *publishNotificationResource) write(ctx context.Context, op string, plan
 }
 
 func (r *publishNotificationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	domain, created, ok := r.write(ctx, "create", req.Plan, req.Config, timeouts.Value.Create, r.refuseExisting,
+	domain, created, ok := r.write(ctx, "create", req.Plan, req.Config, timeouts.Value.Create, r.refuseExistingAtCreate,
 		&resp.State, resp.Private, &resp.Diagnostics)
 	if ok && !created {
 		resp.Diagnostics.AddWarning("Publish notification overwritten",
@@ -231,9 +231,9 @@ func (r *publishNotificationResource) Create(ctx context.Context, req resource.C
 }
 
 // refuseExisting is the takeover check of ModifyPlan (so that `terraform plan` fails before
-// anything is applied) and Create's precheck (for a config that appears between the plan and
-// the apply): taking over a config made elsewhere would silently overwrite it, so an existing
-// one is an error with the import hint.
+// anything is applied, and again in the plan Terraform makes during the apply) and of Create
+// (for a config that appears between the plan and the apply): taking over a config made
+// elsewhere would silently overwrite it, so an existing one is an error with the import hint.
 func (r *publishNotificationResource) refuseExisting(ctx context.Context, domain string, timeout time.Duration, diags *diag.Diagnostics) bool {
 	existing, err := r.data.client.Get(ctx, domain)
 	switch {
@@ -247,6 +247,15 @@ func (r *publishNotificationResource) refuseExisting(ctx context.Context, domain
 		diags.Append(apiErrorDiagnostic(r.data, "look up", domain, timeout, err))
 		return false
 	}
+}
+
+// refuseExistingAtCreate is Create's precheck: refuseExisting, unless the plan Terraform makes
+// during the apply, right before this create, has just checked the domain (justChecked).
+func (r *publishNotificationResource) refuseExistingAtCreate(ctx context.Context, domain string, timeout time.Duration, diags *diag.Diagnostics) bool {
+	if r.data.justCheckedAbsent(domain) {
+		return true
+	}
+	return r.refuseExisting(ctx, domain, timeout, diags)
 }
 
 func (r *publishNotificationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {

@@ -83,7 +83,9 @@ func (r *publishNotificationResource) refuseTakeoverAtPlan(ctx context.Context, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	r.refuseExisting(ctx, plan.Domain.ValueString(), timeout, diags)
+	if domain := plan.Domain.ValueString(); r.refuseExisting(ctx, domain, timeout, diags) {
+		r.data.noteAbsent(domain)
+	}
 }
 
 // keyStaysAsIs reports whether the plan leaves the resource as it is, so no write (which would
