@@ -16,6 +16,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/report"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
 	"github.com/livehook/terraform-provider-livehook/archiver/verify"
@@ -32,6 +33,7 @@ var Commands = []struct {
 	{"sessions", sessions.Run},
 	{"verify", verify.Run},
 	{"compact", compact.Run},
+	{"report", report.Run},
 }
 
 // Help is a command's -h output.
