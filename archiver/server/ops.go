@@ -151,6 +151,9 @@ type digestCounter struct {
 	m *metrics.Archiver
 }
 
+// Identity is the wrapped store's: digests are signed for it.
+func (d digestCounter) Identity() string { return storage.Identity(d.Store) }
+
 func (d digestCounter) Put(ctx context.Context, key string, body []byte, contentType string) error {
 	err := d.Store.Put(ctx, key, body, contentType)
 	if !digest.IsKey(key) {
