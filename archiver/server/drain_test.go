@@ -31,6 +31,12 @@ func TestDrain(t *testing.T) {
 		}
 	}
 
+	// Accepting into the spool while uploads fail: ready, and degraded (the alert's gauge).
+	archivetest.Eventually(t, 10*time.Second, "livehook_archiver_degraded 1", func() bool {
+		_, m := get(t, s.URL()+"/metrics")
+		return strings.Contains(m, "livehook_archiver_degraded 1") && strings.Contains(m, "livehook_archiver_ready 1")
+	})
+
 	dest := t.TempDir()
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer

@@ -372,7 +372,7 @@ func TestDigestMetrics(t *testing.T) {
 		t.Errorf("last digest time %v, want >= %v", last, before)
 	}
 	_, body := get(t, s.URL()+"/metrics")
-	for _, want := range []string{"livehook_archiver_digests_written_total ", "livehook_archiver_digest_failures_total ", "livehook_archiver_last_digest_timestamp_seconds "} {
+	for _, want := range []string{"livehook_archiver_digests_written_total ", "livehook_archiver_digest_failures_total ", "livehook_archiver_last_digest_timestamp_seconds ", "livehook_archiver_digest_enabled 1"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
