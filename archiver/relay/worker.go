@@ -29,11 +29,11 @@ const maxRetryAfter = time.Hour
 
 // worker delivers one destination's events, in spool order, one at a time.
 type worker struct {
-	r      *Relay
-	d      Destination
-	client *http.Client
-	log    *slog.Logger
-	pos    *position
+	r   *Relay
+	d   Destination
+	snd *Sender
+	log *slog.Logger
+	pos *position
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -48,15 +48,15 @@ type worker struct {
 
 	shedSeq uint64 // segment (seq+1) whose remaining events are shed as dead letters
 	dl      *deadLetters
-	noKey   map[string]bool // domains already warned about (resign without a key)
 }
 
 func newWorker(r *Relay, d Destination) (*worker, error) {
-	c, err := newClient(d)
+	log := r.log.With("destination", d.Name)
+	snd, err := NewSender(d, r.o.Key, log)
 	if err != nil {
-		return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+		return nil, err
 	}
-	w := &worker{r: r, d: d, client: c, log: r.log.With("destination", d.Name), done: make(chan struct{}), noKey: map[string]bool{}}
+	w := &worker{r: r, d: d, snd: snd, log: log, done: make(chan struct{})}
 	w.ctx, w.cancel = context.WithCancel(r.ctx)
 	w.dl = newDeadLetters(r, d.Name)
 	for _, o := range []string{"delivered", "retry", "rejected", "error"} {
@@ -212,7 +212,7 @@ func (w *worker) handle(rec spool.Record, v spool.View, next int64) error {
 			return nil
 		}
 		began := time.Now()
-		status, retryAfter, msg, err := w.send(ev, attempt, now)
+		status, retryAfter, msg, err := w.snd.Send(w.ctx, ev, attempt, now)
 		switch {
 		case err == nil && status >= 200 && status < 300:
 			w.r.m.attempts.WithLabelValues(w.d.Name, "delivered").Inc()
@@ -288,37 +288,61 @@ func retryable(status int) bool {
 	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
 }
 
-// send makes one attempt. It returns the status, the Retry-After delay, a one-line excerpt of a
-// non-2xx answer, or the transport error.
-func (w *worker) send(ev readback.Event, attempt int, now time.Time) (int, time.Duration, string, error) {
+// Sender makes the HTTP requests of one destination (the relay's worker, archiver replay).
+type Sender struct {
+	d      Destination
+	client *http.Client
+	key    func(domain string) (string, bool)
+	log    *slog.Logger
+	noKey  map[string]bool // domains already warned about (resign without a key)
+}
+
+// NewSender returns d's sender; key gives a domain's current signing key (resign).
+func NewSender(d Destination, key func(domain string) (string, bool), log *slog.Logger) (*Sender, error) {
+	c, err := newClient(d)
+	if err != nil {
+		return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+	}
+	if key == nil {
+		key = func(string) (string, bool) { return "", false }
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sender{d: d, client: c, key: key, log: log, noKey: map[string]bool{}}, nil
+}
+
+// Send makes one attempt of ev. It returns the status, the Retry-After delay, a one-line excerpt
+// of a non-2xx answer, or the transport error. Not safe for concurrent use.
+func (s *Sender) Send(ctx context.Context, ev readback.Event, attempt int, now time.Time) (int, time.Duration, string, error) {
 	body := ev.Body
-	if w.d.Resign {
-		if key, ok := w.r.o.Key(ev.Domain); ok {
+	if s.d.Resign {
+		if key, ok := s.key(ev.Domain); ok {
 			b, err := Resign(body, key, now)
 			if err == nil {
 				body = b
 			}
-		} else if !w.noKey[ev.Domain] {
-			w.noKey[ev.Domain] = true
-			w.log.Warn("resign: the domain has no key in --keys; forwarding its callbacks as received", "domain", ev.Domain)
+		} else if !s.noKey[ev.Domain] {
+			s.noKey[ev.Domain] = true
+			s.log.Warn("resign: the domain has no key in --keys; forwarding its callbacks as received", "domain", ev.Domain)
 		}
 	}
-	ctx, cancel := context.WithTimeout(w.ctx, w.d.Timeout)
+	rctx, cancel := context.WithTimeout(ctx, s.d.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.d.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, s.d.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, "", err
 	}
-	for k, v := range w.d.Headers {
+	for k, v := range s.d.Headers {
 		req.Header.Set(k, v)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderEventID, ev.Archive.EventID)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))
-	resp, err := w.client.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && w.ctx.Err() == nil {
-			return 0, 0, "", fmt.Errorf("no answer within timeout %s", w.d.Timeout)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return 0, 0, "", fmt.Errorf("no answer within timeout %s", s.d.Timeout)
 		}
 		return 0, 0, "", fmt.Errorf("request failed: %w", unwrapURL(err))
 	}
@@ -330,6 +354,9 @@ func (w *worker) send(ev readback.Event, attempt int, now time.Time) (int, time.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, retryAfter(resp.Header.Get("Retry-After"), time.Now()), msg, nil
 }
+
+// Retryable reports whether an attempt's outcome says "later" rather than "never".
+func Retryable(status int, err error) bool { return err != nil || retryable(status) }
 
 // unwrapURL drops url.Error's "Post "URL": " prefix (the URL is in every log line's destination).
 func unwrapURL(err error) error {
