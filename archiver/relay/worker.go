@@ -246,7 +246,7 @@ func (w *worker) handle(rec spool.Record, v spool.View, next int64) error {
 		}
 		// Wait in short steps, so that spool pressure and max_age are noticed during long waits.
 		for until := time.Now().Add(wait); time.Now().Before(until); {
-			if ctxsleep.Sleep(w.ctx, min(time.Second, time.Until(until))) != nil {
+			if ctxsleep.Sleep(w.ctx, min(100*time.Millisecond, time.Until(until))) != nil {
 				return w.ctx.Err()
 			}
 			if w.shed(v.Seq) {

@@ -368,3 +368,46 @@ func TestForwardBadConfigExits2(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// A destination down longer than the spool can hold: its oldest events (already in the archive)
+// become dead letters and the archive keeps answering 200; /readyz stays ready but says
+// "degraded", naming the destination.
+func TestForwardDeadDestinationNeverFillsTheSpool(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	rc := archivetest.NewReceiver(t, func(int, *http.Request) int { return http.StatusServiceUnavailable })
+	c := e.config(t)
+	forwardConfig(t, &c)
+	c.AllowUnsigned = true
+	c.Keys = ""
+	c.SpoolMaxBytes = 64 << 10
+	c.FlushBytes = 4 << 10
+	c.FlushInterval = 100 * time.Millisecond
+	c.ForwardLagDegraded = 500 * time.Millisecond
+	c.Forward = []string{"down=" + rc.URL}
+	s := start(t, c)
+	n := 0
+	for i := range 500 { // about 3 times the spool budget
+		r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", int64(i)))
+		if r.Status != 200 {
+			t.Fatalf("event %d refused because a destination is down: %d %s", i, r.Status, r.Raw)
+		}
+		n++
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, body := readyz(t, s)
+	if code != 200 || body["status"] != "degraded" || !strings.Contains(fmt.Sprint(body["degraded"]), "forwarding lags: down") {
+		t.Errorf("/readyz with a lagging destination: %d %v", code, body)
+	}
+	m := metricsText(t, s.URL())
+	if !strings.Contains(m, `archiver_forward_dead_letters_total{destination="down",reason="spool_full"}`) || strings.Contains(m, `archiver_forward_dead_letters_total{destination="down",reason="spool_full"} 0`) {
+		t.Errorf("no spool_full dead letters counted")
+	}
+	if s.Spool().Bytes() > c.SpoolMaxBytes {
+		t.Errorf("spool holds %d bytes, over its %d budget", s.Spool().Bytes(), c.SpoolMaxBytes)
+	}
+	stop(t, s)
+	if got := len(archivetest.ReadToday(t, e.store)); got != n {
+		t.Errorf("archive holds %d events, want %d", got, n)
+	}
+}
