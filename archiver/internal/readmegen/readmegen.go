@@ -13,6 +13,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/replay"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
 	"github.com/livehook/terraform-provider-livehook/archiver/verify"
@@ -29,6 +30,7 @@ var Commands = []struct {
 	{"sessions", sessions.Run},
 	{"verify", verify.Run},
 	{"compact", compact.Run},
+	{"replay", replay.Run},
 }
 
 // Help is a command's -h output.
