@@ -143,3 +143,21 @@ func TestSIGHUPReloadsDestinations(t *testing.T) {
 		t.Errorf("exit code %d", code)
 	}
 }
+
+// TestExamplesShowTheRelay: the spool-mode deployments forward to the business server (the flags
+// themselves are parsed by TestExamplesSecureAsShipped).
+func TestExamplesShowTheRelay(t *testing.T) {
+	t.Parallel()
+	for file, want := range map[string]string{
+		"kubernetes/deployment.yaml":        "- --forward=business=https://",
+		"systemd/livehook-archiver.service": "--forward business=https://",
+	} {
+		b, err := os.ReadFile(filepath.Join("..", "examples", "archiver", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not forward to the business server (%q)", file, want)
+		}
+	}
+}
