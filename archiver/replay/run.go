@@ -229,10 +229,11 @@ func deliver(ctx context.Context, snd *relay.Sender, e readback.Event, retries i
 		if err == nil && status >= 200 && status < 300 {
 			return nil
 		}
+		retry := relay.Retryable(status, err)
 		if err == nil {
 			err = errors.New(msg)
 		}
-		if !relay.Retryable(status, err) || attempt > retries || ctx.Err() != nil {
+		if !retry || attempt > retries || ctx.Err() != nil {
 			return err
 		}
 		if ctxsleep.Sleep(ctx, max(after, backoffPolicy.Delay(attempt-1))) != nil {

@@ -416,3 +416,45 @@ func TestForwardDeadDestinationNeverFillsTheSpool(t *testing.T) {
 		t.Errorf("archive holds %d events, want %d", got, n)
 	}
 }
+
+// Retry-After is honoured (the backoff alone would retry after 50 ms), and an event older than
+// max_age becomes a dead letter with the last status.
+func TestForwardRetryAfterAndMaxAge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	rc := archivetest.NewReceiver(t, func(n int, _ *http.Request) int {
+		if n == 0 {
+			return http.StatusTooManyRequests
+		}
+		return http.StatusOK
+	})
+	rc.RetryAfter = "2"
+	down := archivetest.NewReceiver(t, func(int, *http.Request) int { return http.StatusBadGateway })
+	cfgFile := filepath.Join(t.TempDir(), "forward.yaml")
+	if err := os.WriteFile(cfgFile, []byte("destinations:\n  - name: slowdown\n    url: "+rc.URL+"\n  - name: down\n    url: "+down.URL+"\n    max_age: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := e.config(t)
+	forwardConfig(t, &c)
+	c.ForwardBackoff = backoff.Policy{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond}
+	c.ForwardConfig = cfgFile
+	s := start(t, c)
+	if r := archivetest.Post(t, s.URL()+"/callback", signedAt("ra", callback.EventPublish, 1, time.Now())); r.Status != 200 {
+		t.Fatalf("post: %d %s", r.Status, r.Raw)
+	}
+	archivetest.Eventually(t, 10*time.Second, "delivered after Retry-After", func() bool { return len(rc.Accepted()) == 1 })
+	all := rc.All()
+	if gap := all[1].At.Sub(all[0].At); gap < 1900*time.Millisecond {
+		t.Errorf("retried %v after a 429 with Retry-After: 2", gap)
+	}
+	if all[1].Attempt != 2 || all[1].EventID != all[0].EventID {
+		t.Errorf("retry: attempt %d, id %q vs %q", all[1].Attempt, all[1].EventID, all[0].EventID)
+	}
+	archivetest.Eventually(t, 10*time.Second, "a max_age dead letter", func() bool {
+		return strings.Contains(metricsText(t, s.URL()), `archiver_forward_dead_letters_total{destination="down",reason="max_age"} 1`)
+	})
+	local, _ := os.ReadFile(filepath.Join(c.Spool, "relay", "down", "deadletters.jsonl"))
+	if !bytes.Contains(local, []byte(`"reason":"max_age","status":502,"error":"HTTP 502:`)) {
+		t.Errorf("max_age dead letter lacks the last status and error:\n%s", local)
+	}
+}

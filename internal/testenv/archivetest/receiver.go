@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Received is one request a Receiver got.
@@ -17,12 +18,15 @@ type Received struct {
 	EventID string // X-Livehook-Event-Id
 	Attempt int    // X-Livehook-Attempt
 	Status  int    // what the receiver answered
+	At      time.Time
 }
 
 // Receiver is a "business server" for relay tests: it records every request and answers with
 // the status Answer returns (200 when Answer is nil). It listens on 127.0.0.1 and stops at cleanup.
 type Receiver struct {
 	URL string
+	// RetryAfter, if set before the first request, is sent with every 429 and 503.
+	RetryAfter string
 
 	mu     sync.Mutex
 	answer func(n int, r *http.Request) int // n: 0-based request number
@@ -53,6 +57,7 @@ func (rc *Receiver) SetAnswer(answer func(n int, r *http.Request) int) {
 }
 
 func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
 	body, _ := io.ReadAll(r.Body)
 	rc.mu.Lock()
 	n, answer := len(rc.got), rc.answer
@@ -63,8 +68,13 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	att, _ := strconv.Atoi(r.Header.Get("X-Livehook-Attempt"))
 	rc.mu.Lock()
-	rc.got = append(rc.got, Received{Body: body, Header: r.Header.Clone(), EventID: r.Header.Get("X-Livehook-Event-Id"), Attempt: att, Status: status})
+	rc.got = append(rc.got, Received{Body: body, Header: r.Header.Clone(), EventID: r.Header.Get("X-Livehook-Event-Id"), Attempt: att, Status: status, At: at})
 	rc.mu.Unlock()
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		if ra := rc.RetryAfter; ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+	}
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, `{"status":"`+http.StatusText(status)+`"}`)
 }
