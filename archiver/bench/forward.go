@@ -54,6 +54,42 @@ type ForwardResults struct {
 	NoDest     *LoadResult
 	TwoDest    *LoadResult
 	Throughput float64 // TwoDest / NoDest req/s
+	// ForwardedPerSec is the events delivered per second and destination during the two-destination
+	// run, Backlog the events still queued per destination at its end (the relay sends one request
+	// at a time per destination, to keep order).
+	ForwardedPerSec float64
+	Backlog         float64
+}
+
+// forwardFigures reads the relay's delivered and queued counts from /metrics (averaged over the
+// destinations).
+func forwardFigures(addr string, over time.Duration) (perSec, backlog float64) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var delivered, queued float64
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch {
+		case strings.HasPrefix(l, "archiver_forward_delivered_total{"):
+			delivered += v
+			n++
+		case strings.HasPrefix(l, "archiver_forward_queue_events{"):
+			queued += v
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return delivered / float64(n) / over.Seconds(), queued / float64(n)
 }
 
 // receiver records when each event id first arrived.
@@ -99,7 +135,11 @@ func RunForward(ctx context.Context, o ForwardOptions) (*ForwardResults, error) 
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	r := &runner{opts: Options{ArchiverBin: o.ArchiverBin}, log: o.Log, dir: dir, tag: newRunTag(), pubTS: time.Now().Unix()}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("locating the bench binary to re-exec receivers: %w", err)
+	}
+	r := &runner{opts: Options{ArchiverBin: o.ArchiverBin}, log: o.Log, dir: dir, self: self, tag: newRunTag(), pubTS: time.Now().Unix()}
 	if err := r.buildArchiver(ctx); err != nil {
 		return nil, err
 	}
@@ -142,13 +182,21 @@ func RunForward(ctx context.Context, o ForwardOptions) (*ForwardResults, error) 
 		name := "ack-nodest"
 		if two {
 			name = "ack-twodest"
-			for range 2 {
-				rc, err := startReceiver()
+			// The destinations are bare targets in their own processes: a receiver in this
+			// process would take CPU from the load generator and lower the figure it measures.
+			for i := range 2 {
+				addr, err := proc.FreeAddr()
 				if err != nil {
 					return res, err
 				}
-				defer rc.srv.Close()
-				dests = append(dests, rc.url)
+				bin, args, _ := r.command("bare", addr, 0)
+				bp, err := proc.Launch(ctx, proc.Spec{Name: "receiver", Path: bin, Args: args,
+					Log: filepath.Join(dir, fmt.Sprintf("receiver-%d.log", i)), Ready: readyz(addr), StartTimeout: 30 * time.Second})
+				if err != nil {
+					return res, err
+				}
+				defer func() { _, _ = terminate(ctx, bp, 10*time.Second) }()
+				dests = append(dests, "http://"+addr+"/cb")
 			}
 		}
 		p, addr, err := start(name, dests...)
@@ -158,6 +206,9 @@ func RunForward(ctx context.Context, o ForwardOptions) (*ForwardResults, error) 
 		r.logf("ack throughput, %d destinations: %d connections, %s", len(dests), o.Conns, o.Duration)
 		load, err := RunLoad(ctx, LoadConfig{Addr: addr, Path: "/callback", Conns: o.Conns, Warmup: time.Second,
 			Duration: o.Duration, Timeout: 30 * time.Second, Tag: r.tag, PublishTS: r.pubTS + int64(len(dests))})
+		if two && err == nil {
+			res.ForwardedPerSec, res.Backlog = forwardFigures(addr, time.Second+o.Duration)
+		}
 		stop(p)
 		if err != nil {
 			return res, err
@@ -267,7 +318,7 @@ func WriteForwardMarkdown(w io.Writer, r *ForwardResults) {
 		fmt.Fprintf(w, "\n| ack throughput (closed loop, %d connections) | req/s | p50 | p99 |\n|---|---|---|---|\n", r.NoDest.Conns)
 		fmt.Fprintf(w, "| no destination | %.0f | %s | %s |\n", r.NoDest.ReqPerSec, fmtDur(r.NoDest.P50), fmtDur(r.NoDest.P99))
 		fmt.Fprintf(w, "| two destinations | %.0f | %s | %s |\n", r.TwoDest.ReqPerSec, fmtDur(r.TwoDest.P50), fmtDur(r.TwoDest.P99))
-		fmt.Fprintf(w, "\ntwo destinations / none: %.2f\n", r.Throughput)
+		fmt.Fprintf(w, "\ntwo destinations / none: %.2f; meanwhile each destination got %.0f events/s and was %.0f events behind at the end\n", r.Throughput, r.ForwardedPerSec, r.Backlog)
 	}
 }
 
