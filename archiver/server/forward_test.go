@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -456,5 +459,46 @@ func TestForwardRetryAfterAndMaxAge(t *testing.T) {
 	local, _ := os.ReadFile(filepath.Join(c.Spool, "relay", "down", "deadletters.jsonl"))
 	if !bytes.Contains(local, []byte(`"reason":"max_age","status":502,"error":"HTTP 502:`)) {
 		t.Errorf("max_age dead letter lacks the last status and error:\n%s", local)
+	}
+}
+
+// An https destination with a private CA (ca_file) gets the events; the same destination without
+// the CA cannot be reached (the TLS error is retried, never skipped).
+func TestForwardHTTPSWithCAFile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	var mu sync.Mutex
+	var got [][]byte
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, b)
+		mu.Unlock()
+	}))
+	t.Cleanup(tlsSrv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "forward.yaml")
+	if err := os.WriteFile(cfgFile, []byte("destinations:\n  - name: private\n    url: "+tlsSrv.URL+"/cb\n    ca_file: "+ca+"\n    headers: {X-Env: test}\n  - name: noca\n    url: "+tlsSrv.URL+"/noca\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := e.config(t)
+	forwardConfig(t, &c)
+	c.ForwardConfig = cfgFile
+	s := start(t, c)
+	b := signedAt("tls", callback.EventPublish, 1, time.Now())
+	if r := archivetest.Post(t, s.URL()+"/callback", b); r.Status != 200 {
+		t.Fatalf("post: %d %s", r.Status, r.Raw)
+	}
+	archivetest.Eventually(t, 10*time.Second, "delivered over https", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	archivetest.Eventually(t, 10*time.Second, "the destination without the CA fails", func() bool {
+		return !strings.Contains(metricsText(t, s.URL()), `archiver_forward_attempts_total{destination="noca",outcome="error"} 0`)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || !bytes.Equal(got[0], b) {
+		t.Errorf("https receiver got %q", got)
 	}
 }
