@@ -277,6 +277,29 @@ func equalDest(a, b Destination) bool {
 	return string(ja) == string(jb)
 }
 
+// Settle waits (at most until ctx ends) until every configured destination has passed every
+// segment the spool holds: at shutdown, after the spool sealed its last segment, so that a
+// healthy destination gets the last events now and the uploaded segments need not be kept.
+func (r *Relay) Settle(ctx context.Context) bool {
+	for {
+		segs := r.o.Spool.Segments()
+		done := true
+		r.mu.Lock()
+		for _, w := range r.workers {
+			if len(segs) > 0 && w.pos.seq.Load() <= segs[len(segs)-1].Seq {
+				done = false
+			}
+		}
+		r.mu.Unlock()
+		if done {
+			return true
+		}
+		if ctxsleep.Sleep(ctx, 20*time.Millisecond) != nil {
+			return false
+		}
+	}
+}
+
 // Close stops every destination, writing their cursors.
 func (r *Relay) Close() {
 	r.cancel()

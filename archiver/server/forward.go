@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/relay"
 )
@@ -87,6 +89,23 @@ func (s *Server) startRelay() error {
 	}
 	s.log.Info("forwarding callbacks", "destinations", names)
 	return nil
+}
+
+// relaySettle bounds how long a shutdown waits for the destinations to take the last events.
+const relaySettle = 2 * time.Second
+
+// settleRelay seals the spool's last segment and gives the destinations a moment to pass it, so
+// a healthy destination gets the events of the last moments and no uploaded segment has to be
+// kept for the next start (a lagging destination's are kept, and forwarded then).
+func (s *Server) settleRelay(ctx context.Context) {
+	if err := s.spool.Close(ctx); err != nil {
+		return // the backend's shutdown reports it
+	}
+	ctx, cancel := context.WithTimeout(ctx, relaySettle)
+	defer cancel()
+	if !s.relay.Settle(ctx) {
+		s.log.Info("shutting down with events not yet forwarded; they are forwarded after the next start", "lagging", s.relay.Lagging())
+	}
 }
 
 // ReloadForward re-reads --forward-config (SIGHUP); on error the destinations stay as they were.

@@ -418,11 +418,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if s.relay != nil {
-		s.relay.Close() // cursors written; the rest is forwarded on the next start
-	}
 	fctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
+	if s.relay != nil {
+		s.settleRelay(fctx)
+		s.relay.Close() // cursors written; the rest is forwarded on the next start
+	}
 	if err := s.backend.Shutdown(fctx); err != nil {
 		errs = append(errs, err)
 	}
