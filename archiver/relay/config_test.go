@@ -106,3 +106,12 @@ func TestResign(t *testing.T) {
 		}
 	}
 }
+
+// A receiver that echoes the request does not put the signature into logs or dead letters.
+func TestSnippetMasksSignatures(t *testing.T) {
+	sign := callback.Sign("0123456789abcdef0123456789abcdef", "PUBLISH", "d", "a", "s", 1)
+	got := snippet(strings.NewReader("bad request:\n{\"auth_sign\":\"" + sign + "\"}"))
+	if strings.Contains(got, sign) || strings.Contains(got, sign[:24]) || !strings.Contains(got, "[masked]") || strings.Contains(got, "\n") {
+		t.Errorf("snippet %q", got)
+	}
+}

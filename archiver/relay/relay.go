@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -433,16 +434,21 @@ func newClient(d Destination) (*http.Client, error) {
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
 }
 
-// snippet is a short, one-line excerpt of a receiver's answer for dead letters and logs.
+// snippet is a short, one-line excerpt of a receiver's answer for dead letters and logs. A
+// receiver may echo the request: long hex strings (an auth_sign, a key) are masked, so a
+// signature never reaches the logs this way.
 func snippet(r io.Reader) string {
 	b, _ := io.ReadAll(io.LimitReader(r, 200))
-	return strings.Join(strings.Fields(strings.Map(func(c rune) rune {
+	s := strings.Join(strings.Fields(strings.Map(func(c rune) rune {
 		if c < 0x20 || c == 0x7f {
 			return ' '
 		}
 		return c
 	}, string(b))), " ")
+	return longHex.ReplaceAllString(s, "[masked]")
 }
+
+var longHex = regexp.MustCompile(`[0-9a-fA-F]{24,}`)
 
 // deadLetter is one line of a dead-letter file or object.
 type deadLetter struct {
