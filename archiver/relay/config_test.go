@@ -1,12 +1,14 @@
 package relay
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
 )
 
@@ -113,5 +115,27 @@ func TestSnippetMasksSignatures(t *testing.T) {
 	got := snippet(strings.NewReader("bad request:\n{\"auth_sign\":\"" + sign + "\"}"))
 	if strings.Contains(got, sign) || strings.Contains(got, sign[:24]) || !strings.Contains(got, "[masked]") || strings.Contains(got, "\n") {
 		t.Errorf("snippet %q", got)
+	}
+}
+
+// The fast parse gives the body and event id readback's strict parse gives.
+func TestParseFastMatchesReadback(t *testing.T) {
+	pt := time.Unix(1587954134, 0)
+	for _, body := range []string{
+		`{"domain":"push.example.com","app":"live","stream":"s","publish_timestamp":"1587954134","event":"PUBLISH","auth_timestamp":1587954140,"auth_sign":"x"}`,
+		`{"domain":"d","user_args":"a=\",\"archive\":{\"received_at\":\"x","event":"PUBLISH_DONE","x":{"archive":1}}`,
+		`{}`,
+		`not json`,
+	} {
+		a := layout.Archive{ReceivedAt: time.Unix(1764115200, 5), EventID: layout.EventID("d", "a", "s", "PUBLISH", "1"), Signature: "none", PublishTime: &pt, Instance: "i"}
+		line := layout.AppendRecord(nil, []byte(body), a)
+		fast, ferr := parse(line, false)
+		full, err := parse(line, true)
+		if err != nil || ferr != nil {
+			t.Fatalf("%s: %v / %v", line, ferr, err)
+		}
+		if !bytes.Equal(fast.Body, full.Body) || fast.Archive.EventID != full.Archive.EventID || full.Archive.EventID != a.EventID {
+			t.Errorf("%s:\nfast %s %s\nfull %s %s", line, fast.Body, fast.Archive.EventID, full.Body, full.Archive.EventID)
+		}
 	}
 }

@@ -178,7 +178,7 @@ func (w *worker) wait(changed <-chan struct{}, tick <-chan time.Time) {
 // handle delivers one record (retrying until delivered, dead, or stopped) and moves past it.
 func (w *worker) handle(rec spool.Record, v spool.View, next int64) error {
 	off := w.pos.off
-	ev, err := parse(rec.Line)
+	ev, err := parse(rec.Line, w.d.Resign || len(w.d.Domains) > 0 || len(w.d.Events) > 0)
 	if err != nil {
 		w.dl.add(rec, v.Seq, off, ReasonUnreadable, 0, err.Error(), 0)
 		w.advance(next)
