@@ -513,7 +513,12 @@ func (d *deadLetters) flush(ctx context.Context) {
 	var err error
 	if d.r.o.Store != nil {
 		for i := range 3 {
-			if err = d.r.o.Store.Put(ctx, key, body, "application/x-ndjson"); err == nil || ctx.Err() != nil {
+			err = d.r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+			if errors.Is(err, storage.ErrExists) {
+				// The same dead letters, stored before a crash made this run decide them again.
+				err = nil
+			}
+			if err == nil || ctx.Err() != nil {
 				break
 			}
 			_ = ctxsleep.Sleep(ctx, backoff.Policy{Initial: time.Second, Max: 5 * time.Second}.Delay(i))
