@@ -39,6 +39,9 @@ type Destination struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
 
+// ValidName reports whether name can name a destination.
+func ValidName(name string) bool { return nameRE.MatchString(name) }
+
 // Wants reports whether the destination takes an event of this domain and name.
 func (d *Destination) Wants(domain, event string) bool {
 	return (len(d.Domains) == 0 || slices.Contains(d.Domains, strings.ToLower(domain))) &&

@@ -78,6 +78,8 @@ type Options struct {
 	Backoff     backoff.Policy // zero: DefaultBackoff
 	LagDegraded time.Duration  // zero: DefaultLagDegraded
 	Now         func() time.Time
+	// Purge names removed destinations whose kept queue is dropped at start.
+	Purge []string
 	// Pressure is the share of the spool budget above which lagging destinations shed their
 	// oldest (already archived) events as dead letters; zero: 0.9.
 	Pressure float64
@@ -131,6 +133,19 @@ func New(o Options, dests []Destination) (*Relay, error) {
 	r := &Relay{o: o, log: o.Logger.With("component", "relay"), workers: map[string]*worker{}, parked: map[string]*position{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.m = newMetrics(o.Registry, r)
+	for _, name := range o.Purge {
+		if !ValidName(name) {
+			continue
+		}
+		dir := filepath.Join(o.Dir, name)
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("--forward-purge %s: %w", name, err)
+		}
+		r.log.Warn("purged the kept queue of a removed destination; its undelivered events are in the archive (archiver replay)", "destination", name)
+	}
 	des, err := os.ReadDir(o.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading the relay directory: %w", err)
@@ -153,7 +168,7 @@ func New(o Options, dests []Destination) (*Relay, error) {
 		}
 	}
 	for name := range r.parked {
-		r.log.Warn("a removed destination's queue is kept until it is added back or purged (delete its directory while the archiver is stopped)", "destination", name, "dir", filepath.Join(o.Dir, name))
+		r.log.Warn("a removed destination's queue is kept until it is added back or purged (archiver serve --forward-purge NAME)", "destination", name, "dir", filepath.Join(o.Dir, name))
 	}
 	r.publishHolds()
 	return r, nil
@@ -257,7 +272,7 @@ func (r *Relay) Reload(dests []Destination) error {
 		delete(r.workers, name)
 		r.parked[name] = w.pos
 		if _, ok := want[name]; !ok {
-			r.log.Warn("destination removed; its queue is kept until it is added back or purged", "destination", name)
+			r.log.Warn("destination removed; its queue is kept until it is added back or purged (archiver serve --forward-purge NAME)", "destination", name)
 		}
 	}
 	var errs []error

@@ -56,6 +56,7 @@ type Config struct {
 	Digest          DigestConfig // --digest-key, --object-lock (digest.go)
 	Forward         []string     // --forward NAME=URL (forward.go)
 	ForwardConfig   string       // --forward-config FILE (forward.go)
+	ForwardPurge    []string     // --forward-purge NAME (forward.go)
 
 	// Not flags.
 	Now    func() time.Time // clock for received_at and partition days (tests fake it)

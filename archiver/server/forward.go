@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +21,10 @@ func addForwardFlags(fs *flag.FlagSet, c *Config) {
 		return nil
 	})
 	fs.StringVar(&c.ForwardConfig, "forward-config", "", "YAML file of destinations (name, url, domains, events, timeout, max_age, headers, ca_file, resign); re-read on SIGHUP")
+	fs.Func("forward-purge", "drop the kept queue of a removed destination NAME at start (repeatable): its undelivered events are not forwarded (they stay in the archive for archiver replay)", func(v string) error {
+		c.ForwardPurge = append(c.ForwardPurge, v)
+		return nil
+	})
 }
 
 // forwarding reports whether the relay is configured.
@@ -45,20 +51,34 @@ func (c *Config) Destinations() ([]relay.Destination, error) {
 }
 
 func (c *Config) validateForward() error {
+	for _, name := range c.ForwardPurge {
+		if !relay.ValidName(name) {
+			return fmt.Errorf("--forward-purge %q: not a destination name (a-z, 0-9, -)", name)
+		}
+	}
 	if !c.forwarding() {
 		return nil
 	}
 	if c.Ack == AckStore {
 		return errors.New("--forward needs the spool: --ack store keeps no local record to forward from; use --ack spool (the default) with --spool DIR, or drop --forward/--forward-config")
 	}
-	_, err := c.Destinations()
-	return err
+	dests, err := c.Destinations()
+	if err != nil {
+		return err
+	}
+	for _, d := range dests {
+		if slices.Contains(c.ForwardPurge, d.Name) {
+			return fmt.Errorf("--forward-purge %s: %s is a configured destination; remove it from --forward/--forward-config first", d.Name, d.Name)
+		}
+	}
+	return nil
 }
 
 // startRelay builds the relay on the open spool (before uploads start, so no segment a
 // destination still needs is deleted).
 func (s *Server) startRelay() error {
-	if !s.cfg.forwarding() || s.spool == nil {
+	dir := filepath.Join(s.cfg.Spool, "relay")
+	if s.spool == nil || !s.cfg.forwarding() && !keptQueues(dir) {
 		return nil
 	}
 	dests, err := s.cfg.Destinations()
@@ -66,7 +86,7 @@ func (s *Server) startRelay() error {
 		return err
 	}
 	r, err := relay.New(relay.Options{
-		Spool: s.spool, Dir: filepath.Join(s.cfg.Spool, "relay"), Store: s.store, Registry: s.metrics.Registry,
+		Spool: s.spool, Dir: dir, Store: s.store, Registry: s.metrics.Registry, Purge: s.cfg.ForwardPurge,
 		Logger: s.log, Instance: s.instance, Backoff: s.cfg.ForwardBackoff, LagDegraded: s.cfg.ForwardLagDegraded,
 		Now: s.cfg.Now,
 		Key: func(domain string) (string, bool) {
@@ -106,6 +126,21 @@ func (s *Server) settleRelay(ctx context.Context) {
 	if !s.relay.Settle(ctx) {
 		s.log.Info("shutting down with events not yet forwarded; they are forwarded after the next start", "lagging", s.relay.Lagging())
 	}
+}
+
+// keptQueues reports whether removed destinations' queues are kept under dir: the relay then
+// runs (holding their segments) even with no destination configured.
+func keptQueues(dir string) bool {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, de := range des {
+		if de.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // ReloadForward re-reads --forward-config (SIGHUP); on error the destinations stay as they were.

@@ -365,6 +365,8 @@ func TestForwardBadConfigExits2(t *testing.T) {
 		{"duplicate", []string{"--forward", "biz=http://x/", "--forward-config", write("dup.yaml", "destinations:\n  - name: biz\n    url: http://y/\n")}, `destination name "biz" is used twice`},
 		{"unknown option", []string{"--forward-config", write("unk.yaml", "destinations:\n  - name: biz\n    url: http://y/\n    retry: 3\n")}, `field retry not found`},
 		{"missing file", []string{"--forward-config", filepath.Join(dir, "nope.yaml")}, `--forward-config: open`},
+		{"purge a configured one", []string{"--forward", "biz=http://x/", "--forward-purge", "biz"}, `--forward-purge biz: biz is a configured destination`},
+		{"purge a bad name", []string{"--forward-purge", "../x"}, `--forward-purge "../x": not a destination name`},
 		{"store mode", []string{"--ack", "store", "--forward", "biz=http://x/"}, `--forward needs the spool: --ack store keeps no local record to forward from; use --ack spool`},
 	}
 	for _, tt := range tests {
@@ -504,5 +506,66 @@ func TestForwardHTTPSWithCAFile(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 1 || !bytes.Equal(got[0], b) {
 		t.Errorf("https receiver got %q", got)
+	}
+}
+
+// A removed destination's queue is kept across restarts (also with no destination left), and
+// resumes where it stopped when the destination is added back; --forward-purge drops it.
+func TestForwardRemovedQueueKeptUntilPurged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	rc := archivetest.NewReceiver(t, func(int, *http.Request) int { return http.StatusServiceUnavailable })
+	c := e.config(t)
+	forwardConfig(t, &c)
+	c.Forward = []string{"biz=" + rc.URL}
+	s := start(t, c)
+	b := signedAt("kept", callback.EventPublish, 1, time.Now())
+	if r := archivetest.Post(t, s.URL()+"/callback", b); r.Status != 200 {
+		t.Fatalf("post: %d %s", r.Status, r.Raw)
+	}
+	archivetest.Eventually(t, 5*time.Second, "a refused attempt", func() bool { return len(rc.All()) > 0 })
+	stop(t, s)
+	segs := func() []string { g, _ := filepath.Glob(filepath.Join(c.Spool, "seg-*")); return g }
+
+	// Removed: no destination configured, the queue (segment + cursor) is kept.
+	c2 := c
+	c2.Forward = nil
+	s = start(t, c2)
+	if r := archivetest.Post(t, s.URL()+"/callback", signedAt("kept", callback.EventPublishDone, 1, time.Now())); r.Status != 200 {
+		t.Fatalf("post: %d %s", r.Status, r.Raw)
+	}
+	stop(t, s)
+	if len(segs()) == 0 {
+		t.Fatal("the removed destination's queue was not kept")
+	}
+
+	// Added back: it resumes where it stopped and gets both events, in order.
+	rc.SetAnswer(nil)
+	s = start(t, c)
+	archivetest.Eventually(t, 10*time.Second, "both events after the destination is back", func() bool { return len(rc.Accepted()) == 2 })
+	if got := rc.Accepted(); !bytes.Equal(got[0].Body, b) || !bytes.Contains(got[1].Body, []byte("PUBLISH_DONE")) {
+		t.Errorf("resumed deliveries: %s / %s", got[0].Body, got[1].Body)
+	}
+	stop(t, s)
+
+	// Removed again with an undelivered event, then purged: nothing is kept.
+	rc.SetAnswer(func(int, *http.Request) int { return http.StatusServiceUnavailable })
+	s = start(t, c)
+	if r := archivetest.Post(t, s.URL()+"/callback", signedAt("purged", callback.EventPublish, 2, time.Now())); r.Status != 200 {
+		t.Fatalf("post: %d %s", r.Status, r.Raw)
+	}
+	stop(t, s)
+	if len(segs()) == 0 {
+		t.Fatal("an undelivered event's segment was not kept")
+	}
+	c3 := c2
+	c3.ForwardPurge = []string{"biz"}
+	s = start(t, c3)
+	stop(t, s)
+	if _, err := os.Stat(filepath.Join(c.Spool, "relay", "biz")); !os.IsNotExist(err) {
+		t.Errorf("purged queue still on disk: %v", err)
+	}
+	if g := segs(); len(g) != 0 {
+		t.Errorf("segments kept after the purge: %v", g)
 	}
 }
