@@ -123,7 +123,7 @@ func (w *worker) run() {
 	w.started.Store(true)
 	defer close(w.done)
 	sp := w.r.o.Spool
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(persistEvery)
 	defer tick.Stop()
 	for w.ctx.Err() == nil {
 		changed := sp.Changed()
@@ -134,7 +134,7 @@ func (w *worker) run() {
 		}
 		if i == len(segs) { // caught up with everything committed
 			w.headAt.Store(0)
-			w.persist(true)
+			w.persist(false)
 			w.wait(changed, tick.C)
 			continue
 		}
@@ -148,7 +148,10 @@ func (w *worker) run() {
 				continue
 			}
 			w.headAt.Store(0)
-			w.persist(true)
+			// Not forced: a caught-up destination wakes at every group commit, and an fsync'd
+			// cursor write each time would compete with the spool's own fsyncs. The ticker
+			// writes it within persistEvery once the destination is idle.
+			w.persist(false)
 			w.wait(changed, tick.C)
 			continue
 		}
