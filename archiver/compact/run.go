@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
+	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
@@ -51,7 +53,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		flush   = server.FormatSize(o.FlushBytes)
 	)
 	cli.StoreFlags(fs, &so)
-	fs.StringVar(&o.Day, "day", "", "partition day to compact, YYYY-MM-DD, or today/yesterday (UTC) (required)")
+	fs.StringVar(&o.Day, "day", "", "partition day to compact: "+cli.DayWords+" (required)")
 	fs.StringVar(&keyFile, "digest-key", "", "Ed25519 private key (PEM PKCS#8) to sign the compaction digest (without it the compacted day does not verify)")
 	fs.StringVar(&o.ArchiveID, "archive-id", "", "the archive the digests are signed for: archiver serve's --archive-id (default: the store, s3://BUCKET/PREFIX or file:///DIR)")
 	fs.BoolVar(&o.DeleteOriginals, "delete-originals", false, "delete the merged objects once the compacted objects are stored and checked")
@@ -67,7 +69,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.Day == "" {
 		return usageErr("missing --day: give the partition day to compact as YYYY-MM-DD (or yesterday)")
 	}
-	o.Day = digest.ResolveDay(o.Day, time.Now())
+	o.Day = cli.Day(o.Day, time.Now())
+	if _, err := (readback.Query{From: o.Day}).Days(); err != nil {
+		return usageErr("%v", strings.Replace(err.Error(), "--from", "--day", 1))
+	}
 	n, err := server.ParseSize(flush)
 	if err != nil || n <= 0 {
 		return usageErr("invalid --flush-bytes %q: want a positive size like 64MiB", flush)

@@ -27,15 +27,17 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 )
 
-const usage = `usage: archiver replay --from YYYY-MM-DD [--to YYYY-MM-DD] (--to-url URL | --destination NAME --forward-config FILE)
-                      [--dead-letters] [--domain D] [--event PUBLISH|PUBLISH_DONE] [--rate N] [--dry-run]
+const usage = `usage: archiver replay --from DAY [--to DAY] (--to-url URL | --destination NAME --forward-config FILE)
+                      [--dead-letters] [--domain D] [--app A] [--stream S] [--event PUBLISH|PUBLISH_DONE]
+                      [--rate N] [--dry-run]
                       [--store s3://BUCKET/PREFIX | --store file:///DIR] [--s3-endpoint URL] [--s3-region R]
 
 Re-sends the archived events of the days --from..--to (inclusive) in received_at order, one at a
 time, with the headers the relay sets (X-Livehook-Event-Id, X-Livehook-Attempt), to --to-url or to
 the destination NAME of a --forward-config file (its url, headers, timeout, ca_file and resign;
 resign needs --keys). With --dead-letters it re-sends the relay's dead letters of those days
-instead (of NAME only, with --destination). Retryable failures (timeouts, 408, 429, 5xx) are
+instead (of NAME only, with --destination). Days are YYYY-MM-DD, today or yesterday (UTC), and
+the filters are those of archiver events. Retryable failures (timeouts, 408, 429, 5xx) are
 retried with backoff; the exit status is 1 when an event could not be delivered, 2 on a usage
 error. --dry-run lists what would be sent on stdout and sends nothing.
 
@@ -47,17 +49,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := cli.NewFlagSet("replay", usage, stderr)
 	var (
 		o                         storage.Options
-		q                         readback.Query
+		days                      cli.Days
+		f                         cli.Filter
 		toURL, dest, fwdCfg, keys string
 		deadLetters, dryRun       bool
 		perSec                    float64
 		retries                   int
 	)
 	cli.StoreFlags(fs, &o)
-	fs.StringVar(&q.From, "from", "", "first day, YYYY-MM-DD (required)")
-	fs.StringVar(&q.To, "to", "", "last day, YYYY-MM-DD, inclusive (default: --from)")
-	fs.StringVar(&q.Domain, "domain", "", "only events of this push domain")
-	fs.StringVar(&q.Event, "event", "", "only PUBLISH or PUBLISH_DONE events")
+	cli.DayFlags(fs, &days)
+	cli.FilterFlags(fs, &f, "events")
 	fs.StringVar(&toURL, "to-url", "", "send to this http(s) URL")
 	fs.StringVar(&dest, "destination", "", "send to this destination of --forward-config (and, with --dead-letters, only its dead letters)")
 	fs.StringVar(&fwdCfg, "forward-config", "", "the archiver's --forward-config file, for --destination")
@@ -73,12 +74,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q (all options are flags)", fs.Arg(0))
 	}
-	switch q.Event {
-	case "", "PUBLISH", "PUBLISH_DONE":
-	default:
-		return usageErr("invalid --event %q: want PUBLISH or PUBLISH_DONE", q.Event)
+	if err := f.Check(); err != nil {
+		return usageErr("%v", err)
 	}
-	days, err := q.Days()
+	days = days.Resolve(time.Now())
+	q := readback.Query{From: days.From, To: days.To, Domain: f.Domain, App: f.App, Stream: f.Stream, Event: f.Event}
+	dayList, err := q.Days()
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -113,7 +114,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var evs []readback.Event
 	bad := 0
 	if deadLetters {
-		evs, bad, err = readDeadLetters(ctx, store, days, dest, q)
+		evs, bad, err = readDeadLetters(ctx, store, dayList, dest, f)
 	} else {
 		q.BadLine = func(b readback.BadLine) {
 			bad++
@@ -244,7 +245,7 @@ func deliver(ctx context.Context, snd *relay.Sender, e readback.Event, retries i
 
 // readDeadLetters reads the days' dead-letter objects (of dest only, when set), one event per
 // destination and event_id, filtered like events.
-func readDeadLetters(ctx context.Context, st storage.Store, days []string, dest string, q readback.Query) ([]readback.Event, int, error) {
+func readDeadLetters(ctx context.Context, st storage.Store, days []string, dest string, f cli.Filter) ([]readback.Event, int, error) {
 	var out []readback.Event
 	seen := map[string]bool{}
 	bad := 0
@@ -278,7 +279,7 @@ func readDeadLetters(ctx context.Context, st storage.Store, days []string, dest 
 					bad++
 					continue
 				}
-				if q.Domain != "" && !strings.EqualFold(e.Domain, q.Domain) || q.Event != "" && e.Event != q.Event {
+				if !f.Match(e.Domain, e.App, e.Stream) || f.Event != "" && e.Event != f.Event {
 					continue
 				}
 				k := dl.Destination + "\x00" + e.Archive.EventID + "\x00" + string(e.Body)

@@ -85,6 +85,9 @@ func TestSessionsSQL(t *testing.T) {
 		{"the last copy of a PUBLISH_DONE", "min(received_at)", "max(received_at)"},
 		{"one verified copy is enough", "bool_and(signature = 'verified')", "bool_or(signature = 'verified')"},
 		{"ended_at as a timestamp", "       ended_at,", "       CAST(ended_at AS TIMESTAMP) AS ended_at,"},
+		{"the PUBLISH_DONE's IPs first", "coalesce(pub_ip, done_ip)[1]", "coalesce(done_ip, pub_ip)[1]"},
+		{"the last copy's IPs", "arg_min([client_ip, node_ip], [received_at, client_ip, node_ip]) FILTER (WHERE event = 'PUBLISH')", "arg_max([client_ip, node_ip], [received_at, client_ip, node_ip]) FILTER (WHERE event = 'PUBLISH')"},
+		{"done_node_ip always", "CASE WHEN started AND pub_ip[2] IS DISTINCT FROM done_ip[2] THEN done_ip[2] END", "done_ip[2]"},
 	} {
 		if !strings.Contains(b.Text, m.old) {
 			t.Errorf("%s: mutation %q: the query no longer has %q; update the mutation", b.At(b.Line), m.name, m.old)
@@ -185,6 +188,12 @@ func sessionCells(s sessions.Session) []string {
 	if d, ok := s.DurationS(); ok {
 		ended, dur = s.EndedAt.UTC().Format(layout.ReceivedAtLayout), strconv.FormatInt(d, 10)
 	}
+	null := func(v string) string {
+		if v == "" {
+			return "NULL"
+		}
+		return v
+	}
 	return []string{s.Domain, s.App, s.Stream, strconv.FormatInt(s.PublishTimestamp, 10), s.StartedAt().Format(time.RFC3339),
-		ended, dur, string(s.Status), strconv.FormatBool(s.Verified)}
+		ended, dur, string(s.Status), strconv.FormatBool(s.Verified), null(s.ClientIP), null(s.NodeIP), null(s.DoneClientIP), null(s.DoneNodeIP)}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/replay"
+	"github.com/livehook/terraform-provider-livehook/archiver/report"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
 	"github.com/livehook/terraform-provider-livehook/archiver/verify"
@@ -34,6 +35,7 @@ var Commands = []struct {
 	{"verify", verify.Run},
 	{"compact", compact.Run},
 	{"replay", replay.Run},
+	{"report", report.Run},
 }
 
 // Help is a command's -h output.
