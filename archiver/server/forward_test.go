@@ -394,14 +394,14 @@ func TestForwardDeadDestinationNeverFillsTheSpool(t *testing.T) {
 	forwardConfig(t, &c)
 	c.AllowUnsigned = true
 	c.Keys = ""
-	c.SpoolMaxBytes = 64 << 10
+	c.SpoolMaxBytes = 128 << 10 // about 3 s of this test's traffic: room for slow uploads on a busy machine
 	c.FlushBytes = 4 << 10
 	c.FlushInterval = 100 * time.Millisecond
 	c.ForwardLagDegraded = 500 * time.Millisecond
 	c.Forward = []string{"down=" + rc.URL}
 	s := start(t, c)
 	n := 0
-	for i := range 500 { // about 3 times the spool budget
+	for i := range 800 { // about 2.5 times the spool budget
 		r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", int64(i)))
 		if r.Status != 200 {
 			t.Fatalf("event %d refused because a destination is down: %d %s", i, r.Status, r.Raw)
