@@ -123,16 +123,16 @@ func TestSIGHUPReloadsDestinations(t *testing.T) {
 		}
 	}
 	post(1)
-	archivetest.Eventually(t, 5*time.Second, "a gets the first event", func() bool { return len(a.Accepted()) == 1 })
+	archivetest.Eventually(t, 15*time.Second, "a gets the first event", func() bool { return len(a.Accepted()) == 1 })
 	write("destinations:\n  - name: b\n    url: " + b.URL + "\n")
 	if err := syscall.Kill(p.p.PID(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	archivetest.Eventually(t, 5*time.Second, "the reload is logged", func() bool {
+	archivetest.Eventually(t, 15*time.Second, "the reload is logged", func() bool {
 		return strings.Contains(strings.Join(p.Logs(), "\n"), "reloaded the forward destinations")
 	})
 	post(2)
-	archivetest.Eventually(t, 5*time.Second, "b gets the second event", func() bool { return len(b.Accepted()) == 1 })
+	archivetest.Eventually(t, 15*time.Second, "b gets the second event", func() bool { return len(b.Accepted()) == 1 })
 	if len(a.Accepted()) != 1 {
 		t.Errorf("the removed destination got %d events", len(a.Accepted()))
 	}
