@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -34,34 +32,10 @@ func TestForwardSurvivesFiveSIGKILLs(t *testing.T) {
 	spool := t.TempDir()
 	args := append(s3Args(gw, bucket), "--spool", spool, "--flush-interval", "300ms", "--flush-bytes", "32KiB", "--forward", "biz="+rc.URL)
 
-	var mu sync.Mutex
 	acked := map[string][]byte{} // event_id -> body
 	for round := range 5 {
 		p := serve(t, gw, t.TempDir(), args...)
-		var stop atomic.Bool
-		var wg sync.WaitGroup
-		for g := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; !stop.Load(); i++ {
-					body := archivetest.Event("load.example.com", fmt.Sprintf("r%dg%d", round, g), "PUBLISH", int64(i))
-					r, err := archivetest.TryPost(p.url+"/callback", body)
-					if err != nil {
-						return // the process is gone
-					}
-					if r.Status == 200 {
-						mu.Lock()
-						acked[r.Body["event_id"].(string)] = body
-						mu.Unlock()
-					}
-				}
-			}()
-		}
-		time.Sleep(1500 * time.Millisecond)
-		p.kill()
-		stop.Store(true)
-		wg.Wait()
+		loadThenKill(p, 4, 1500*time.Millisecond, func(g int) string { return fmt.Sprintf("r%dg%d", round, g) }, acked)
 	}
 	if len(acked) < 200 {
 		t.Fatalf("only %d events acknowledged", len(acked))
