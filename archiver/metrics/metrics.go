@@ -204,7 +204,7 @@ type Archiver struct {
 	DigestsWritten *Counter // signed digests stored
 	DigestFailures *Counter // failed digest writes (the next digest retries them)
 	LastDigest     *Gauge   // Unix time of the last digest stored
-	// ReloadFailures counts SIGHUP reloads that kept the old value, by file (keys, tls).
+	// ReloadFailures counts SIGHUP reloads that kept the old value, by file (keys, forward, tls).
 	ReloadFailures *CounterVec
 }
 
@@ -243,6 +243,6 @@ func NewArchiver(reasons []string) *Archiver {
 		DigestsWritten:  r.Counter(p+"digests_written_total", "Signed digests stored (--digest-key)."),
 		DigestFailures:  r.Counter(p+"digest_failures_total", "Digest writes that failed; the entries go into the next digest, which is retried."),
 		LastDigest:      r.Gauge(p+"last_digest_timestamp_seconds", "Unix time of the last signed digest stored (0: none since start)."),
-		ReloadFailures:  r.CounterVec(p+"reload_failures_total", "SIGHUP reloads that failed and kept the previous value, by file: keys (--keys) or tls (--tls-cert/--tls-key).", "file", "keys", "tls"),
+		ReloadFailures:  r.CounterVec(p+"reload_failures_total", "SIGHUP reloads that failed and kept the previous value, by file: keys (--keys), forward (--forward-config) or tls (--tls-cert/--tls-key).", "file", "keys", "forward", "tls"),
 	}
 }

@@ -140,9 +140,10 @@ func (s *Server) ReloadTLS() error {
 	return nil
 }
 
-// Reload is SIGHUP: --keys and the TLS certificate, each keeping its old value on error.
+// Reload is SIGHUP: --keys, --forward-config and the TLS certificate, each keeping its old value
+// on error.
 func (s *Server) Reload() error {
-	return errors.Join(s.ReloadKeys(), s.ReloadTLS())
+	return errors.Join(s.ReloadKeys(), s.ReloadForward(), s.ReloadTLS())
 }
 
 // digestCounter counts digest writes at the store: every Put of a digest key is one attempt.

@@ -6,6 +6,7 @@ package helm_test
 import (
 	"bytes"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -102,22 +103,6 @@ func render(t *testing.T, values string) []object {
 	return objs
 }
 
-// serveFlags drops flags this archiver does not know yet (the relay's --forward-config lands with
-// the relay); every other flag must parse.
-func serveFlags(args []string) []string {
-	var help bytes.Buffer
-	_, _ = server.ParseFlags([]string{"-h"}, &help)
-	var out []string
-	for _, a := range args {
-		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-		if name == "forward-config" && !strings.Contains(help.String(), "-forward-config") {
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
-}
-
 func memBytes(t *testing.T, s string) int64 {
 	t.Helper()
 	for u, m := range map[string]int64{"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30} {
@@ -167,7 +152,21 @@ func TestTemplate(t *testing.T) {
 			for _, a := range c.get("args").([]any) {
 				args = append(args, a.(string))
 			}
-			cfg, err := server.ParseFlags(serveFlags(args), io.Discard)
+			// The rendered --forward-config file, parsed by the archiver itself.
+			for _, cm := range byKind["ConfigMap"] {
+				if fc := cm.str("data", "forward.yaml"); fc != "" {
+					path := filepath.Join(t.TempDir(), "forward.yaml")
+					if err := os.WriteFile(path, []byte(fc), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					for i, a := range args {
+						if strings.HasPrefix(a, "--forward-config=") {
+							args[i] = "--forward-config=" + path
+						}
+					}
+				}
+			}
+			cfg, err := server.ParseFlags(args, io.Discard)
 			if err != nil {
 				t.Fatalf("archiver serve %v: %v", args, err)
 			}
@@ -252,6 +251,7 @@ func TestTemplateRefusals(t *testing.T) {
 		{append(base, "--set", "resources.limits.memory=1G"), "give it in Ki, Mi or Gi"},
 		{append(base, "--set", "cronJob.enabled=true"), "cronJob.enabled needs digest.existingSecret"},
 		{append(base, "--set", "relay.destinations[0].name=Biz", "--set", "relay.destinations[0].url=https://x"), "use [a-z0-9-]+"},
+		{append(base, "--set", "mode=store", "--set", "relay.destinations[0].name=biz", "--set", "relay.destinations[0].url=https://x"), "relay.destinations needs mode spool"},
 	} {
 		out, err := helm(t, append([]string{"template", "t", chart}, tc.set...)...)
 		if err == nil || !strings.Contains(out, tc.want) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/replay"
 	"github.com/livehook/terraform-provider-livehook/archiver/report"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
@@ -34,6 +35,7 @@ var Commands = []struct {
 	{"verify", verify.Run},
 	{"compact", compact.Run},
 	{"drain", server.Drain},
+	{"replay", replay.Run},
 	{"report", report.Run},
 }
 

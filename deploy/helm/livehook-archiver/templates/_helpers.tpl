@@ -48,6 +48,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- fail (printf "store.url %q: want s3://BUCKET/PREFIX" .Values.store.url) -}}
 {{- end -}}
 {{- $_ := required "keys.existingSecret is required: a Secret with keys.json (the push domains' auth_sign keys); the chart never accepts unsigned callbacks" .Values.keys.existingSecret -}}
+{{- if and .Values.relay.destinations (ne .Values.mode "spool") -}}
+{{- fail "relay.destinations needs mode spool: the relay forwards from the spool; store mode keeps no local record to forward from" -}}
+{{- end -}}
 {{- if and .Values.cronJob.enabled (or (not .Values.digest.existingSecret) (not .Values.digest.publicKeyConfigMap)) -}}
 {{- fail "cronJob.enabled needs digest.existingSecret (compaction signs) and digest.publicKeyConfigMap (verify checks)" -}}
 {{- end -}}
