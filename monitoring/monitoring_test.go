@@ -214,11 +214,13 @@ func TestDashboardQueriesParse(t *testing.T) {
 	promtool(t, "check", "rules", path)
 }
 
-var metricName = regexp.MustCompile(`\b((?:livehook_archiver|go|process)_[a-z0-9_]+)`)
+// metricName finds metric names, not the livehook:... recording rules that contain them.
+var metricName = regexp.MustCompile(`(?:^|[^:\w])((?:livehook_archiver|archiver_forward|go|process)_[a-z0-9_]+)`)
 
-// TestMetricsExist: every livehook_archiver_*, go_* and process_* metric the alerts, rules and
-// dashboards read is one the archiver exposes (a renamed metric would leave an alert silent
-// forever). The relay's archiver_forward_* metrics are checked where the relay is.
+// TestMetricsExist: every livehook_archiver_*, archiver_forward_*, go_* and process_* metric the
+// alerts, rules and dashboards read is one the archiver exposes (a renamed metric would leave an
+// alert silent forever). The relay's labelled counters appear with their first event, so those
+// not yet exposed must be registered by archiver/relay (their name in its source).
 func TestMetricsExist(t *testing.T) {
 	t.Parallel()
 	c := server.DefaultConfig()
@@ -254,13 +256,21 @@ func TestMetricsExist(t *testing.T) {
 	for _, e := range dashboardExprs(t) {
 		sources = append(sources, e)
 	}
+	relaySrc, err := os.ReadFile("../archiver/relay/metrics.go")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, src := range sources {
-		for _, m := range metricName.FindAllString(src, -1) {
+		for _, sm := range metricName.FindAllStringSubmatch(src, -1) {
+			m := sm[1]
 			base := m
 			for _, suf := range []string{"_bucket", "_sum", "_count"} {
 				if b, ok := strings.CutSuffix(m, suf); ok && exposed[b] {
 					base = b
 				}
+			}
+			if !exposed[base] && strings.HasPrefix(base, "archiver_forward_") && strings.Contains(string(relaySrc), `"`+base+`"`) {
+				continue
 			}
 			if !exposed[base] {
 				t.Errorf("%s is read by %q but the archiver does not expose it", m, src)
