@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/admission"
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
@@ -60,6 +61,9 @@ type Config struct {
 	Logger  *slog.Logger
 	// Load, if set, counts the requests in flight for the backend's group commit (sink.Load).
 	Load *sink.Load
+	// Admission, if set, sheds requests (503 + Retry-After, before the body is read) while the
+	// wait for durability has a standing queue; nil admits everything.
+	Admission *admission.Controller
 }
 
 // Handler serves POST /callback (and every path below it).
@@ -161,6 +165,7 @@ func putState(st *reqState) {
 var (
 	jsonContentType = []string{"application/json"}
 	allowPost       = []string{http.MethodPost}
+	retryOverloaded = []string{"1"}
 )
 
 // ServeHTTP handles one callback.
@@ -183,12 +188,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, tooLarge(r.ContentLength, max))
 		return
 	}
+	adm := h.cfg.Admission
+	if !adm.Admit() {
+		w.Header()["Retry-After"] = retryOverloaded
+		h.fail(w, r, nil, reject(http.StatusServiceUnavailable, ReasonOverloaded, "",
+			"the archiver is over capacity (callbacks are waiting longer than --max-queue-delay to be made durable); retry after Retry-After seconds"))
+		return
+	}
 	ld := h.cfg.Load
 	ld.Enter()
 	st := statePool.Get().(*reqState)
 	pooled := true
+	var submitted time.Time // set when the event went to the backend: its wait is the queue delay
+	var waited time.Duration
 	defer func() {
 		ld.Exit()
+		adm.Done(waited, !submitted.IsZero())
 		if pooled {
 			putState(st)
 		}
@@ -285,15 +300,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case _ = <-e.Done:
 	default:
 	}
+	if adm != nil {
+		submitted = time.Now()
+	}
 	err = h.cfg.Sink.Submit(e)
 	if err != nil {
+		submitted = time.Time{}
 		if reserved {
 			h.cfg.Dedup.Release(key)
 		}
 		h.unavailable(w, r, err)
 		return
 	}
-	if ok, err := h.wait(st, r); !ok {
+	ok, err := h.wait(st, r)
+	if adm != nil {
+		waited = time.Since(submitted)
+	}
+	if !ok {
 		// The backend still owns e (and resolves the reservation); never reuse it.
 		pooled = false
 		h.unavailable(w, r, err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/admission"
 	"github.com/livehook/terraform-provider-livehook/archiver/batcher"
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
 	"github.com/livehook/terraform-provider-livehook/archiver/intake"
@@ -38,6 +39,7 @@ type Config struct {
 	Keys            string
 	AllowUnsigned   bool
 	MaxConnections  int
+	MaxQueueDelay   time.Duration // admission control's target (admission.Options.Target); 0: off
 	DedupMaxEntries int
 	AllowDomains    []string
 	SignatureWindow time.Duration
@@ -57,6 +59,8 @@ type Config struct {
 	// Not flags.
 	Now    func() time.Time // clock for received_at and partition days (tests fake it)
 	Logger *slog.Logger     // nil => JSON to stderr at LogLevel
+	// AdmissionFloor: callbacks always admitted whatever the queue delay (0 => admission.DefaultFloor).
+	AdmissionFloor int64
 	// S3 static credentials (tests); empty => minio-go's chain (AWS_* env, files, IAM role).
 	S3AccessKey, S3SecretKey string
 }
@@ -79,6 +83,7 @@ func DefaultConfig() Config {
 		StoreTimeout:    batcher.DefaultTimeout,
 		ShutdownTimeout: 20 * time.Second,
 		MaxConnections:  DefaultMaxConnections,
+		MaxQueueDelay:   admission.DefaultTarget,
 		DedupMaxEntries: dedup.DefaultMaxEntries,
 		MemoryLimit:     MemoryLimitAuto,
 	}
@@ -124,6 +129,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	sizeVar(fs, &c.MaxBody, "max-body", "largest accepted callback body (larger => 413)")
 	sizeVar(fs, &c.SpoolMaxBytes, "spool-max-bytes", "above this much spooled data, answer 503 with Retry-After (store unreachable)")
 	sizeVar(fs, &c.StoreMaxPending, "store-max-pending", "--ack store: above this much event data in memory waiting for the store, answer 503 with Retry-After")
+	fs.DurationVar(&c.MaxQueueDelay, "max-queue-delay", c.MaxQueueDelay, "overload control: when for 100ms even the fastest callbacks waited longer than this to be made durable, answer the excess 503 with Retry-After at once instead of queueing it past the sender's timeout (0: never shed)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key for --tls-cert (PEM)")
 	fs.StringVar(&c.Instance, "instance", "", "instance name in object keys (letters, digits, . _ -); default: spool mode persists <hostname>-<random> in the spool, store mode uses <hostname>-<random boot id>")
@@ -170,6 +176,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SignatureWindow < 0 {
 		errs = append(errs, fmt.Errorf("--signature-window %s must not be negative (0 drops the age bound)", c.SignatureWindow))
+	}
+	if c.MaxQueueDelay < 0 {
+		errs = append(errs, fmt.Errorf("--max-queue-delay %s must not be negative (0 turns overload shedding off)", c.MaxQueueDelay))
 	}
 	if c.StoreTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--store-timeout %s must be positive", c.StoreTimeout))

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/admission"
 	"github.com/livehook/terraform-provider-livehook/archiver/backend"
 	"github.com/livehook/terraform-provider-livehook/archiver/batcher"
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
@@ -47,6 +48,7 @@ type Server struct {
 	keys     *intake.KeyRing
 	handler  *intake.Handler
 	sampler  *intake.Sampler
+	admit    *admission.Controller // nil: no overload shedding
 	instance string
 
 	backend  backend.Backend
@@ -180,10 +182,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.sampler = intake.NewSampler(store, sampleInstance, loc, s.metrics, log)
 	// Both modes bound the wait: a hung disk or store gives 503, never a hung sender.
 	timeout := cfg.StoreTimeout
+	s.admit = admission.New(admission.Options{Target: cfg.MaxQueueDelay, Floor: cfg.AdmissionFloor})
 	s.handler, err = intake.New(intake.Config{
 		Sink: s.backend, Dedup: s.dedup, Keys: s.keys, AllowUnsigned: cfg.AllowUnsigned, AllowDomains: cfg.AllowDomains,
 		SignatureWindow: cfg.SignatureWindow, MaxBody: cfg.MaxBody, Location: loc, Instance: s.instance,
 		Now: cfg.Now, Timeout: timeout, Metrics: s.metrics, Sampler: s.sampler, Logger: log, Load: load,
+		Admission: s.admit,
 	})
 	if err != nil {
 		return nil, err
@@ -238,6 +242,10 @@ func (s *Server) registerGauges() {
 	r := s.metrics.Registry
 	const p = "livehook_archiver_"
 	r.GaugeFunc(p+"dedup_entries", "Event identities remembered for redelivery detection.", func() float64 { return float64(s.dedup.Len()) })
+	// Overload control (--max-queue-delay); what it refuses is rejected_total{reason="overloaded"}.
+	r.GaugeFunc(p+"admission_in_flight", "Callbacks admitted and not yet answered.", func() float64 { return float64(s.admit.Stats().InFlight) })
+	r.GaugeFunc(p+"admission_limit", "Callbacks admitted at once while shedding load (0: not shedding).", func() float64 { return float64(s.admit.Stats().Limit) })
+	r.GaugeFunc(p+"queue_delay_seconds", "Smallest wait for durability of the last 100ms: above --max-queue-delay, load is shed.", func() float64 { return s.admit.Stats().Delay.Seconds() })
 	s.backend.RegisterGauges(r)
 }
 
