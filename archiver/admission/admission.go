@@ -27,7 +27,7 @@ import (
 const (
 	DefaultTarget   = 100 * time.Millisecond
 	DefaultInterval = 100 * time.Millisecond
-	DefaultFloor    = 16
+	DefaultFloor    = 64
 )
 
 // unlimited is the limit while it does not bind.

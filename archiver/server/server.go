@@ -182,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.sampler = intake.NewSampler(store, sampleInstance, loc, s.metrics, log)
 	// Both modes bound the wait: a hung disk or store gives 503, never a hung sender.
 	timeout := cfg.StoreTimeout
-	s.admit = admission.New(admission.Options{Target: cfg.MaxQueueDelay, Floor: cfg.AdmissionFloor})
+	s.admit = admission.New(admission.Options{Target: cfg.queueDelayTarget(), Floor: cfg.AdmissionFloor})
 	s.handler, err = intake.New(intake.Config{
 		Sink: s.backend, Dedup: s.dedup, Keys: s.keys, AllowUnsigned: cfg.AllowUnsigned, AllowDomains: cfg.AllowDomains,
 		SignatureWindow: cfg.SignatureWindow, MaxBody: cfg.MaxBody, Location: loc, Instance: s.instance,
