@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,8 +45,11 @@ type OpenLoopOptions struct {
 	Targets     []string      // subset of OpenLoopTargets
 	ArchiverBin string
 	ExtraArgs   []string // more `archiver serve` flags for both archiver targets
-	WorkDir     string
-	Log         io.Writer
+	// ProfileDir, when set, runs the archiver targets inside the bench binary (server.Run) with
+	// <target>.cpu.prof and <target>.allocs.prof written here.
+	ProfileDir string
+	WorkDir    string
+	Log        io.Writer
 }
 
 // DefaultOpenLoop is the standard run.
@@ -160,7 +164,11 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 	}
 	archivers := slices.ContainsFunc(o.Targets, func(t string) bool { return t != "bare" })
 	if archivers {
-		if err := r.buildArchiver(ctx); err != nil {
+		if o.ProfileDir != "" {
+			if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+				return nil, err
+			}
+		} else if err := r.buildArchiver(ctx); err != nil {
 			return nil, err
 		}
 		r.logf("starting VersityGW in %s", r.dir)
@@ -200,7 +208,14 @@ func (r *runner) openLoopCommand(o OpenLoopOptions, name, addr, keys string) (st
 	args := []string{"serve", "--listen", addr, "--ack", name, "--keys", keys,
 		"--store", "s3://" + bucket + "/openloop-" + r.tag + "-" + name, "--s3-endpoint", r.vgw.Endpoint,
 		"--spool", filepath.Join(r.dir, "spool-"+name), "--log-level", "warn"}
-	return r.archBin, append(args, o.ExtraArgs...), r.vgw.Env()
+	args = append(args, o.ExtraArgs...)
+	if o.ProfileDir != "" {
+		pre := []string{"target", "archiver",
+			"--cpuprofile", filepath.Join(o.ProfileDir, name+".cpu.prof"),
+			"--memprofile", filepath.Join(o.ProfileDir, name+".allocs.prof"), "--"}
+		return r.self, append(pre, args[1:]...), r.vgw.Env()
+	}
+	return r.archBin, args, r.vgw.Env()
 }
 
 // openLoopTarget starts one target, measures its idle CPU, runs every rate, stops it and (archiver
@@ -279,14 +294,21 @@ func (r *runner) openLoopTarget(ctx context.Context, o OpenLoopOptions, name str
 }
 
 // attack offers rate callbacks/s for d and summarises the answers.
-func (r *runner) attack(ctx context.Context, o OpenLoopOptions, tr *TargetRun, gen *callbackGen, url string, pid, rate int, d time.Duration) *RateResult {
-	row := &RateResult{Target: tr.Name, Offered: rate}
-	atk := vegeta.NewAttacker(vegeta.Timeout(o.Timeout), vegeta.KeepAlive(true), vegeta.MaxBody(512))
+func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, gen *callbackGen, url string, pid, rate int, d time.Duration) *RateResult {
+	row := &RateResult{Target: run.Name, Offered: rate}
+	// The attacker's own transport (vegeta's defaults), so that this rate's connections are closed
+	// when it ends: left idle, they would hold the server's --max-connections slots in the next.
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: vegeta.DefaultConnections,
+	}
+	defer tr.CloseIdleConnections()
+	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Timeout: o.Timeout, Transport: tr}), vegeta.MaxBody(512))
 	sampler := sampleRSS(pid, 100*time.Millisecond)
 	c0, _ := procCPU(pid)
 	interval := time.Second / time.Duration(rate)
 	began := time.Now()
-	results := atk.Attack(gen.targeter(url), vegeta.ConstantPacer{Freq: rate, Per: time.Second}, d, tr.Name)
+	results := atk.Attack(gen.targeter(url), vegeta.ConstantPacer{Freq: rate, Per: time.Second}, d, run.Name)
 	lat := make([]time.Duration, 0, int(float64(rate)*d.Seconds())+16)
 	done := ctx.Done()
 	for res := range results {
@@ -314,7 +336,7 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, tr *TargetRun, g
 		case http.StatusOK:
 			row.OK++
 			if id, ok := responseEventID(res.Body); ok {
-				tr.ackedIDs[id] = struct{}{}
+				run.ackedIDs[id] = struct{}{}
 			}
 		case http.StatusServiceUnavailable:
 			row.Shed++

@@ -329,6 +329,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ok(w, st, "ok", idHex)
 }
 
+// Shed answers a request the archiver has no room for (its connection is past --max-connections)
+// 503 with Retry-After and closes the connection, after reading the body (bounded by MaxBody) so
+// that the close does not reset the answer away.
+func (h *Handler) Shed(w http.ResponseWriter, r *http.Request) {
+	h.cfg.Metrics.Received.Inc()
+	_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	w.Header()["Retry-After"] = retryOverloaded
+	w.Header().Set("Connection", "close")
+	h.fail(w, r, nil, reject(http.StatusServiceUnavailable, ReasonOverloaded, "",
+		"the archiver is serving --max-connections connections; retry after Retry-After seconds"))
+}
+
 // wait waits for the outcome of st.entry. ok is false when the wait was given up (Timeout, or the
 // client went away): err then says why. A pooled timer bounds it: a context per request
 // (WithTimeout) cost allocations, a timer and the parent context's child map every time.

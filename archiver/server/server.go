@@ -264,8 +264,15 @@ func (s *Server) Spool() *spool.Spool { return s.spool }
 // Handler is the whole HTTP surface: /callback, /healthz, /readyz, /metrics.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/callback", s.handler)
-	mux.Handle("/callback/", s.handler)
+	callbacks := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if overLimit(r) {
+			s.handler.Shed(w, r)
+			return
+		}
+		s.handler.ServeHTTP(w, r)
+	})
+	mux.Handle("/callback", callbacks)
+	mux.Handle("/callback/", callbacks)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
@@ -328,6 +335,8 @@ func (s *Server) Start() error {
 	lim := newLimitListener(ln, s.cfg.MaxConnections)
 	s.metrics.Registry.GaugeFunc("livehook_archiver_connections_open", "Client connections being served (at most --max-connections).",
 		func() float64 { return float64(lim.Open()) })
+	s.metrics.Registry.GaugeFunc("livehook_archiver_connections_over_limit", "Client connections past --max-connections, being answered 503 and closed.",
+		func() float64 { return float64(lim.Over()) })
 	ln = lim
 	s.ln = ln
 	s.scheme = "http"
@@ -338,6 +347,7 @@ func (s *Server) Start() error {
 		WriteTimeout:      s.cfg.StoreTimeout + 30*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ConnContext:       connContext,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.cfg.TLSCert != "" {

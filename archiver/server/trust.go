@@ -1,10 +1,13 @@
 package server
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -25,7 +28,7 @@ var errNoKeysNoUnsigned = errors.New("refusing to start without --keys FILE or -
 // may make the archiver hold.
 func registerTrustFlags(fs *flag.FlagSet, c *Config) {
 	fs.BoolVar(&c.AllowUnsigned, "allow-unsigned", c.AllowUnsigned, "accept callbacks of domains that have no key in --keys (or all callbacks, without --keys) unverified, archived with signature \"none\"")
-	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most client connections served at once; more wait to be accepted (stalled clients cannot exhaust memory or file descriptors)")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most client connections served at once; up to as many more are accepted only to be answered 503 with Retry-After and closed, and more wait to be accepted (stalled clients cannot exhaust memory or file descriptors)")
 	fs.IntVar(&c.DedupMaxEntries, "dedup-max-entries", c.DedupMaxEntries, "most callbacks remembered for redelivery detection (about 130 bytes each in memory, 32 in the journal); past it the oldest are forgotten first")
 }
 
@@ -58,36 +61,60 @@ func (s *Server) openJournal(path string) (*dedup.Journal, []dedup.Item, error) 
 	return dedup.OpenJournalLimited(path, dedup.DefaultTTL, s.cfg.DedupMaxEntries, s.cfg.Now)
 }
 
-// limitListener serves at most n connections at once: Accept waits for a slot, and a slot is
-// freed when its connection is closed.
+// limitListener serves at most n connections at once. Past n it accepts up to n more only to
+// answer their requests 503 (Retry-After, Connection: close) at once: left in the kernel's accept
+// queue, they would wait for a slot until the sender gave up, and Live retries a delivery that got
+// no answer. Past 2n, Accept waits for a slot. A slot is freed when its connection is closed.
 type limitListener struct {
 	net.Listener
-	sem  chan struct{}
-	open atomic.Int64
-	done chan struct{}
-	once sync.Once
+	sem      chan struct{}
+	overflow chan struct{}
+	open     atomic.Int64
+	over     atomic.Int64
+	done     chan struct{}
+	once     sync.Once
 }
 
 func newLimitListener(ln net.Listener, n int) *limitListener {
 	if n <= 0 {
 		n = DefaultMaxConnections
 	}
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), overflow: make(chan struct{}, n), done: make(chan struct{})}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
+	slot := l.sem
 	select {
 	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+	default:
+		select {
+		case l.sem <- struct{}{}:
+		case l.overflow <- struct{}{}:
+			slot = l.overflow
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
 	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.sem
+		<-slot
 		return nil, err
 	}
-	l.open.Add(1)
-	return &limitConn{Conn: c, l: l}, nil
+	over := slot == l.overflow
+	if over { // a slot may have been freed while Accept waited
+		select {
+		case l.sem <- struct{}{}:
+			<-l.overflow
+			over = false
+		default:
+		}
+	}
+	if over {
+		l.over.Add(1)
+	} else {
+		l.open.Add(1)
+	}
+	return &limitConn{Conn: c, l: l, over: over}, nil
 }
 
 func (l *limitListener) Close() error {
@@ -98,17 +125,45 @@ func (l *limitListener) Close() error {
 // Open is the number of connections being served.
 func (l *limitListener) Open() int64 { return l.open.Load() }
 
+// Over is the number of connections past the limit, being refused.
+func (l *limitListener) Over() int64 { return l.over.Load() }
+
 type limitConn struct {
 	net.Conn
 	l    *limitListener
+	over bool // past --max-connections: every request is answered 503 and the connection closed
 	once sync.Once
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		if c.over {
+			c.l.over.Add(-1)
+			<-c.l.overflow
+			return
+		}
 		c.l.open.Add(-1)
 		<-c.l.sem
 	})
 	return err
+}
+
+type overLimitKey struct{}
+
+// connContext marks the requests of a connection accepted past --max-connections.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*limitConn); ok && lc.over {
+		return context.WithValue(ctx, overLimitKey{}, true)
+	}
+	return ctx
+}
+
+// overLimit reports whether r came on a connection past --max-connections.
+func overLimit(r *http.Request) bool {
+	v, _ := r.Context().Value(overLimitKey{}).(bool)
+	return v
 }

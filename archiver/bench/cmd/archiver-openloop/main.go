@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	targets := fs.String("targets", strings.Join(d.Targets, ","), "comma-separated targets: "+strings.Join(bench.OpenLoopTargets, ","))
 	fs.StringVar(&o.ArchiverBin, "archiver-bin", "", "use this archiver binary instead of building ./archiver")
 	fs.StringVar(&o.WorkDir, "workdir", "", "keep spools, logs and S3 data here (default: a temporary directory, removed)")
+	fs.StringVar(&o.ProfileDir, "profile", "", "profile the archiver: run it in-process (same code as the binary) and write <target>.cpu.prof and <target>.allocs.prof here")
 	out := fs.String("out", "openloop-results.json", "write the results as JSON here (\"\" = don't)")
 	noFail := fs.Bool("no-fail", false, "exit 0 when only speed targets are missed (lost data still exits 1)")
 	if err := fs.Parse(args); err != nil {
