@@ -236,7 +236,9 @@ type queueDelayValue struct{ p *time.Duration }
 
 func (v queueDelayValue) String() string {
 	switch {
-	case v.p == nil || *v.p == 0:
+	case v.p == nil:
+		return "" // the zero Value flag compares with: the default is then printed
+	case *v.p == 0:
 		return "auto"
 	case *v.p < 0:
 		return "off"
