@@ -236,7 +236,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.cfg.Now()
 	signature := layout.SignatureNone
 	publishTime := layout.ParsePublishTimestamp(f.PublishTimestamp)
-	if keys, ok := h.cfg.Keys.lookupCanonical(domainKey); ok {
+	if keys, ok := h.cfg.Keys.verifiersCanonical(domainKey); ok {
 		if rej := h.verify(f, keys, now, publishTime); rej != nil {
 			h.fail(w, r, body, rej)
 			return
@@ -410,7 +410,7 @@ func readFailure(err error, max int64) *Rejection {
 
 // verify checks auth_sign for a domain that has keys: present, made with one of the keys
 // (constant time per key), fresh, and not reporting a stream that started after the signing.
-func (h *Handler) verify(f *Fields, keys []string, now time.Time, publishTime *time.Time) *Rejection {
+func (h *Handler) verify(f *Fields, keys []*callback.Verifier, now time.Time, publishTime *time.Time) *Rejection {
 	if f.AuthSign == nil {
 		return reject(http.StatusUnauthorized, ReasonSignatureMissing, "auth_sign",
 			"domain %q requires a signature but auth_sign is missing; set the same auth_sign_key in the Live notification config and in --keys", truncate(f.Domain, 256))
@@ -429,8 +429,8 @@ func (h *Handler) verify(f *Fields, keys []string, now time.Time, publishTime *t
 			"auth_timestamp must be unix seconds in plain decimal (no sign, no leading zeros), as an integer or a string of digits")
 	}
 	valid := false
-	for _, key := range keys {
-		if callback.Valid(sign, key, f.Event, f.Domain, f.App, f.Stream, ts) {
+	for _, key := range keys { // every key, whatever matched: the time says nothing about which
+		if key.Valid(sign, f.Event, f.Domain, f.App, f.Stream, ts) {
 			valid = true
 		}
 	}
