@@ -11,8 +11,8 @@
 //
 // The actuator is an in-flight limit set from that signal (Little's law: at a fixed throughput,
 // in-flight requests are proportional to their delay). When an interval's minimum delay is over
-// the target, the limit becomes in-flight × target / delay; while it is under, the limit grows by
-// a quarter per interval until it no longer binds. Shedding at admission, before the body is read,
+// the target, the limit becomes in-flight × target / delay; while it is under, the limit grows
+// (doubling below half the target, by a quarter above) until it no longer binds. Shedding at admission, before the body is read,
 // costs a refused request almost nothing, and what is admitted still sees a queue of about target:
 // the server never idles, so goodput stays at capacity.
 package admission
@@ -142,7 +142,12 @@ func (c *Controller) evaluate(minDelay time.Duration, inFlight int64) {
 	if limit == unlimited {
 		return
 	}
+	// Well under the target the queue is gone: double, so that a short stall that shrank the limit
+	// to the floor costs a few intervals of shedding, not seconds. Near the target, creep up.
 	next := limit + max(1, limit/4)
+	if minDelay < target/2 {
+		next = 2 * limit
+	}
 	if next > c.o.Ceiling {
 		next = unlimited
 	}

@@ -337,6 +337,8 @@ func (s *Server) Start() error {
 		func() float64 { return float64(lim.Open()) })
 	s.metrics.Registry.GaugeFunc("livehook_archiver_connections_over_limit", "Client connections past --max-connections, being answered 503 and closed.",
 		func() float64 { return float64(lim.Over()) })
+	lim.onEvict = s.metrics.Registry.Counter("livehook_archiver_connections_evicted_total",
+		"Idle kept-alive connections closed to make room for new ones at --max-connections.").Inc
 	ln = lim
 	s.ln = ln
 	s.scheme = "http"
@@ -348,6 +350,7 @@ func (s *Server) Start() error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ConnContext:       connContext,
+		ConnState:         lim.connState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.cfg.TLSCert != "" {

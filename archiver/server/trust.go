@@ -61,52 +61,52 @@ func (s *Server) openJournal(path string) (*dedup.Journal, []dedup.Item, error) 
 	return dedup.OpenJournalLimited(path, dedup.DefaultTTL, s.cfg.DedupMaxEntries, s.cfg.Now)
 }
 
-// limitListener serves at most n connections at once. Past n it accepts up to n more only to
-// answer their requests 503 (Retry-After, Connection: close) at once: left in the kernel's accept
-// queue, they would wait for a slot until the sender gave up, and Live retries a delivery that got
-// no answer. Past 2n, Accept waits for a slot. A slot is freed when its connection is closed.
+// limitListener serves at most n connections at once. A connection arriving when all n slots are
+// taken gets the slot of an idle keep-alive connection, which is closed (a client opens a new one
+// when it needs it; HTTP clients retry a request on a kept-alive connection the server closed):
+// idle connections must not keep a sender's new ones waiting. When none is idle, up to n more are
+// accepted only to answer their requests 503 (Retry-After, Connection: close) at once: left in the
+// kernel's accept queue, they would wait until the sender gave up, and Live retries a delivery that
+// got no answer. Past 2n, Accept waits for a slot. A slot is freed when its connection is closed.
 type limitListener struct {
 	net.Listener
 	sem      chan struct{}
 	overflow chan struct{}
 	open     atomic.Int64
 	over     atomic.Int64
+	onEvict  func() // counts evictions (metrics); nil: not counted
 	done     chan struct{}
 	once     sync.Once
+
+	idleMu sync.Mutex
+	idle   map[*limitConn]struct{} // kept-alive connections between requests (http.StateIdle)
 }
 
 func newLimitListener(ln net.Listener, n int) *limitListener {
 	if n <= 0 {
 		n = DefaultMaxConnections
 	}
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), overflow: make(chan struct{}, n), done: make(chan struct{})}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), overflow: make(chan struct{}, n),
+		done: make(chan struct{}), idle: make(map[*limitConn]struct{})}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	slot := l.sem
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	over := false
 	select {
 	case l.sem <- struct{}{}:
 	default:
+		l.evictIdle() // frees a slot at once when a connection was idle
 		select {
 		case l.sem <- struct{}{}:
 		case l.overflow <- struct{}{}:
-			slot = l.overflow
+			over = true
 		case <-l.done:
+			c.Close()
 			return nil, net.ErrClosed
-		}
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-slot
-		return nil, err
-	}
-	over := slot == l.overflow
-	if over { // a slot may have been freed while Accept waited
-		select {
-		case l.sem <- struct{}{}:
-			<-l.overflow
-			over = false
-		default:
 		}
 	}
 	if over {
@@ -115,6 +115,47 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		l.open.Add(1)
 	}
 	return &limitConn{Conn: c, l: l, over: over}, nil
+}
+
+// evictIdle closes one idle kept-alive connection, if any.
+func (l *limitListener) evictIdle() {
+	l.idleMu.Lock()
+	var victim *limitConn
+	for c := range l.idle {
+		victim = c
+		delete(l.idle, c)
+		break
+	}
+	l.idleMu.Unlock()
+	if victim != nil {
+		if l.onEvict != nil {
+			l.onEvict()
+		}
+		victim.Close()
+	}
+}
+
+// connState (http.Server.ConnState) tracks which connections are idle between requests.
+func (l *limitListener) connState(c net.Conn, st http.ConnState) {
+	lc := asLimitConn(c)
+	if lc == nil || lc.over {
+		return
+	}
+	l.idleMu.Lock()
+	if st == http.StateIdle {
+		l.idle[lc] = struct{}{}
+	} else {
+		delete(l.idle, lc)
+	}
+	l.idleMu.Unlock()
+}
+
+func asLimitConn(c net.Conn) *limitConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	lc, _ := c.(*limitConn)
+	return lc
 }
 
 func (l *limitListener) Close() error {
@@ -153,10 +194,7 @@ type overLimitKey struct{}
 
 // connContext marks the requests of a connection accepted past --max-connections.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	if lc, ok := c.(*limitConn); ok && lc.over {
+	if lc := asLimitConn(c); lc != nil && lc.over {
 		return context.WithValue(ctx, overLimitKey{}, true)
 	}
 	return ctx

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -338,5 +339,52 @@ func TestOverLimitConnectionAnswered503(t *testing.T) {
 	})
 	if r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix())); r.Status != 200 {
 		t.Fatalf("with free slots: %d %s", r.Status, r.Raw)
+	}
+}
+
+// At --max-connections, a new connection takes the slot of an idle kept-alive one (closed) rather
+// than being refused: idle connections must not lock a sender's new ones out.
+func TestIdleConnectionMakesRoom(t *testing.T) {
+	t.Parallel()
+	c := fileConfig(t)
+	c.AllowUnsigned = true
+	c.MaxConnections = 2
+	s := start(t, c)
+	var idle []net.Conn
+	t.Cleanup(func() {
+		for _, cn := range idle {
+			cn.Close()
+		}
+	})
+	for i := range 2 {
+		cn, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, cn)
+		body := archivetest.Event("open.example.com", "idle-"+strconv.Itoa(i), "PUBLISH", time.Now().Unix())
+		fmt.Fprintf(cn, "POST /callback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(bufio.NewReader(cn), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("kept-alive request %d: %v %v", i, resp, err)
+		}
+		resp.Body.Close()
+	}
+	// Both slots are held by idle connections; a new sender gets through (retried only while the
+	// server may not yet have marked the second one idle).
+	archivetest.Eventually(t, 10*time.Second, "a new connection served with both slots held by idle ones", func() bool {
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Post(s.URL()+"/callback", "application/json",
+			bytes.NewReader(archivetest.Event("open.example.com", "new", "PUBLISH", time.Now().UnixNano())))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if !strings.Contains(metricsTextRaw(t, s), "livehook_archiver_connections_evicted_total 1\n") &&
+		!strings.Contains(metricsTextRaw(t, s), "livehook_archiver_connections_evicted_total 2\n") {
+		t.Fatalf("no eviction counted:\n%s", metricsTextRaw(t, s))
 	}
 }
