@@ -42,6 +42,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Warmup, "warmup", d.Warmup, "warm-up per target at the first rate (not measured)")
 	fs.DurationVar(&o.Idle, "idle", d.Idle, "idle window per target whose CPU is measured")
 	fs.DurationVar(&o.Timeout, "timeout", d.Timeout, "the sender's timeout: a later answer is an error")
+	fs.IntVar(&o.Conns, "conns", d.Conns, "most connections the sender opens (0: no cap); requests waiting for one count from their intended send time")
 	targets := fs.String("targets", strings.Join(d.Targets, ","), "comma-separated targets: "+strings.Join(bench.OpenLoopTargets, ","))
 	fs.StringVar(&o.ArchiverBin, "archiver-bin", "", "use this archiver binary instead of building ./archiver")
 	fs.StringVar(&o.WorkDir, "workdir", "", "keep spools, logs and S3 data here (default: a temporary directory, removed)")
