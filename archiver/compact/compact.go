@@ -46,7 +46,8 @@ type Options struct {
 	Day             string             // partition day, YYYY-MM-DD
 	Key             ed25519.PrivateKey // signs the compaction digests; nil => no digest (the day will not verify)
 	DeleteOriginals bool
-	FlushBytes      int64 // upper bound of one compacted object's uncompressed lines
+	ArchiveID       string // --archive-id; "" => the store's identity
+	FlushBytes      int64  // upper bound of one compacted object's uncompressed lines
 	Gzip            bool
 	Now             func() time.Time
 	Logger          *slog.Logger
@@ -96,20 +97,20 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	if err != nil && !errors.Is(err, storage.ErrNotExist) {
 		return res, fmt.Errorf("listing day %s: %w", o.Day, err)
 	}
-	listedBefore, removedBefore := map[string]digest.Entry{}, map[string]bool{}
+	listedBefore, removedBefore, confirmedBefore := map[string]digest.Entry{}, map[string]string{}, map[string]bool{}
 	if o.Key != nil {
 		// Never merge what the digests do not vouch for: compaction would launder it into
 		// objects signed as good.
 		if err := checkDay(ctx, store, o); err != nil {
 			return res, err
 		}
-		if err := earlier(ctx, store, o, dayT, listedBefore, removedBefore); err != nil {
+		if err := earlier(ctx, store, o, dayT, listedBefore, removedBefore, confirmedBefore); err != nil {
 			return res, err
 		}
 		if n, recs, ok := alreadyCompacted(objs, listedBefore); ok {
 			res.Unchanged, res.Inputs, res.Records, res.Kept = true, n, recs, recs
 			log.Info("day already compacted; nothing to do", "day", o.Day, "objects", n, "records", recs)
-			return res, nil
+			return res, confirmDeletions(ctx, store, o, dayT, objs, listedBefore, removedBefore, confirmedBefore, &res)
 		}
 	}
 	// The day is never held in memory: a first pass keeps only a small index entry per distinct
@@ -235,7 +236,10 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	if allPresent && len(removals) == 0 {
 		res.Unchanged = true
 		log.Info("day already compacted; nothing to do", "day", o.Day, "objects", len(entries), "records", res.Kept)
-		return res, nil
+		if o.Key == nil {
+			return res, nil
+		}
+		return res, confirmDeletions(ctx, store, o, dayT, objs, listedBefore, removedBefore, confirmedBefore, &res)
 	}
 
 	// 3. The chain of this day's compaction digests.
@@ -245,17 +249,18 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		if err != nil {
 			return res, err
 		}
+		chain.SetArchive(o.ArchiveID)
 	} else {
 		log.Warn("no --digest-key: the compacted objects are in no digest, so archiver verify will report them as unlisted")
 	}
-	writeDigest := func(removed []digest.Removed) error {
+	writeDigest := func(removed []digest.Removed, deleted bool) error {
 		if chain == nil {
 			return nil
 		}
 		now := o.Now()
 		key, err := chain.Write(ctx, digest.Payload{
 			Kind: digest.KindCompaction, Day: o.Day, Start: digest.FormatTime(dayT), End: digest.FormatTime(now),
-			Objects: entries, Removed: removed, CreatedAt: digest.FormatTime(now),
+			Objects: entries, Removed: removed, Deleted: deleted, CreatedAt: digest.FormatTime(now),
 		}, dayT)
 		if err != nil {
 			return err
@@ -270,7 +275,7 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 		}
 	}
 	if !listed {
-		if err := writeDigest(nil); err != nil {
+		if err := writeDigest(nil, false); err != nil {
 			return res, err
 		}
 	}
@@ -320,12 +325,12 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	// 5. Name the removals in a signed digest, then delete.
 	covered := true
 	for _, r := range removals {
-		if !removedBefore[r.Key] {
+		if removedBefore[r.Key] == "" {
 			covered = false
 		}
 	}
 	if !covered {
-		if err := writeDigest(removals); err != nil {
+		if err := writeDigest(removals, false); err != nil {
 			return res, err
 		}
 	}
@@ -341,13 +346,18 @@ func Compact(ctx context.Context, store Store, o Options) (Result, error) {
 	if err := step("deleted"); err != nil {
 		return res, err
 	}
+	// 6. Confirm the deletion: an original that is back after this is reported as reappeared (a
+	// rerun after a crash before this point writes it).
+	if err := writeDigest(removals, true); err != nil {
+		return res, err
+	}
 	log.Info("compacted", "day", o.Day, "inputs", res.Inputs, "records", res.Records, "kept", res.Kept, "objects", len(entries), "deleted", len(res.Deleted))
 	return res, nil
 }
 
 // earlier reads this day's signed compaction digests: which objects they list
 // and which originals they name as removed.
-func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed map[string]digest.Entry, removed map[string]bool) error {
+func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed map[string]digest.Entry, removed map[string]string, confirmed map[string]bool) error {
 	objs, err := store.List(ctx, digest.InstancePrefix(dayT, chainName(o.Day)))
 	if err != nil && !errors.Is(err, storage.ErrNotExist) {
 		return fmt.Errorf("listing earlier compaction digests: %w", err)
@@ -366,9 +376,55 @@ func earlier(ctx context.Context, store Store, o Options, dayT time.Time, listed
 			listed[e.Key] = e
 		}
 		for _, r := range p.Removed {
-			removed[r.Key] = true
+			removed[r.Key] = r.SHA256
+			if p.Deleted {
+				confirmed[r.Key] = true
+			}
 		}
 	}
+	return nil
+}
+
+// confirmDeletions signs the confirmation that the originals a compaction removed are deleted when
+// a run stopped after deleting them but before confirming it (see step 6 of Compact).
+func confirmDeletions(ctx context.Context, store Store, o Options, dayT time.Time, objs []storage.ObjectInfo, listed map[string]digest.Entry, removed map[string]string, confirmed map[string]bool, res *Result) error {
+	if !o.DeleteOriginals {
+		return nil
+	}
+	present := map[string]bool{}
+	for _, ob := range objs {
+		present[ob.Key] = true
+	}
+	var gone []digest.Removed
+	for k, sum := range removed {
+		if !confirmed[k] && !present[k] {
+			gone = append(gone, digest.Removed{Key: k, SHA256: sum})
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	slices.SortFunc(gone, func(a, b digest.Removed) int { return strings.Compare(a.Key, b.Key) })
+	var entries []digest.Entry
+	for _, ob := range objs {
+		if e, ok := listed[ob.Key]; ok && layout.IsCompactedKey(ob.Key) {
+			entries = append(entries, e)
+		}
+	}
+	chain, err := digest.OpenChain(ctx, store, o.Key, chainName(o.Day), o.Now(), dayT, nil)
+	if err != nil {
+		return err
+	}
+	chain.SetArchive(o.ArchiveID)
+	now := o.Now()
+	key, err := chain.Write(ctx, digest.Payload{
+		Kind: digest.KindCompaction, Day: o.Day, Start: digest.FormatTime(dayT), End: digest.FormatTime(now),
+		Objects: entries, Removed: gone, Deleted: true, CreatedAt: digest.FormatTime(now),
+	}, dayT)
+	if err != nil {
+		return err
+	}
+	res.DigestKeys = append(res.DigestKeys, key)
 	return nil
 }
 
@@ -406,20 +462,26 @@ func alreadyCompacted(objs []storage.ObjectInfo, listed map[string]digest.Entry)
 	return n, records, first != nil && first.parts == n
 }
 
-// checkDay verifies the day against its digests and refuses when an object is altered or
-// unlisted, or a digest's signature fails. Gaps and broken chains do not block: they concern
-// digests, not the objects to merge.
+// checkDay verifies the day against its digests and refuses on any problem but reappeared
+// originals (a rerun deletes them again): merging over a missing object, a gap, a broken chain or
+// uncovered hours would sign the day as whole after its evidence was removed, and the originals
+// (with the records that are gone) could then be deleted.
 func checkDay(ctx context.Context, store Store, o Options) error {
-	ps, _, err := verify.Verify(ctx, store, verify.Options{From: o.Day, PublicKey: o.Key.Public().(ed25519.PublicKey), Now: o.Now})
+	ps, _, err := verify.Verify(ctx, store, verify.Options{From: o.Day, PublicKey: o.Key.Public().(ed25519.PublicKey), Now: o.Now, ArchiveID: o.ArchiveID})
 	if err != nil {
 		return fmt.Errorf("checking day %s before compacting it: %w", o.Day, err)
 	}
 	var bad []string
+	objectsOnly := true
 	for _, p := range ps {
 		switch p.Kind {
-		case verify.Altered, verify.Unlisted, verify.BadSignature:
-			bad = append(bad, p.Kind+" "+p.Key)
+		case verify.Reappeared:
+			continue
+		case verify.Altered, verify.Unlisted:
+		default:
+			objectsOnly = false
 		}
+		bad = append(bad, p.Kind+" "+p.Key)
 	}
 	if len(bad) == 0 {
 		return nil
@@ -428,8 +490,12 @@ func checkDay(ctx context.Context, store Store, o Options) error {
 	if len(bad) > 3 {
 		more, bad = fmt.Sprintf(" and %d more", len(bad)-3), bad[:3]
 	}
-	return fmt.Errorf("day %s does not verify (%s%s); nothing was changed: compaction merges only objects the digests vouch for (run archiver verify --from %s for the full report, and move the objects in question out of dt=%s/ to compact the rest)",
-		o.Day, strings.Join(bad, ", "), more, o.Day, o.Day)
+	fix := fmt.Sprintf("move the objects in question out of dt=%s/ to compact the rest", o.Day)
+	if !objectsOnly {
+		fix = "its digests no longer vouch for the whole day (missing objects, gaps, broken chains, misplaced or unverifiable digests, uncovered hours): find out what happened before anything is merged or deleted"
+	}
+	return fmt.Errorf("day %s does not verify (%s%s); nothing was changed: compaction merges only what the digests vouch for (run archiver verify --from %s for the full report; %s)",
+		o.Day, strings.Join(bad, ", "), more, o.Day, fix)
 }
 
 func chainName(day string) string { return "compact-" + day }

@@ -62,11 +62,13 @@ func seal(t testing.TB, st compact.Store, key ed25519.PrivateKey, sealed map[str
 		if err != nil {
 			t.Fatal(err)
 		}
-		at := t0.Add(time.Hour)
+		// Each digest spans the whole day, as an instance running all day covers it (verify, and
+		// so compaction, require every hour of the day covered).
+		from, at := t0.Truncate(24*time.Hour), t0.Truncate(24*time.Hour).Add(24*time.Hour)
 		if c.Previous() != nil {
-			at = at.Add(time.Hour)
+			at = at.Add(time.Minute)
 		}
-		if _, err := c.Write(ctx, digest.Payload{Kind: digest.KindShutdown, Start: digest.FormatTime(t0), End: digest.FormatTime(at), Objects: entries, CreatedAt: digest.FormatTime(at)}, at); err != nil {
+		if _, err := c.Write(ctx, digest.Payload{Kind: digest.KindShutdown, Start: digest.FormatTime(from), End: digest.FormatTime(at), Objects: entries, CreatedAt: digest.FormatTime(at)}, at); err != nil {
 			t.Fatal(err)
 		}
 	}

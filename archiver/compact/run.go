@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
+	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
@@ -28,7 +30,7 @@ const CrashEnv = "LIVEHOOK_COMPACT_EXIT_AFTER"
 
 const usage = `usage: archiver compact --day YYYY-MM-DD [--store s3://BUCKET/PREFIX | --store file:///DIR]
                        [--s3-endpoint URL] [--s3-region R] [--digest-key FILE] [--delete-originals]
-                       [--flush-bytes SIZE]
+                       [--flush-bytes SIZE] [--archive-id ID]
 
 Merges every object of one partition day (all archiver replicas' objects and earlier compactions)
 into the fewest objects of at most --flush-bytes of JSON Lines, named
@@ -51,8 +53,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		flush   = server.FormatSize(o.FlushBytes)
 	)
 	cli.StoreFlags(fs, &so)
-	fs.StringVar(&o.Day, "day", "", "partition day to compact, YYYY-MM-DD, or today/yesterday (UTC) (required)")
+	fs.StringVar(&o.Day, "day", "", "partition day to compact: "+cli.DayWords+" (required)")
 	fs.StringVar(&keyFile, "digest-key", "", "Ed25519 private key (PEM PKCS#8) to sign the compaction digest (without it the compacted day does not verify)")
+	fs.StringVar(&o.ArchiveID, "archive-id", "", "the archive the digests are signed for: archiver serve's --archive-id (default: the store, s3://BUCKET/PREFIX or file:///DIR)")
 	fs.BoolVar(&o.DeleteOriginals, "delete-originals", false, "delete the merged objects once the compacted objects are stored and checked")
 	fs.StringVar(&flush, "flush-bytes", flush, "largest compacted object, in bytes of uncompressed JSON Lines (e.g. 64MiB)")
 	fs.BoolVar(&o.Gzip, "gzip", o.Gzip, "gzip the compacted objects (.jsonl.gz)")
@@ -66,7 +69,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.Day == "" {
 		return usageErr("missing --day: give the partition day to compact as YYYY-MM-DD (or yesterday)")
 	}
-	o.Day = digest.ResolveDay(o.Day, time.Now())
+	o.Day = cli.Day(o.Day, time.Now())
+	if _, err := (readback.Query{From: o.Day}).Days(); err != nil {
+		return usageErr("%v", strings.Replace(err.Error(), "--from", "--day", 1))
+	}
 	n, err := server.ParseSize(flush)
 	if err != nil || n <= 0 {
 		return usageErr("invalid --flush-bytes %q: want a positive size like 64MiB", flush)
@@ -110,6 +116,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitRuntime
 	}
 	switch {
+	case res.Unchanged && len(res.DigestKeys) > 0:
+		fmt.Fprintf(stdout, "day %s: already compacted (%d objects, %d records); signed the confirmation that the originals are deleted\n", o.Day, res.Inputs, res.Records)
 	case res.Unchanged:
 		fmt.Fprintf(stdout, "day %s: already compacted (%d objects, %d records); nothing changed\n", o.Day, res.Inputs, res.Records)
 	default:

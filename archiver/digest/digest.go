@@ -24,12 +24,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// Version is the digest format version written in every payload.
-const Version = 1
+// Version is the digest format version written in every payload. Version 2 binds a digest to its
+// place: the payload names its own key and the archive it belongs to, and lists the heads of the
+// other chains the writer saw (witnesses). Version 1 digests (neither) are still read; a verifier
+// reports them as not bound to a place.
+const Version = 2
+
+// MinVersion is the oldest format Decode reads.
+const MinVersion = 1
 
 // Prefix is where digests live, outside every dt= partition so query engines never read them.
 const Prefix = "_digests/"
@@ -67,22 +74,43 @@ type Link struct {
 	SHA256 string `json:"sha256"` // of the previous digest file's bytes
 }
 
+// Head names the newest digest of another chain, as a writer saw it in the store (a witness): a
+// verifier requires that digest to be there with these bytes, so deleting a whole chain, or its
+// tail, is detected while any other chain ran after it.
+type Head struct {
+	Instance string `json:"instance"`
+	Seq      uint64 `json:"seq"`
+	Key      string `json:"key"`
+	SHA256   string `json:"sha256"`
+}
+
 // Payload is the signed content of a digest. Field order is the canonical order (encoding/json
 // writes struct fields in declaration order).
 type Payload struct {
-	Version   int       `json:"version"`
-	Kind      string    `json:"kind"`
-	Instance  string    `json:"instance"` // archiver instance, or "compact-YYYY-MM-DD"
-	Seq       uint64    `json:"seq"`      // 1 for a chain's first digest, then +1
-	Start     string    `json:"start"`    // span covered, RFC 3339 UTC (layout.ReceivedAtLayout)
-	End       string    `json:"end"`
-	Day       string    `json:"day,omitempty"` // compaction: the partition day compacted
-	Previous  *Link     `json:"previous"`      // null for a chain's first digest
-	KeyID     string    `json:"key_id"`        // KeyID of the signing key
-	Objects   []Entry   `json:"objects"`
-	Removed   []Removed `json:"removed,omitempty"`
-	CreatedAt string    `json:"created_at"`
+	Version int `json:"version"`
+	// Archive (version 2) names the archive the digest was written for: the store's identity
+	// (storage.Identity: s3://bucket/prefix, file:///dir) or the configured --archive-id.
+	Archive string `json:"archive,omitempty"`
+	// Key (version 2) is the digest's own key, so a copy under another name does not verify.
+	Key      string    `json:"key,omitempty"`
+	Kind     string    `json:"kind"`
+	Instance string    `json:"instance"` // archiver instance, or "compact-YYYY-MM-DD"
+	Seq      uint64    `json:"seq"`      // 1 for a chain's first digest, then +1
+	Start    string    `json:"start"`    // span covered, RFC 3339 UTC (layout.ReceivedAtLayout)
+	End      string    `json:"end"`
+	Day      string    `json:"day,omitempty"`     // compaction: the partition day compacted
+	Previous *Link     `json:"previous"`          // null for a chain's first digest
+	KeyID    string    `json:"key_id"`            // KeyID of the signing key
+	Witness  []Head    `json:"witness,omitempty"` // version 2: other chains' heads seen in the store
+	Objects  []Entry   `json:"objects"`
+	Removed  []Removed `json:"removed,omitempty"`
+	// Deleted (compaction) says the Removed originals were deleted: one that is back is reported.
+	Deleted   bool   `json:"deleted,omitempty"`
+	CreatedAt string `json:"created_at"`
 }
+
+// Bound tells whether the payload names its own key and archive (format version 2 and later).
+func (p Payload) Bound() bool { return p.Version >= 2 }
 
 // File is a digest as stored.
 type File struct {
@@ -140,8 +168,8 @@ func Decode(b []byte, pub ed25519.PublicKey) (Payload, error) {
 	if err := json.Unmarshal(f.Payload, &p); err != nil {
 		return Payload{}, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
-	if p.Version != Version {
-		return Payload{}, fmt.Errorf("%w: format version %d, this archiver reads version %d", ErrMalformed, p.Version, Version)
+	if p.Version < MinVersion || p.Version > Version {
+		return Payload{}, fmt.Errorf("%w: format version %d, this archiver reads versions %d to %d", ErrMalformed, p.Version, MinVersion, Version)
 	}
 	sig, err := base64.StdEncoding.DecodeString(f.Signature)
 	if err != nil || len(sig) != ed25519.SignatureSize {
@@ -174,6 +202,43 @@ func KeyID(pub ed25519.PublicKey) string {
 func Key(dateDir time.Time, instance string, end time.Time, seq uint64, kind string) string {
 	d := dateDir.UTC()
 	return fmt.Sprintf("%s%s/%s/%s-%010d-%s.json", Prefix, d.Format("2006/01/02"), instance, end.UTC().Format("150405"), seq, kind)
+}
+
+// KeyParts are what a digest key says about the digest (see Key).
+type KeyParts struct {
+	Day      string // YYYY-MM-DD of the date directories
+	Instance string
+	Seq      uint64
+	Kind     string
+}
+
+// ParseKey reads a digest key's parts; ok is false for a key Key cannot have written.
+func ParseKey(key string) (k KeyParts, ok bool) {
+	rest, found := strings.CutPrefix(key, Prefix)
+	if !found {
+		return k, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 5 {
+		return k, false
+	}
+	d, err := time.Parse("2006/01/02", strings.Join(parts[:3], "/"))
+	if err != nil {
+		return k, false
+	}
+	name, found := strings.CutSuffix(parts[4], ".json")
+	if !found {
+		return k, false
+	}
+	f := strings.SplitN(name, "-", 3)
+	if len(f) != 3 || len(f[0]) != 6 || len(f[1]) != 10 {
+		return k, false
+	}
+	seq, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil {
+		return k, false
+	}
+	return KeyParts{Day: d.Format("2006-01-02"), Instance: parts[3], Seq: seq, Kind: f[2]}, true
 }
 
 // DayPrefix is the prefix of the digests filed under the UTC day of t.

@@ -73,7 +73,8 @@ func TestEncodeDecode(t *testing.T) {
 		{"signature cut", bytes.Replace(b, []byte(`"signature":"`), []byte(`"signature":"AA`), 1), key.Public().(ed25519.PublicKey), digest.ErrBadSignature},
 		{"not json", []byte("hello"), key.Public().(ed25519.PublicKey), digest.ErrMalformed},
 		{"no payload", []byte(`{"signature":"x"}`), key.Public().(ed25519.PublicKey), digest.ErrMalformed},
-		{"future version", []byte(`{"payload":{"version":2},"signature":""}`), key.Public().(ed25519.PublicKey), digest.ErrMalformed},
+		{"version 0", []byte(`{"payload":{"version":0},"signature":""}`), key.Public().(ed25519.PublicKey), digest.ErrMalformed},
+		{"future version", []byte(`{"payload":{"version":3},"signature":""}`), key.Public().(ed25519.PublicKey), digest.ErrMalformed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
 
@@ -35,6 +35,9 @@ type Chain struct {
 	key      ed25519.PrivateKey
 	instance string
 	retain   RetainFunc
+	archive  string   // Payload.Archive
+	journal  *Journal // nil: no local record (store mode, compaction)
+	witness  bool     // list the other chains' heads in every digest
 
 	mu   sync.Mutex
 	prev *Link
@@ -62,6 +65,9 @@ var ErrUnsent = errors.New("digest signed but not yet stored; it is retried befo
 // chains) and links the next digest to it.
 func OpenChain(ctx context.Context, store ChainStore, key ed25519.PrivateKey, instance string, now, dateDir time.Time, retain RetainFunc) (*Chain, error) {
 	c := &Chain{store: store, key: key, instance: instance, retain: retain}
+	if s, ok := store.(storage.Store); ok {
+		c.archive = storage.Identity(s)
+	}
 	days := []time.Time{dateDir}
 	if dateDir.IsZero() {
 		days = days[:0]
@@ -101,6 +107,55 @@ func OpenChain(ctx context.Context, store ChainStore, key ed25519.PrivateKey, in
 	return c, nil
 }
 
+// SetArchive names the archive the digests are written for (--archive-id); the default is the
+// store's identity (storage.Identity).
+func (c *Chain) SetArchive(id string) {
+	if id != "" {
+		c.archive = id
+	}
+}
+
+// Witness makes every digest list the heads of the other archiver chains it sees in the store.
+func (c *Chain) Witness() { c.witness = true }
+
+// ErrHeadGone is returned (wrapped) by UseJournal when the last digest the instance remembers
+// storing is not in the store with the bytes it wrote.
+var ErrHeadGone = errors.New("the last digest this instance stored is gone from the store")
+
+// UseJournal makes j the chain's local record: the head it remembers is the chain's head unless
+// the store holds a later digest of the chain (stored just before a crash). When the remembered
+// digest is gone or changed, the chain still continues from it, so the next digest links to the
+// missing one and verify reports the chain broken instead of the hole being sealed over; the
+// returned error wraps ErrHeadGone and the chain is usable.
+func (c *Chain) UseJournal(ctx context.Context, j *Journal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.journal = j
+	h, ok := j.Head()
+	if !ok || h.Seq < c.seq {
+		return nil
+	}
+	if h.Seq == c.seq && c.prev != nil && c.prev.Key == h.Key && c.prev.SHA256 == h.SHA256 {
+		return nil
+	}
+	found := "missing"
+	if b, err := storage.ReadAll(ctx, c.store, h.Key); err == nil {
+		if Sum(b) == h.SHA256 {
+			// There, but not found by OpenChain (filed under a day it did not look at).
+			c.prev, c.seq = &Link{Key: h.Key, SHA256: h.SHA256}, h.Seq
+			if p, err := Decode(b, c.key.Public().(ed25519.PublicKey)); err == nil {
+				c.last = &p
+			}
+			return nil
+		}
+		found = "changed (sha256 " + Sum(b)[:16] + ", written as " + h.SHA256[:min(16, len(h.SHA256))] + ")"
+	} else if !errors.Is(err, storage.ErrNotExist) {
+		return fmt.Errorf("reading the last digest this instance stored, %s: %w", h.Key, err)
+	}
+	c.prev, c.seq, c.last = &Link{Key: h.Key, SHA256: h.SHA256}, h.Seq, nil
+	return fmt.Errorf("%w: %s (#%d, %s) is %s; the next digest links to it, so archiver verify reports the chain broken there (restore it from a backup if you have one)", ErrHeadGone, h.Key, h.Seq, h.Kind, found)
+}
+
 // Previous is the link the next digest will carry (nil for a new chain).
 func (c *Chain) Previous() *Link {
 	c.mu.Lock()
@@ -121,23 +176,34 @@ func (c *Chain) Write(ctx context.Context, p Payload, dateDir time.Time) (string
 		if err := c.put(ctx, c.unsent); err != nil {
 			return "", err
 		}
-		c.advance(c.unsent)
+		if err := c.advance(c.unsent); err != nil {
+			return "", err
+		}
 	}
 	p.Instance, p.Seq, p.Previous = c.instance, c.seq+1, c.prev
 	end, err := ParseTime(p.End)
 	if err != nil {
 		return "", fmt.Errorf("digest end %q: %w", p.End, err)
 	}
+	key := Key(dateDir, c.instance, end, p.Seq, p.Kind)
+	p.Archive, p.Key = c.archive, key
+	if c.witness {
+		if p.Witness, err = c.heads(ctx, end); err != nil {
+			return "", err
+		}
+	}
 	b, err := Encode(p, c.key)
 	if err != nil {
 		return "", err
 	}
-	d := &sealed{key: Key(dateDir, c.instance, end, p.Seq, p.Kind), body: b, payload: p}
+	d := &sealed{key: key, body: b, payload: p}
 	if err := c.put(ctx, d); err != nil {
 		c.unsent = d
 		return "", fmt.Errorf("%w: %w", ErrUnsent, err)
 	}
-	c.advance(d)
+	if err := c.advance(d); err != nil {
+		return d.key, err
+	}
 	return d.key, nil
 }
 
@@ -155,18 +221,65 @@ func (c *Chain) put(ctx context.Context, d *sealed) error {
 	return nil
 }
 
-func (c *Chain) advance(d *sealed) {
+func (c *Chain) advance(d *sealed) error {
 	p := d.payload
 	c.prev, c.seq, c.last, c.unsent = &Link{Key: d.key, SHA256: Sum(d.body)}, p.Seq, &p, nil
+	if c.journal == nil {
+		return nil
+	}
+	return c.journal.Stored(JournalHead{Key: d.key, SHA256: c.prev.SHA256, Seq: p.Seq, Kind: p.Kind, End: p.End}, p.Objects)
+}
+
+// heads lists the newest valid digest of every other archiver chain filed under the UTC day of
+// end or the day before (compaction chains are not witnessed: they are checked by what they list).
+func (c *Chain) heads(ctx context.Context, end time.Time) ([]Head, error) {
+	type cand struct {
+		key string
+		kp  KeyParts
+	}
+	byInst := map[string][]cand{}
+	for _, d := range []time.Time{end.AddDate(0, 0, -1), end} {
+		objs, err := c.store.List(ctx, DayPrefix(d))
+		if err != nil && !errors.Is(err, storage.ErrNotExist) {
+			return nil, fmt.Errorf("listing the other instances' digests: %w", err)
+		}
+		for _, o := range objs {
+			kp, ok := ParseKey(o.Key)
+			if !ok || kp.Instance == c.instance || kp.Kind == KindCompaction || strings.HasPrefix(kp.Instance, "compact-") {
+				continue
+			}
+			byInst[kp.Instance] = append(byInst[kp.Instance], cand{o.Key, kp})
+		}
+	}
+	pub := c.key.Public().(ed25519.PublicKey)
+	var out []Head
+	for inst, cs := range byInst {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].kp.Seq > cs[j].kp.Seq })
+		for _, cd := range cs {
+			b, err := storage.ReadAll(ctx, c.store, cd.key)
+			if err != nil {
+				continue // deleted while we looked: take the one before
+			}
+			p, err := Decode(b, pub)
+			if err != nil || p.Instance != inst || p.Seq != cd.kp.Seq || (p.Bound() && p.Key != cd.key) {
+				continue // not a digest of that chain at its place: never vouch for it
+			}
+			out = append(out, Head{Instance: inst, Seq: p.Seq, Key: cd.key, SHA256: Sum(b)})
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
+	return out, nil
 }
 
 // Recorder is a storage.Putter decorator: every successful Put is described (Describe) and kept
 // until the next digest. With a RetainFunc it also applies retention to every object it stores.
 type Recorder struct {
-	next   storage.Putter
-	retain RetainFunc
-	log    *slog.Logger
-	record bool // false: retention only (no digest will ever Take what is recorded)
+	next    storage.Putter
+	retain  RetainFunc
+	log     *slog.Logger
+	record  bool // false: retention only (no digest will ever Take what is recorded)
+	journal *Journal
 
 	mu      sync.Mutex
 	pending []Entry
@@ -187,10 +300,18 @@ func NewRetainer(next storage.Putter, retain RetainFunc) *Recorder {
 	return &Recorder{next: next, retain: retain, log: slog.New(slog.DiscardHandler)}
 }
 
+// UseJournal makes Put record every object's hash in j before storing it (see Journal).
+func (r *Recorder) UseJournal(j *Journal) { r.journal = j }
+
 // Put stores through the wrapped Putter and records the object once it is stored. A retention
 // failure is returned as an error, so the caller's retry (a no-op Put of the same bytes) retries
 // the retention too.
 func (r *Recorder) Put(ctx context.Context, key string, body []byte, contentType string) error {
+	if r.journal != nil {
+		if err := r.journal.Intend(key, Sum(body)); err != nil {
+			return err
+		}
+	}
 	if err := r.next.Put(ctx, key, body, contentType); err != nil {
 		return err
 	}
@@ -279,82 +400,93 @@ func (w *Writer) logger() *slog.Logger {
 }
 
 // Recover runs before Start. When a previous process of this instance crashed (its chain does not
-// end with a shutdown digest, or objects named after the instance are in no digest), it lists the objects and rejected samples named after this instance
-// around the crash that no digest of the instance lists yet, records them, and lets the first
-// digest's span begin where the last digest ended, so the crash leaves neither unlisted objects
-// nor a gap. The objects are recognised by name: <day>/<instance>-<digits>...
+// end with a shutdown digest, or objects it recorded in its journal are in no digest), it lists
+// those objects (only the ones whose bytes still have the hash the journal recorded before they
+// were written: anything else, planted or edited in the bucket, stays unlisted for verify to
+// report) and lets the first digest's span begin where the last digest ended, so the crash leaves
+// neither unlisted objects nor a gap. Without a journal (store mode, where every process starts a
+// new chain) nothing is listed. A chain whose last digest is gone (UseJournal) is not recovered
+// over: the next digest starts now.
 func (w *Writer) Recover(ctx context.Context) error {
 	c := w.Chain
 	c.mu.Lock()
-	last := c.last
+	last, j := c.last, c.journal
 	c.mu.Unlock()
-	if last == nil {
-		return nil
+	var intents map[string]string
+	if j != nil {
+		intents = j.Intents()
 	}
-	end, err := ParseTime(last.End)
-	if err != nil {
-		return nil // not ours to repair; verify reports it
+	if last == nil && len(intents) == 0 {
+		return nil
 	}
 	now := w.now()
 	pub := c.key.Public().(ed25519.PublicKey)
-	// Keys already listed: the instance's digests filed since the day before the last one.
+	var end time.Time
 	listed := map[string]bool{}
-	for d := end.AddDate(0, 0, -1); !d.After(now.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
-		objs, err := c.store.List(ctx, InstancePrefix(d, c.instance))
-		if err != nil && !errors.Is(err, storage.ErrNotExist) {
-			return fmt.Errorf("recovering after a crash: %w", err)
+	if last != nil {
+		var err error
+		if end, err = ParseTime(last.End); err != nil {
+			return nil // not ours to repair; verify reports it
 		}
-		for _, o := range objs {
-			b, err := storage.ReadAll(ctx, c.store, o.Key)
-			if err != nil {
-				return fmt.Errorf("recovering after a crash: %w", err)
-			}
-			if p, err := Decode(b, pub); err == nil {
-				for _, e := range p.Objects {
-					listed[e.Key] = true
-				}
-			}
-		}
-	}
-	var found []Entry
-	// Partition days are in --partition-tz: one UTC day either side covers every zone.
-	for d := end.AddDate(0, 0, -1); !d.After(now.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
-		day := layout.Day(d, time.UTC)
-		for _, prefix := range []string{layout.DayPrefix(day), layout.RejectedDayPrefix(day)} {
-			objs, err := c.store.List(ctx, prefix)
+		// Keys already listed: the instance's digests filed since the day before the last one.
+		for d := end.AddDate(0, 0, -1); !d.After(now.AddDate(0, 0, 1)); d = d.AddDate(0, 0, 1) {
+			objs, err := c.store.List(ctx, InstancePrefix(d, c.instance))
 			if err != nil && !errors.Is(err, storage.ErrNotExist) {
 				return fmt.Errorf("recovering after a crash: %w", err)
 			}
 			for _, o := range objs {
-				if listed[o.Key] || !ownedBy(o.Key[len(prefix):], c.instance) {
-					continue
-				}
 				b, err := storage.ReadAll(ctx, c.store, o.Key)
 				if err != nil {
 					return fmt.Errorf("recovering after a crash: %w", err)
 				}
-				e, _ := Describe(o.Key, b)
-				found = append(found, e)
+				if p, err := Decode(b, pub); err == nil {
+					for _, e := range p.Objects {
+						listed[e.Key] = true
+					}
+				}
 			}
 		}
 	}
-	if last.Kind == KindShutdown && len(found) == 0 {
+	keys := make([]string, 0, len(intents))
+	for k := range intents {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var found []Entry
+	for _, k := range keys {
+		if listed[k] {
+			continue
+		}
+		b, err := storage.ReadAll(ctx, c.store, k)
+		if errors.Is(err, storage.ErrNotExist) {
+			continue // the Put never happened
+		}
+		if err != nil {
+			return fmt.Errorf("recovering after a crash: %w", err)
+		}
+		if Sum(b) != intents[k] {
+			w.logger().Warn("an object this instance wrote has other bytes than it wrote; left out of the digest (archiver verify reports it unlisted)", "key", k)
+			continue
+		}
+		e, _ := Describe(k, b)
+		found = append(found, e)
+	}
+	if last != nil && last.Kind == KindShutdown && len(found) == 0 {
 		return nil // a clean restart
 	}
 	w.Recorder.add(found)
+	if last == nil {
+		if len(found) > 0 {
+			w.logger().Warn("listing objects this instance stored that no digest lists", "objects_found", len(found))
+		}
+		return nil
+	}
 	w.mu.Lock()
 	w.recoverFrom = end
 	w.mu.Unlock()
 	w.logger().Warn("the previous process of this instance did not shut down cleanly; the next digest covers the time since its last digest and lists the objects it stored after it",
 		"last_digest", c.prev.Key, "objects_found", len(found))
 	return nil
-}
-
-// ownedBy tells whether an object name (after the day prefix) is one instance's:
-// "<instance>-<digits>...".
-func ownedBy(name, instance string) bool {
-	rest, ok := strings.CutPrefix(name, instance+"-")
-	return ok && rest != "" && rest[0] >= '0' && rest[0] <= '9'
 }
 
 // Start begins the span of the first digest now and writes digests in the background until Close.
@@ -402,6 +534,7 @@ func (w *Writer) Flush(ctx context.Context, kind string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	end := w.now()
+	w.checkHead(ctx)
 	entries := w.Recorder.Take()
 	p := Payload{Kind: kind, Start: FormatTime(w.start), End: FormatTime(end), Objects: entries, CreatedAt: FormatTime(end)}
 	key, err := w.Chain.Write(ctx, p, end)
@@ -418,6 +551,23 @@ func (w *Writer) Flush(ctx context.Context, kind string) error {
 	w.start = end
 	w.logger().Debug("wrote digest", "key", key, "objects", len(entries))
 	return nil
+}
+
+// checkHead says in an ERROR log when the digest the chain continues from is gone from the store
+// (deleted while this process ran): the next digest still links to it, so verify reports the
+// chain broken there. One read per digest.
+func (w *Writer) checkHead(ctx context.Context) {
+	prev := w.Chain.Previous()
+	if prev == nil {
+		return
+	}
+	b, err := storage.ReadAll(ctx, w.Chain.store, prev.Key)
+	switch {
+	case errors.Is(err, storage.ErrNotExist):
+		w.logger().Error("the last digest of this instance is gone from the store (deleted); the next digest links to it, so archiver verify reports the chain broken there", "digest", prev.Key)
+	case err == nil && Sum(b) != prev.SHA256:
+		w.logger().Error("the last digest of this instance was changed in the store; archiver verify reports the chain broken there", "digest", prev.Key)
+	}
 }
 
 // Close stops the hourly writes and writes the shutdown digest (call it after the last object was

@@ -41,7 +41,7 @@
 // with the same record format, sorted by received_at, each callback once. <set> is the first 16 hex
 // digits of the SHA-256 of the compacted lines, so the same records always give the same names.
 //
-// # Digests (format version 1)
+// # Digests (format version 2)
 //
 // With --digest-key every archiver instance writes signed digests (package digest), outside the
 // dt= partitions so query engines never read them:
@@ -52,19 +52,25 @@
 // <instance> is "compact-YYYY-MM-DD"). kind is "hourly" (every hour, also when nothing was
 // stored), "shutdown" (the last of a process) or "compaction". A digest file is
 //
-//	{"payload":{"version":1,"kind":"hourly","instance":"host-a","seq":42,
+//	{"payload":{"version":2,"archive":"s3://bucket/prefix/","key":"<this digest's own key>",
+//	  "kind":"hourly","instance":"host-a","seq":42,
 //	  "start":"<RFC 3339, 9 fractional digits>","end":"...","previous":{"key":"<digest key>",
 //	  "sha256":"<hex SHA-256 of the previous digest file's bytes>"} or null,"key_id":"<16 hex>",
+//	  "witness":[{"instance":"host-b","seq":7,"key":"<digest key>","sha256":"<hex>"}],
 //	  "objects":[{"key":"dt=...","size":123,"sha256":"<hex>","records":10,
 //	    "first_received_at":"...","last_received_at":"..."}],
-//	  "removed":[{"key":"dt=...","sha256":"<hex>"}],"created_at":"..."},
+//	  "removed":[{"key":"dt=...","sha256":"<hex>"}],"deleted":true,"created_at":"..."},
 //	 "signature":"<base64 Ed25519 signature over the exact bytes of the payload value>"}
 //
-// key_id is the first 16 hex digits of the SHA-256 of the raw 32-byte public key. "objects" lists
+// key_id is the first 16 hex digits of the SHA-256 of the raw 32-byte public key. "archive" is the
+// store's identity (s3://BUCKET/PREFIX, file:///DIR) or the configured --archive-id, and "key" the
+// digest's own key: a digest found elsewhere does not verify. "witness" lists the newest digest of
+// every other archiver instance the writer saw under its day and the day before. "objects" lists
 // every object (and _rejected/ sample, with 0 records) the instance stored during the span;
 // "removed" (compaction only) lists originals whose records are in the digest's objects and that
-// may be deleted. Each chain (one instance, or one day's compactions) links every digest to the
-// previous one by its SHA-256.
+// may be deleted, and "deleted" says they were. Each chain (one instance, or one day's
+// compactions) links every digest to the previous one by its SHA-256. Version 1 digests (no
+// "archive", "key", "witness" or "deleted") are still read.
 package layout
 
 import (

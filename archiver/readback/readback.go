@@ -22,10 +22,11 @@ import (
 const MaxDays = 366
 
 // Query selects events. From and To are partition days (YYYY-MM-DD, inclusive; To defaults to
-// From). Domain and Event filter exactly when non-empty.
+// From). Domain, App, Stream and Event filter exactly when non-empty.
 type Query struct {
-	From, To      string
-	Domain, Event string
+	From, To            string
+	Domain, App, Stream string
+	Event               string
 	// BadLine, if set, is told about each line that is not a readable archive record; the read
 	// goes on with the next line. When nil, Read still reads every other line and returns a
 	// *BadLinesError at the end.
@@ -58,6 +59,7 @@ func (e *BadLinesError) Error() string {
 type Event struct {
 	Raw                                          json.RawMessage // the full line as archived, without the newline
 	Domain, App, Stream, Event, PublishTimestamp string          // PublishTimestamp: the string's contents or the number's literal
+	ClientIP, NodeIP                             string          // "from where": the pushing client and the Live node
 	Archive                                      layout.Archive
 	// Body is the callback as received (compacted), without the archive field. Aliases Raw
 	// except for its final '}'.
@@ -70,16 +72,16 @@ var ErrStop = errors.New("stop reading")
 // Days validates q and returns its partition days in order.
 func (q Query) Days() ([]string, error) {
 	if q.From == "" {
-		return nil, errors.New("missing --from: give the first day to read as YYYY-MM-DD")
+		return nil, errors.New("missing --from: give the first day to read as YYYY-MM-DD, today or yesterday")
 	}
 	from, err := time.Parse(layout.DayLayout, q.From)
 	if err != nil {
-		return nil, fmt.Errorf("invalid --from %q: want a date as YYYY-MM-DD", q.From)
+		return nil, fmt.Errorf("invalid --from %q: want a date as YYYY-MM-DD, today or yesterday", q.From)
 	}
 	to := from
 	if q.To != "" {
 		if to, err = time.Parse(layout.DayLayout, q.To); err != nil {
-			return nil, fmt.Errorf("invalid --to %q: want a date as YYYY-MM-DD", q.To)
+			return nil, fmt.Errorf("invalid --to %q: want a date as YYYY-MM-DD, today or yesterday", q.To)
 		}
 	}
 	if to.Before(from) {
@@ -145,6 +147,11 @@ func readDays(ctx context.Context, s storage.Store, days []string, q Query, fn f
 	return nil
 }
 
+func (q Query) match(e Event) bool {
+	return (q.Domain == "" || e.Domain == q.Domain) && (q.App == "" || e.App == q.App) &&
+		(q.Stream == "" || e.Stream == q.Stream) && (q.Event == "" || e.Event == q.Event)
+}
+
 func readObject(ctx context.Context, s storage.Store, key string, gz bool, q Query, fn func(Event) error) error {
 	rc, err := s.Get(ctx, key)
 	if err != nil {
@@ -170,7 +177,7 @@ func readObject(ctx context.Context, s storage.Store, key string, gz bool, q Que
 				ev, perr := ParseLine(line)
 				if perr != nil {
 					q.BadLine(BadLine{Key: key, Line: lineNo, Err: perr})
-				} else if (q.Domain == "" || ev.Domain == q.Domain) && (q.Event == "" || ev.Event == q.Event) {
+				} else if q.match(ev) {
 					if ferr := fn(ev); ferr != nil {
 						return ferr
 					}
@@ -196,6 +203,7 @@ func readObject(ctx context.Context, s storage.Store, key string, gz bool, q Que
 func ParseLine(line []byte) (Event, error) {
 	var f struct {
 		domain, app, stream, event, pts json.RawMessage
+		clientIP, nodeIP                json.RawMessage
 	}
 	var arch json.RawMessage
 	archAt := -1 // offset of the end of the value before "archive"
@@ -218,6 +226,10 @@ func ParseLine(line []byte) (Event, error) {
 			f.event = val
 		case "publish_timestamp":
 			f.pts = val
+		case "client_ip":
+			f.clientIP = val
+		case "node_ip":
+			f.nodeIP = val
 		case "archive":
 			arch, archAt = val, prevEnd
 		}
@@ -246,6 +258,8 @@ func ParseLine(line []byte) (Event, error) {
 		Stream:           text(f.stream),
 		Event:            text(f.event),
 		PublishTimestamp: text(f.pts),
+		ClientIP:         text(f.clientIP),
+		NodeIP:           text(f.nodeIP),
 		Archive:          a,
 		Body:             body,
 	}, nil

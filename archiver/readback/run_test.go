@@ -3,6 +3,7 @@ package readback_test
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,6 +133,38 @@ func TestRunFileStore(t *testing.T) {
 	if out != want.String() || out == "" {
 		t.Fatalf("stdout =\n%s\nwant\n%s", out, want.String())
 	}
+	// --format csv with --stream and --tz: a header, one row per matching event, times in the zone.
+	code, out, errOut = run(t, "--store", "file://"+dir, "--from", "2026-11-27", "--stream", "room_1001", "--format", "csv", "--tz", "Asia/Shanghai")
+	if code != 0 {
+		t.Fatalf("csv: exit %d: %s", code, errOut)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(recs) < 2 || strings.Join(recs[0], ",") != strings.Join(readback.CSVColumns, ",") {
+		t.Fatalf("csv: %v\n%s", err, out)
+	}
+	n := 0
+	for _, w := range all {
+		if w.day == "2026-11-27" && bytes.Contains(w.line, []byte(`"stream":"room_1001"`)) {
+			n++
+		}
+	}
+	if len(recs)-1 != n || n == 0 {
+		t.Errorf("csv --stream room_1001: %d rows, want %d", len(recs)-1, n)
+	}
+	for _, r := range recs[1:] {
+		if r[5] != "room_1001" || !strings.HasPrefix(r[0], "2026-11-27T18:") || !strings.HasSuffix(r[0], "+08:00") || r[8] != "116.31.96.221" || r[9] != "113.96.102.42" {
+			t.Errorf("csv row %q: want stream room_1001, received_at 18:xx+08:00, client and node IP", r)
+		}
+	}
+	// The table shows where from, too.
+	code, out, _ = run(t, "--store", "file://"+dir, "--from", "2026-11-27", "--app", "live", "--stream", "room_1001", "--format", "table")
+	if code != 0 || !strings.Contains(out, "CLIENT_IP") || !strings.Contains(out, "116.31.96.221") || strings.Contains(out, "example_stream") {
+		t.Errorf("table --stream room_1001:\n%s", out)
+	}
+	code, out, _ = run(t, "--store", "file://"+dir, "--from", "2026-11-27", "--app", "other")
+	if code != 0 || out != "" {
+		t.Errorf("--app other: exit %d, %q", code, out)
+	}
 	// A store directory that does not exist is a runtime error that says so.
 	code, _, errOut = run(t, "--store", "file://"+filepath.Join(dir, "nope"), "--from", "2026-11-27")
 	if code != 1 || !strings.Contains(errOut, "does not exist") {
@@ -150,7 +183,9 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"--from", "2026-11-26", "--to", "2026-11-25"}, "before --from"},
 		{[]string{"--from", "2020-01-01", "--to", "2026-01-01"}, "at most 366 days"},
 		{[]string{"--from", "2026-11-26", "--event", "publish"}, "invalid --event"},
-		{[]string{"--from", "2026-11-26", "--format", "csv"}, "invalid --format"},
+		{[]string{"--from", "2026-11-26", "--format", "xml"}, "invalid --format"},
+		{[]string{"--from", "2026-11-26", "--tz", "Mars/Olympus"}, `invalid --tz "Mars/Olympus"`},
+		{[]string{"--from", "tomorrow"}, `invalid --from "tomorrow": want a date as YYYY-MM-DD, today or yesterday`},
 		{[]string{"--from", "2026-11-26", "extra"}, "unexpected argument"},
 		{[]string{"--from", "2026-11-26", "--bogus"}, "flag provided but not defined"},
 		{[]string{"--from", "2026-11-26", "--store", "/tmp/x"}, "unsupported store"},

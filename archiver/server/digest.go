@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
@@ -15,6 +16,7 @@ import (
 // DigestConfig is the integrity part of `archiver serve`: --digest-key and --object-lock.
 type DigestConfig struct {
 	Key        string             // PEM PKCS#8 Ed25519 private key file; "" => no digests
+	ArchiveID  string             // --archive-id; "" => the store's identity (storage.Identity)
 	ObjectLock *storage.Retention // nil => no retention
 	// Interval between digests (not a flag; 0 => hourly, tests shorten it).
 	Interval time.Duration
@@ -22,6 +24,7 @@ type DigestConfig struct {
 
 func addDigestFlags(fs *flag.FlagSet, c *DigestConfig) {
 	fs.StringVar(&c.Key, "digest-key", "", "Ed25519 private key (PEM PKCS#8, openssl genpkey -algorithm ed25519) to sign hourly digests of every stored object, for archiver verify")
+	fs.StringVar(&c.ArchiveID, "archive-id", "", "name of the archive the digests are signed for (default: the store, s3://BUCKET/PREFIX or file:///DIR); give every replica, archiver compact and archiver verify the same value when the archive may move")
 	fs.Func("object-lock", "MODE:DAYS (GOVERNANCE or COMPLIANCE): set S3 Object Lock retention on every object and digest; the bucket must have Object Lock enabled", func(v string) error {
 		r, err := storage.ParseRetention(v)
 		if err != nil {
@@ -38,6 +41,8 @@ type digestState struct {
 	key    ed25519.PrivateKey
 	retain digest.RetainFunc
 	store  storage.Store
+	// journal is the spool-mode instance's local record of what it wrote (nil in store mode).
+	journal *digest.Journal
 }
 
 // recordingStore is the store with Put going through the digest Recorder (or Retainer).
@@ -106,6 +111,23 @@ func (s *Server) startDigests(ctx context.Context, chain string) error {
 	if err != nil {
 		return fmt.Errorf("--digest-key: %w", err)
 	}
+	c.SetArchive(s.cfg.Digest.ArchiveID)
+	c.Witness()
+	if s.spool != nil {
+		// Spool mode continues one chain across restarts: the journal next to the spool says what
+		// this instance wrote itself, so a restart never signs what it finds in the bucket.
+		j, err := digest.OpenJournal(filepath.Join(s.cfg.Spool, digest.JournalFile))
+		if err != nil {
+			return fmt.Errorf("--digest-key: %w", err)
+		}
+		d.journal = j
+		d.writer.Recorder.UseJournal(j)
+		if err := c.UseJournal(cctx, j); errors.Is(err, digest.ErrHeadGone) {
+			s.log.Error("the digest chain of this instance is broken: someone deleted or changed its last digest in the store", "chain", chain, "error", err)
+		} else if err != nil {
+			return fmt.Errorf("--digest-key: %w", err)
+		}
+	}
 	d.writer.Chain = c
 	if err := d.writer.Recover(cctx); err != nil {
 		return fmt.Errorf("--digest-key: %w", err)
@@ -122,6 +144,9 @@ func (s *Server) closeDigests(ctx context.Context) error {
 		return nil
 	}
 	err := d.writer.Close(ctx)
+	if d.journal != nil {
+		_ = d.journal.Close()
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%w (the objects since the last digest will show as unlisted in archiver verify)", err)
 	}

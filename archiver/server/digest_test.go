@@ -1,21 +1,25 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/digest"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 	"github.com/livehook/terraform-provider-livehook/archiver/verify"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
@@ -83,4 +87,87 @@ func TestDigestsWrittenEveryIntervalAndAtShutdown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeletedHourlyTail: the newest hourly digest of a running instance deleted with the objects
+// it listed: the instance's next digest says so in an ERROR log and links to the missing one, so
+// verify reports the chain broken at once (no need to wait for the 70-minute tail check).
+func TestDeletedHourlyTail(t *testing.T) {
+	e := newEnv(t, nil)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	kf := filepath.Join(t.TempDir(), "k.pem")
+	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	c := e.config(t)
+	var logs lockedBuffer
+	c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c.Ack, c.FlushInterval, c.Instance = server.AckSpool, 20*time.Millisecond, "tail"
+	c.Digest.Key, c.Digest.Interval = kf, 300*time.Millisecond
+	s := start(t, c)
+	ctx := context.Background()
+	pub := key.Public().(ed25519.PublicKey)
+	hourly := func() (newest string, p digest.Payload, n int) {
+		objs, _ := e.store.List(ctx, digest.Prefix)
+		for _, o := range objs {
+			b, err := storage.ReadAll(ctx, e.store, o.Key)
+			if err != nil {
+				continue
+			}
+			q, err := digest.Decode(b, pub)
+			if err == nil && q.Kind == digest.KindHourly {
+				n++
+				if q.Seq > p.Seq {
+					newest, p = o.Key, q
+				}
+			}
+		}
+		return newest, p, n
+	}
+	for i := range 3 {
+		archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "tail", "PUBLISH", int64(1_700_000_000+i)))
+		time.Sleep(150 * time.Millisecond)
+	}
+	archivetest.Eventually(t, 10*time.Second, "two hourly digests", func() bool { _, _, n := hourly(); return n >= 2 })
+	victim, p, _ := hourly()
+	for _, o := range p.Objects {
+		if err := e.store.(storage.Deleter).Delete(ctx, o.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.store.(storage.Deleter).Delete(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	archivetest.Eventually(t, 10*time.Second, "the ERROR log naming the deleted digest", func() bool {
+		return strings.Contains(logs.String(), `"level":"ERROR"`) && strings.Contains(logs.String(), victim)
+	})
+	stop(t, s)
+	ps, _, err := verify.Verify(ctx, e.store, verify.Options{From: layout.Day(time.Now(), nil), PublicKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) == 0 || ps[0].Kind != verify.ChainBroken || !strings.Contains(ps[0].Detail, victim) {
+		t.Fatalf("verify: %+v", ps)
+	}
+	for _, p := range ps {
+		if p.Kind != verify.ChainBroken {
+			t.Errorf("unexpected %+v", p)
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -160,6 +160,10 @@ func exerciseSessions(t *testing.T, store, env []string) {
 		DurationS           *int64  `json:"duration_s"`
 		Status              string
 		Verified            bool
+		ClientIP            *string `json:"client_ip"`
+		NodeIP              *string `json:"node_ip"`
+		DoneClientIP        *string `json:"done_client_ip"`
+		DoneNodeIP          *string `json:"done_node_ip"`
 	}
 	var rows []row
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -175,10 +179,11 @@ func exerciseSessions(t *testing.T, store, env []string) {
 		domain, stream string
 		pts            int64
 		verified       bool
+		client, node   string
 	}{
-		{"open.example.com", "example_stream", 1587954134, false},
-		{"push.example.com", "example_stream", 1587954134, true},
-		{"open.example.com", "room_1001", 1764115200, false},
+		{"open.example.com", "example_stream", 1587954134, false, "100.125.58.90", "112.12.196.218"},
+		{"push.example.com", "example_stream", 1587954134, true, "100.125.58.90", "112.12.196.218"},
+		{"open.example.com", "room_1001", 1764115200, false, "116.31.96.221", "113.96.102.42"},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("listed %d sessions, want %d:\n%s", len(rows), len(want), out)
@@ -188,6 +193,9 @@ func exerciseSessions(t *testing.T, store, env []string) {
 		if r.Domain != w.domain || r.App != "live" || r.Stream != w.stream || r.PublishTimestamp != w.pts || r.Status != "closed" || r.Verified != w.verified {
 			t.Errorf("session %d: %+v, want %+v closed", i, r, w)
 			continue
+		}
+		if r.ClientIP == nil || *r.ClientIP != w.client || r.NodeIP == nil || *r.NodeIP != w.node || r.DoneClientIP != nil || r.DoneNodeIP != nil {
+			t.Errorf("session %d: from where: %+v, want client %s node %s (the same in both callbacks)", i, r, w.client, w.node)
 		}
 		if r.StartedAt != time.Unix(w.pts, 0).UTC().Format(time.RFC3339) || r.EndedAt == nil || r.DurationS == nil {
 			t.Errorf("session %d: %+v", i, r)
@@ -204,7 +212,8 @@ func exerciseSessions(t *testing.T, store, env []string) {
 
 	out, _, code = sessions("--format", "csv", "--domain", "open.example.com")
 	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
-	if code != 0 || err != nil || len(recs) != 3 || strings.Join(recs[0], ",") != "domain,app,stream,publish_timestamp,started_at,ended_at,duration_s,status,verified" {
+	if code != 0 || err != nil || len(recs) != 3 || strings.Join(recs[0], ",") != "domain,app,stream,publish_timestamp,started_at,ended_at,duration_s,status,verified,client_ip,node_ip,done_client_ip,done_node_ip" ||
+		recs[1][9] != "100.125.58.90" || recs[1][10] != "112.12.196.218" {
 		t.Errorf("csv (exit %d, %v):\n%s", code, err, out)
 	}
 

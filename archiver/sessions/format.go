@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
-	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 )
 
 // Formats of Writer.
@@ -20,11 +19,13 @@ const (
 )
 
 // Columns are the field names of the jsonl and csv formats, in order.
-var Columns = []string{"domain", "app", "stream", "publish_timestamp", "started_at", "ended_at", "duration_s", "status", "verified"}
+var Columns = []string{"domain", "app", "stream", "publish_timestamp", "started_at", "ended_at", "duration_s", "status", "verified",
+	"client_ip", "node_ip", "done_client_ip", "done_node_ip"}
 
 // Writer prints sessions in one format, streaming (nothing is held but the summary counts).
 type Writer struct {
 	format string
+	loc    *time.Location
 	w      *bufio.Writer
 	csv    *csv.Writer
 	buf    []byte
@@ -33,16 +34,20 @@ type Writer struct {
 	total  int64 // seconds streamed by closed sessions
 }
 
-// NewWriter returns a Writer for format (FormatTable, FormatJSONL or FormatCSV).
-func NewWriter(w io.Writer, format string) (*Writer, error) {
-	sw := &Writer{format: format, w: bufio.NewWriterSize(w, 64<<10), counts: map[Status]int{}}
+// NewWriter returns a Writer for format (FormatTable, FormatJSONL or FormatCSV), times in UTC.
+func NewWriter(w io.Writer, format string) (*Writer, error) { return NewWriterIn(w, format, time.UTC) }
+
+// NewWriterIn is NewWriter with started_at and ended_at shown in loc (--tz).
+func NewWriterIn(w io.Writer, format string, loc *time.Location) (*Writer, error) {
+	sw := &Writer{format: format, loc: loc, w: bufio.NewWriterSize(w, 64<<10), counts: map[Status]int{}}
 	switch format {
 	case FormatJSONL:
 	case FormatCSV:
 		sw.csv = csv.NewWriter(sw.w)
 		_ = sw.csv.Write(Columns) // an error sticks in sw.csv and is returned by Write or Close
 	case FormatTable:
-		fmt.Fprintf(sw.w, "%-20s  %-20s  %10s  %-8s  %-8s  %s\n", "STARTED_AT", "ENDED_AT", "DURATION", "STATUS", "VERIFIED", "DOMAIN/APP/STREAM")
+		fmt.Fprintf(sw.w, "%-*s  %-*s  %10s  %-8s  %-8s  %-15s  %-15s  %s\n", sw.timeWidth(), "STARTED_AT", sw.timeWidth(), "ENDED_AT",
+			"DURATION", "STATUS", "VERIFIED", "CLIENT_IP", "NODE_IP", "DOMAIN/APP/STREAM")
 	default:
 		return nil, fmt.Errorf("invalid --format %q: want table, jsonl or csv", format)
 	}
@@ -59,30 +64,49 @@ func (sw *Writer) Write(s Session) error {
 	}
 	switch sw.format {
 	case FormatJSONL:
-		sw.buf = append(s.AppendJSON(sw.buf[:0]), '\n')
+		sw.buf = append(s.AppendJSONIn(sw.buf[:0], sw.loc), '\n')
 		_, err := sw.w.Write(sw.buf)
 		return err
 	case FormatCSV:
 		ended, dur := "", ""
 		if hasEnd {
-			ended, dur = s.EndedAt.UTC().Format(layout.ReceivedAtLayout), strconv.FormatInt(d, 10)
+			ended, dur = s.EndedAt.In(sw.loc).Format(cli.TimeLayout(sw.loc, true)), strconv.FormatInt(d, 10)
 		}
 		_ = sw.csv.Write([]string{s.Domain, s.App, s.Stream, strconv.FormatInt(s.PublishTimestamp, 10),
-			s.StartedAt().Format(time.RFC3339), ended, dur, string(s.Status), strconv.FormatBool(s.Verified)})
+			s.StartedAt().In(sw.loc).Format(time.RFC3339), ended, dur, string(s.Status), strconv.FormatBool(s.Verified),
+			s.ClientIP, s.NodeIP, s.DoneClientIP, s.DoneNodeIP})
 		return sw.csv.Error()
 	default:
 		ended, dur := "-", "-"
 		if hasEnd {
-			ended, dur = s.EndedAt.UTC().Format(time.RFC3339), HumanDuration(d)
+			ended, dur = s.EndedAt.In(sw.loc).Format(time.RFC3339), HumanDuration(d)
 		}
 		verified := "no"
 		if s.Verified {
 			verified = "yes"
 		}
-		_, err := fmt.Fprintf(sw.w, "%-20s  %-20s  %10s  %-8s  %-8s  %s/%s/%s\n", s.StartedAt().Format(time.RFC3339), ended, dur,
-			s.Status, verified, cli.Cell(s.Domain), cli.Cell(s.App), cli.Cell(s.Stream))
+		_, err := fmt.Fprintf(sw.w, "%-*s  %-*s  %10s  %-8s  %-8s  %-15s  %-15s  %s/%s/%s\n", sw.timeWidth(), s.StartedAt().In(sw.loc).Format(time.RFC3339),
+			sw.timeWidth(), ended, dur, s.Status, verified, ipCell(s.ClientIP, s.DoneClientIP), ipCell(s.NodeIP, s.DoneNodeIP),
+			cli.Cell(s.Domain), cli.Cell(s.App), cli.Cell(s.Stream))
 		return err
 	}
+}
+
+// timeWidth is the width of an RFC 3339 time in the table: 20 in UTC (Z), 25 with an offset.
+func (sw *Writer) timeWidth() int {
+	if sw.loc == time.UTC {
+		return 20
+	}
+	return 25
+}
+
+// ipCell is a table's IP column: the PUBLISH's value, and the PUBLISH_DONE's after "->" where
+// it differs.
+func ipCell(ip, done string) string {
+	if done == "" {
+		return cli.Cell(ip)
+	}
+	return cli.Cell(ip) + "->" + cli.Cell(done)
 }
 
 // Summary is the table's last line: sessions per status and the time streamed by closed ones.

@@ -44,6 +44,8 @@ func oracle(t *testing.T, st storage.Store, q sessions.Query) []string {
 	type agg struct {
 		s                          sessions.Session
 		pub, done, listed, allSign bool
+		pubAt                      time.Time
+		pubIP, doneIP              [2]string // client, node of the earliest copy
 	}
 	m := map[string]*agg{}
 	for i, day := range days {
@@ -61,10 +63,17 @@ func oracle(t *testing.T, st storage.Store, q sessions.Query) []string {
 				a = &agg{s: sessions.Session{Domain: e.Domain, App: e.App, Stream: e.Stream, PublishTimestamp: pts}, allSign: true}
 				m[k] = a
 			}
+			ip := [2]string{e.ClientIP, e.NodeIP}
+			earlier := func(ok bool, at time.Time, had [2]string) bool {
+				return !ok || e.Archive.ReceivedAt.Before(at) || (e.Archive.ReceivedAt.Equal(at) && ip[0]+"\x00"+ip[1] < had[0]+"\x00"+had[1])
+			}
 			if e.Event == "PUBLISH" {
+				if earlier(a.pub, a.pubAt, a.pubIP) {
+					a.pubAt, a.pubIP = e.Archive.ReceivedAt, ip
+				}
 				a.pub = true
-			} else if !a.done || e.Archive.ReceivedAt.Before(a.s.EndedAt) {
-				a.done, a.s.EndedAt = true, e.Archive.ReceivedAt
+			} else if earlier(a.done, a.s.EndedAt, a.doneIP) {
+				a.done, a.s.EndedAt, a.doneIP = true, e.Archive.ReceivedAt, ip
 			}
 			a.allSign = a.allSign && e.Archive.Signature == layout.SignatureVerified
 			a.listed = a.listed || (i > 0 && i < len(days)-1)
@@ -84,12 +93,24 @@ func oracle(t *testing.T, st storage.Store, q sessions.Query) []string {
 		switch {
 		case a.pub && a.done:
 			s.Status = sessions.Closed
+			s.ClientIP, s.NodeIP = a.pubIP[0], a.pubIP[1]
+			if a.doneIP[0] != a.pubIP[0] {
+				s.DoneClientIP = a.doneIP[0]
+			}
+			if a.doneIP[1] != a.pubIP[1] {
+				s.DoneNodeIP = a.doneIP[1]
+			}
 		case a.pub:
 			s.Status = sessions.Open
+			s.ClientIP, s.NodeIP = a.pubIP[0], a.pubIP[1]
 		default:
 			s.Status = sessions.EndOnly
+			s.ClientIP, s.NodeIP = a.doneIP[0], a.doneIP[1]
 		}
 		if q.Status != "" && s.Status != q.Status {
+			continue
+		}
+		if (q.Event == "PUBLISH" && !a.pub) || (q.Event == "PUBLISH_DONE" && !a.done) {
 			continue
 		}
 		out = append(out, s)
@@ -139,6 +160,8 @@ func TestReadMatchesOracle(t *testing.T) {
 		{From: "2026-11-02", To: "2026-11-05", Stream: "room_4", Status: sessions.Closed},
 		{From: "2026-11-02", To: "2026-11-05", Status: sessions.EndOnly},
 		{From: "2026-11-02", To: "2026-11-05", Status: sessions.Open, App: "live"},
+		{From: "2026-11-02", To: "2026-11-05", Event: "PUBLISH_DONE"},
+		{From: "2026-11-02", To: "2026-11-05", Event: "PUBLISH", Domain: sessionstest.Domains[1]},
 	} {
 		want := oracle(t, st, q)
 		if len(want) == 0 {
@@ -157,7 +180,7 @@ func TestReadMatchesOracle(t *testing.T) {
 	// Every status occurs, and the whole range has unpairable records, so all paths ran.
 	got, stats := readAll(t, st, sessions.Query{From: "2026-11-01", To: "2026-11-06"}, sessions.ReadOptions{})
 	all := strings.Join(got, "\n")
-	for _, s := range []string{`"closed"`, `"open"`, `"end_only"`, `"verified":true`, `"verified":false`} {
+	for _, s := range []string{`"closed"`, `"open"`, `"end_only"`, `"verified":true`, `"verified":false`, `"done_client_ip":"10.0.0.2"`, `"done_node_ip":"10.1.0.2"`, `"client_ip":"10.0.0.1"`} {
 		if !strings.Contains(all, s) {
 			t.Errorf("generated archive gives no session with %s", s)
 		}

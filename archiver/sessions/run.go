@@ -16,18 +16,23 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
 
-const usage = `usage: archiver sessions --from YYYY-MM-DD [--to YYYY-MM-DD] [--store s3://BUCKET/PREFIX | --store file:///DIR]
+const usage = `usage: archiver sessions --from DAY [--to DAY] [--store s3://BUCKET/PREFIX | --store file:///DIR]
                         [--s3-endpoint URL] [--s3-region R] [--domain D] [--app A] [--stream S]
-                        [--status closed|open|end_only] [--format table|jsonl|csv]
+                        [--event PUBLISH|PUBLISH_DONE] [--status closed|open|end_only]
+                        [--format table|jsonl|csv] [--tz ZONE]
 
-Lists the push sessions ("who streamed what, when") of the days --from..--to (inclusive): one per
+Lists the push sessions ("who streamed what, when", and from where) of the partition days
+--from..--to (inclusive; a DAY is YYYY-MM-DD, today or yesterday, UTC): one per
 (domain, app, stream, publish_timestamp), pairing its PUBLISH and PUBLISH_DONE callbacks. A session
 is listed when either callback was received in the range; the partner is looked for one day beyond
 each end. Copies of a callback (redeliveries, replicas, repeats) count once.
 
 Fields (jsonl names, csv columns): domain, app, stream, publish_timestamp (unix seconds),
 started_at (RFC 3339 UTC), ended_at (the PUBLISH_DONE's archive.received_at, or null), duration_s
-(or null), status (closed, open, end_only), verified (every copy passed the signature check).
+(or null), status (closed, open, end_only), verified (every copy passed the signature check),
+client_ip and node_ip (from the PUBLISH; from the PUBLISH_DONE for end_only), done_client_ip and
+done_node_ip (the PUBLISH_DONE's where they differ, else null). --tz shows started_at and ended_at
+in a zone (e.g. Asia/Shanghai) with its offset; the days read stay the same.
 Sorted by started_at, then domain, app, stream. --format table (the default when stdout is a
 terminal, else jsonl) ends with a summary line.
 
@@ -61,13 +66,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		q      Query
 		status string
 		format string
+		days   cli.Days
+		f      cli.Filter
+		tz     string
 	)
 	cli.StoreFlags(fs, &o)
-	fs.StringVar(&q.From, "from", "", "first day, YYYY-MM-DD (required)")
-	fs.StringVar(&q.To, "to", "", "last day, YYYY-MM-DD, inclusive (default: --from)")
-	fs.StringVar(&q.Domain, "domain", "", "only sessions of this push domain")
-	fs.StringVar(&q.App, "app", "", "only sessions of this app")
-	fs.StringVar(&q.Stream, "stream", "", "only sessions of this stream")
+	cli.DayFlags(fs, &days)
+	cli.FilterFlags(fs, &f, "sessions")
+	cli.TZFlag(fs, &tz)
 	fs.StringVar(&status, "status", "", "only sessions with this status: closed, open or end_only")
 	fs.StringVar(&format, "format", "", "output format: table, jsonl or csv (default: table on a terminal, else jsonl)")
 	if code, done := cli.Parse(fs, args); done {
@@ -82,6 +88,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 	q.Status = st
+	days = days.Resolve(time.Now())
+	q.From, q.To, q.Domain, q.App, q.Stream, q.Event = days.From, days.To, f.Domain, f.App, f.Stream, f.Event
+	loc, err := cli.Zone(tz)
+	if err != nil {
+		return usageErr("%v", err)
+	}
 	if format == "" {
 		format = FormatJSONL
 		if isTerminal(stdout) {
@@ -91,7 +103,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if _, err := q.Days(); err != nil {
 		return usageErr("%v", err)
 	}
-	out, err := NewWriter(stdout, format)
+	out, err := NewWriterIn(stdout, format, loc)
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -14,11 +14,13 @@ package sessions
 
 import (
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 )
@@ -49,6 +51,12 @@ type Session struct {
 	EndedAt             time.Time // archive.received_at of the first copy of its PUBLISH_DONE; zero without one
 	Status              Status
 	Verified            bool // every archived copy of its callbacks passed the signature check
+	// ClientIP and NodeIP say from where: the pushing client and the Live node, from the first
+	// copy of the PUBLISH (of the PUBLISH_DONE for an end_only session).
+	ClientIP, NodeIP string
+	// DoneClientIP and DoneNodeIP are the PUBLISH_DONE's values where they differ from the
+	// PUBLISH's (a closed session only); empty when they agree.
+	DoneClientIP, DoneNodeIP string
 }
 
 // StartedAt is PublishTimestamp as a time (UTC).
@@ -63,8 +71,12 @@ func (s Session) DurationS() (d int64, ok bool) {
 }
 
 // AppendJSON appends s as one JSON object with the documented field names and order:
-// domain, app, stream, publish_timestamp, started_at, ended_at, duration_s, status, verified.
-func (s Session) AppendJSON(dst []byte) []byte {
+// domain, app, stream, publish_timestamp, started_at, ended_at, duration_s, status, verified,
+// client_ip, node_ip, done_client_ip, done_node_ip (the last four null when empty).
+func (s Session) AppendJSON(dst []byte) []byte { return s.AppendJSONIn(dst, time.UTC) }
+
+// AppendJSONIn is AppendJSON with started_at and ended_at in loc (RFC 3339 with its offset).
+func (s Session) AppendJSONIn(dst []byte, loc *time.Location) []byte {
 	dst = append(dst, `{"domain":`...)
 	dst = appendJSONString(dst, s.Domain)
 	dst = append(dst, `,"app":`...)
@@ -74,11 +86,11 @@ func (s Session) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"publish_timestamp":`...)
 	dst = strconv.AppendInt(dst, s.PublishTimestamp, 10)
 	dst = append(dst, `,"started_at":"`...)
-	dst = s.StartedAt().AppendFormat(dst, time.RFC3339)
+	dst = s.StartedAt().In(loc).AppendFormat(dst, time.RFC3339)
 	dst = append(dst, `","ended_at":`...)
 	if d, ok := s.DurationS(); ok {
 		dst = append(dst, '"')
-		dst = s.EndedAt.UTC().AppendFormat(dst, layout.ReceivedAtLayout)
+		dst = s.EndedAt.In(loc).AppendFormat(dst, cli.TimeLayout(loc, true))
 		dst = append(dst, `","duration_s":`...)
 		dst = strconv.AppendInt(dst, d, 10)
 	} else {
@@ -88,6 +100,17 @@ func (s Session) AppendJSON(dst []byte) []byte {
 	dst = append(dst, s.Status...)
 	dst = append(dst, `","verified":`...)
 	dst = strconv.AppendBool(dst, s.Verified)
+	for _, f := range [...]struct{ name, v string }{{"client_ip", s.ClientIP}, {"node_ip", s.NodeIP},
+		{"done_client_ip", s.DoneClientIP}, {"done_node_ip", s.DoneNodeIP}} {
+		dst = append(dst, `,"`...)
+		dst = append(dst, f.name...)
+		dst = append(dst, `":`...)
+		if f.v == "" {
+			dst = append(dst, "null"...)
+		} else {
+			dst = appendJSONString(dst, f.v)
+		}
+	}
 	return append(dst, '}')
 }
 
@@ -96,10 +119,12 @@ func (s Session) MarshalJSON() ([]byte, error) { return s.AppendJSON(nil), nil }
 
 // Query selects sessions. A session is listed when a copy of its PUBLISH or PUBLISH_DONE lies in
 // a partition day From..To (inclusive; To defaults to From); its partner is looked for one day
-// beyond each end. Domain, App, Stream and Status filter exactly when not empty.
+// beyond each end. Domain, App, Stream and Status filter exactly when not empty; Event
+// (PUBLISH or PUBLISH_DONE) keeps the sessions whose archive holds that callback.
 type Query struct {
 	From, To            string
 	Domain, App, Stream string
+	Event               string
 	Status              Status
 }
 
@@ -111,6 +136,9 @@ func (q Query) Days() (days []string, err error) {
 		return nil, err
 	}
 	if _, err := ParseStatus(string(q.Status)); err != nil {
+		return nil, err
+	}
+	if err := (cli.Filter{Event: q.Event}).Check(); err != nil {
 		return nil, err
 	}
 	first, _ := time.Parse(layout.DayLayout, inner[0])
@@ -154,22 +182,60 @@ type seen struct {
 	ok       bool
 	first    time.Time // earliest archive.received_at
 	verified bool      // every copy verified
+	// from is the client_ip and node_ip of the earliest copy (the smaller pair on a tie, so the
+	// order of reading does not matter), joined by joinIPs: one string, interned by the Pairer,
+	// keeps a partial small.
+	from string
 }
 
-func (s *seen) add(at time.Time, verified bool) {
+// joinIPs packs client and node into one string: len(client) as a uvarint, client, node (any
+// separator byte could occur in a callback's value).
+func joinIPs(client, node string) string {
+	b := make([]byte, 0, binary.MaxVarintLen64+len(client)+len(node))
+	b = binary.AppendUvarint(b, uint64(len(client)))
+	return string(append(append(b, client...), node...))
+}
+
+// ips unpacks from (both empty for a damaged value).
+func (s *seen) ips() (client, node string) {
+	var n uint64
+	for i, shift := 0, 0; i < len(s.from) && shift < 64; i, shift = i+1, shift+7 {
+		c := s.from[i]
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			if rest := s.from[i+1:]; n <= uint64(len(rest)) {
+				return rest[:n], rest[n:]
+			}
+			break
+		}
+	}
+	return "", ""
+}
+
+// earlierThan orders two copies: by received_at, then by (client_ip, node_ip).
+func (s *seen) earlierThan(o *seen) bool {
+	if !s.first.Equal(o.first) {
+		return s.first.Before(o.first)
+	}
+	c1, n1 := s.ips()
+	c2, n2 := o.ips()
+	return c1 < c2 || (c1 == c2 && n1 < n2)
+}
+
+func (s *seen) add(o seen) {
 	if !s.ok {
-		*s = seen{ok: true, first: at, verified: verified}
+		*s = o
 		return
 	}
-	if at.Before(s.first) {
-		s.first = at
+	if o.earlierThan(s) {
+		s.first, s.from = o.first, o.from
 	}
-	s.verified = s.verified && verified
+	s.verified = s.verified && o.verified
 }
 
 func (s *seen) merge(o seen) {
 	if o.ok {
-		s.add(o.first, o.verified)
+		s.add(o)
 	}
 }
 
@@ -191,10 +257,21 @@ func (p *partial) session() Session {
 	switch {
 	case p.pub.ok && p.done.ok:
 		s.Status, s.EndedAt, s.Verified = Closed, p.done.first, p.pub.verified && p.done.verified
+		s.ClientIP, s.NodeIP = p.pub.ips()
+		if client, node := p.done.ips(); p.done.from != p.pub.from {
+			if client != s.ClientIP {
+				s.DoneClientIP = client
+			}
+			if node != s.NodeIP {
+				s.DoneNodeIP = node
+			}
+		}
 	case p.pub.ok:
 		s.Status, s.Verified = Open, p.pub.verified
+		s.ClientIP, s.NodeIP = p.pub.ips()
 	default:
 		s.Status, s.EndedAt, s.Verified = EndOnly, p.done.first, p.done.verified
+		s.ClientIP, s.NodeIP = p.done.ips()
 	}
 	return s
 }
@@ -209,6 +286,7 @@ type Pairer struct {
 	today  map[key]*partial
 	sorter sorter
 	stats  Stats
+	ips    map[[2]string]string // interned seen.from values
 	// Unusable, when set, is called for each record of the range that cannot be paired: no
 	// usable publish_timestamp, or an event other than PUBLISH/PUBLISH_DONE.
 	Unusable func(day string, e readback.Event)
@@ -265,14 +343,33 @@ func (p *Pairer) Add(day string, e readback.Event) error {
 		s = &partial{key: k}
 		p.today[k] = s
 	}
-	verified := e.Archive.Signature == layout.SignatureVerified
+	c := seen{ok: true, first: e.Archive.ReceivedAt, verified: e.Archive.Signature == layout.SignatureVerified,
+		from: p.fromWhere(e.ClientIP, e.NodeIP)}
 	if isPub {
-		s.pub.add(e.Archive.ReceivedAt, verified)
+		s.pub.add(c)
 	} else {
-		s.done.add(e.Archive.ReceivedAt, verified)
+		s.done.add(c)
 	}
 	s.listed = s.listed || inRange
 	return nil
+}
+
+// maxInterned bounds the interned from-where strings (client IPs are as many as the streams'
+// clients; a new map starts when it is full).
+const maxInterned = 1 << 14
+
+// fromWhere returns client and node joined as seen.from, one copy per distinct pair.
+func (p *Pairer) fromWhere(client, node string) string {
+	k := [2]string{client, node}
+	if f, ok := p.ips[k]; ok {
+		return f
+	}
+	if p.ips == nil || len(p.ips) >= maxInterned {
+		p.ips = make(map[[2]string]string, 64)
+	}
+	f := joinIPs(client, node)
+	p.ips[k] = f
+	return f
 }
 
 // endDay hands the day's partials to the sorter.
@@ -301,6 +398,9 @@ func (p *Pairer) Finish(fn func(Session) error) (Stats, error) {
 		}
 		s := cur.session()
 		if p.q.Status != "" && s.Status != p.q.Status {
+			return nil
+		}
+		if (p.q.Event == cli.EventPublish && !cur.pub.ok) || (p.q.Event == cli.EventPublishDone && !cur.done.ok) {
 			return nil
 		}
 		return fn(s)
@@ -332,7 +432,7 @@ type Options struct {
 	TempDir string
 }
 
-// DefaultSpillAfter keeps the sort buffer near 10 MB (about 130 bytes a partial session plus its
+// DefaultSpillAfter keeps the sort buffer near 12 MB (about 180 bytes a partial session plus its
 // names); a month of a million callbacks spills a few times.
 const DefaultSpillAfter = 1 << 16
 

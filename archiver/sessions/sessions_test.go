@@ -23,6 +23,7 @@ type in struct {
 	at     string // received_at
 	sig    string // "" = none
 	client string // client_ip ("" = 10.0.0.1): a repeat differs here
+	node   string // node_ip ("" = absent)
 }
 
 func (r in) ev() readback.Event {
@@ -42,7 +43,11 @@ func (r in) ev() readback.Event {
 	if sig == "" {
 		sig = layout.SignatureNone
 	}
-	body := fmt.Appendf(nil, `{"domain":%q,"app":"live","stream":%q,"client_ip":%q,"publish_timestamp":%s,"event":%q}`, domain, r.stream, client, r.pts, r.event)
+	node := ""
+	if r.node != "" {
+		node = fmt.Sprintf(`,"node_ip":%q`, r.node)
+	}
+	body := fmt.Appendf(nil, `{"domain":%q,"app":"live","stream":%q,"client_ip":%q%s,"publish_timestamp":%s,"event":%q}`, domain, r.stream, client, node, r.pts, r.event)
 	line := layout.AppendRecord(nil, body, layout.Archive{ReceivedAt: at, Signature: sig, PublishTime: layout.ParsePublishTimestamp([]byte(r.pts)), Instance: "i"})
 	e, err := readback.ParseLine(bytes.TrimSuffix(line, []byte("\n")))
 	if err != nil {
@@ -92,8 +97,14 @@ func line(stream string, ptsSec int64, ended string, dur string, status string, 
 	if ended != "null" {
 		ended = `"` + ended + `"`
 	}
-	return fmt.Sprintf(`{"domain":"d.example.com","app":"live","stream":%q,"publish_timestamp":%d,"started_at":%q,"ended_at":%s,"duration_s":%s,"status":%q,"verified":%t}`,
+	return fmt.Sprintf(`{"domain":"d.example.com","app":"live","stream":%q,"publish_timestamp":%d,"started_at":%q,"ended_at":%s,"duration_s":%s,"status":%q,"verified":%t,"client_ip":"10.0.0.1","node_ip":null,"done_client_ip":null,"done_node_ip":null}`,
 		stream, ptsSec, started, ended, dur, status, verified)
+}
+
+// withIPs replaces a line's from-where fields (JSON values: "null" or a quoted string).
+func withIPs(l, client, node, doneClient, doneNode string) string {
+	return strings.Replace(l, `"client_ip":"10.0.0.1","node_ip":null,"done_client_ip":null,"done_node_ip":null`,
+		fmt.Sprintf(`"client_ip":%s,"node_ip":%s,"done_client_ip":%s,"done_node_ip":%s`, client, node, doneClient, doneNode), 1)
 }
 
 func TestPairing(t *testing.T) {
@@ -192,6 +203,40 @@ func TestPairing(t *testing.T) {
 			line("z", 1794293600, "null", "null", "open", false),
 			line("a", p9, "null", "null", "open", false),
 			line("b", p9, "null", "null", "open", false),
+		}},
+		{name: "from where: the earliest copy's IPs, the PUBLISH_DONE's where they differ, end_only from the PUBLISH_DONE", recs: []in{
+			{stream: "a", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:05Z", client: "10.0.0.9", node: "10.1.0.9"}, // a later repeat
+			{stream: "a", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z", client: "10.0.0.5", node: "10.1.0.1"},
+			{stream: "a", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z", client: "10.0.0.5", node: "10.1.0.2"},
+			{stream: "b", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z", client: "10.0.0.7", node: "10.1.0.7"},
+			{stream: "c", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z", client: "10.0.0.3", node: "10.1.0.3"},
+			{stream: "c", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z", client: "10.0.0.4", node: "10.1.0.3"},
+			// Two copies at the same instant: the smaller wins, whichever is read first.
+			{stream: "d", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z", client: "10.0.0.8", node: "10.1.0.1"},
+			{stream: "d", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z", client: "10.0.0.6", node: "10.1.0.1"},
+		}, want: []string{
+			withIPs(line("a", p9, "2026-11-10T10:00:00.000000000Z", "3600", "closed", false), `"10.0.0.5"`, `"10.1.0.1"`, "null", `"10.1.0.2"`),
+			withIPs(line("b", p9, "2026-11-10T10:00:00.000000000Z", "3600", "end_only", false), `"10.0.0.7"`, `"10.1.0.7"`, "null", "null"),
+			withIPs(line("c", p9, "2026-11-10T10:00:00.000000000Z", "3600", "closed", false), `"10.0.0.3"`, `"10.1.0.3"`, `"10.0.0.4"`, "null"),
+			withIPs(line("d", p9, "null", "null", "open", false), `"10.0.0.6"`, `"10.1.0.1"`, "null", "null"),
+		}},
+		{name: "--event PUBLISH_DONE: sessions whose archive holds one", q: &Query{From: "2026-11-10", To: "2026-11-11", Event: "PUBLISH_DONE"}, recs: []in{
+			{stream: "a", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
+			{stream: "b", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
+			{stream: "b", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z"},
+			{stream: "c", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z"},
+		}, want: []string{
+			line("b", p9, "2026-11-10T10:00:00.000000000Z", "3600", "closed", false),
+			line("c", p9, "2026-11-10T10:00:00.000000000Z", "3600", "end_only", false),
+		}},
+		{name: "--event PUBLISH: sessions whose archive holds one", q: &Query{From: "2026-11-10", To: "2026-11-11", Event: "PUBLISH"}, recs: []in{
+			{stream: "a", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
+			{stream: "b", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
+			{stream: "b", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z"},
+			{stream: "c", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z"},
+		}, want: []string{
+			line("a", p9, "null", "null", "open", false),
+			line("b", p9, "2026-11-10T10:00:00.000000000Z", "3600", "closed", false),
 		}},
 		{name: "filters", q: &Query{From: "2026-11-10", To: "2026-11-11", Domain: "d.example.com", Stream: "b", Status: Closed}, recs: []in{
 			{stream: "a", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
@@ -322,13 +367,16 @@ func TestHumanDuration(t *testing.T) {
 
 func TestWriterFormats(t *testing.T) {
 	ss := []Session{
-		{Domain: "d.example.com", App: "live", Stream: "a", PublishTimestamp: t0, EndedAt: time.Unix(t0+3725, 0).UTC(), Status: Closed, Verified: true},
-		{Domain: "d.example.com", App: "live", Stream: "=cmd|' /C calc'!A0", PublishTimestamp: t0 + 10, Status: Open},
-		{Domain: "d.example.com", App: "live", Stream: "evil\x1b]0;pwned\x07\u202e", PublishTimestamp: t0 + 20, EndedAt: time.Unix(t0+30, 0).UTC(), Status: EndOnly},
+		{Domain: "d.example.com", App: "live", Stream: "a", PublishTimestamp: t0, EndedAt: time.Unix(t0+3725, 0).UTC(), Status: Closed, Verified: true,
+			ClientIP: "10.0.0.1", NodeIP: "10.1.0.1", DoneNodeIP: "10.1.0.2"},
+		{Domain: "d.example.com", App: "live", Stream: "=cmd|' /C calc'!A0", PublishTimestamp: t0 + 10, Status: Open, ClientIP: "2001:db8::1"},
+		{Domain: "d.example.com", App: "live", Stream: "evil\x1b]0;pwned\x07\u202e", PublishTimestamp: t0 + 20, EndedAt: time.Unix(t0+30, 0).UTC(), Status: EndOnly,
+			ClientIP: "\x1b[2J", NodeIP: "10.1.0.3"},
 	}
+	loc := time.UTC
 	render := func(format string) string {
 		var b bytes.Buffer
-		w, err := NewWriter(&b, format)
+		w, err := NewWriterIn(&b, format, loc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,10 +391,10 @@ func TestWriterFormats(t *testing.T) {
 		return b.String()
 	}
 	csvOut := render(FormatCSV)
-	wantCSV := "domain,app,stream,publish_timestamp,started_at,ended_at,duration_s,status,verified\n" +
-		"d.example.com,live,a,1794268800,2026-11-10T00:00:00Z,2026-11-10T01:02:05.000000000Z,3725,closed,true\n" +
-		"d.example.com,live,=cmd|' /C calc'!A0,1794268810,2026-11-10T00:00:10Z,,,open,false\n" +
-		"d.example.com,live,evil\x1b]0;pwned\x07\u202e,1794268820,2026-11-10T00:00:20Z,2026-11-10T00:00:30.000000000Z,10,end_only,false\n"
+	wantCSV := "domain,app,stream,publish_timestamp,started_at,ended_at,duration_s,status,verified,client_ip,node_ip,done_client_ip,done_node_ip\n" +
+		"d.example.com,live,a,1794268800,2026-11-10T00:00:00Z,2026-11-10T01:02:05.000000000Z,3725,closed,true,10.0.0.1,10.1.0.1,,10.1.0.2\n" +
+		"d.example.com,live,=cmd|' /C calc'!A0,1794268810,2026-11-10T00:00:10Z,,,open,false,2001:db8::1,,,\n" +
+		"d.example.com,live,evil\x1b]0;pwned\x07\u202e,1794268820,2026-11-10T00:00:20Z,2026-11-10T00:00:30.000000000Z,10,end_only,false,\x1b[2J,10.1.0.3,,\n"
 	if csvOut != wantCSV {
 		t.Errorf("csv:\n%q\nwant\n%q", csvOut, wantCSV)
 	}
@@ -358,14 +406,19 @@ func TestWriterFormats(t *testing.T) {
 	if len(lines) != 6 {
 		t.Fatalf("table: want a header, 3 rows, a blank line and the summary:\n%s", table)
 	}
+	// Aligned while the IP cells fit their 15 columns (an IPv4 address; a longer IPv6 address or
+	// a changed IP pushes the rest of its row, as the table streams).
 	col := strings.Index(lines[0], "DOMAIN/APP/STREAM")
-	for _, l := range lines[1:4] {
+	for _, l := range lines[2:4] {
 		if strings.Index(l, "d.example.com/") != col {
 			t.Errorf("table not aligned:\n%s", table)
 		}
 	}
-	if !strings.Contains(lines[1], "1h02m05s") || !strings.Contains(lines[1], "yes") {
+	if !strings.Contains(lines[1], "1h02m05s") || !strings.Contains(lines[1], "yes") || !strings.Contains(lines[1], " 10.0.0.1 ") || !strings.Contains(lines[1], " 10.1.0.1->10.1.0.2 ") {
 		t.Errorf("row 1: %q", lines[1])
+	}
+	if !strings.Contains(lines[2], " 2001:db8::1 ") || !strings.Contains(lines[3], " ?[2J ") {
+		t.Errorf("rows 2, 3: IPs %q %q", lines[2], lines[3])
 	}
 	if want := "3 sessions: 1 closed, 1 open, 1 end_only; streamed 1h02m05s (closed sessions)"; lines[5] != want {
 		t.Errorf("summary %q, want %q", lines[5], want)
@@ -382,7 +435,34 @@ func TestWriterFormats(t *testing.T) {
 	if n != 3 {
 		t.Errorf("jsonl: %d lines", n)
 	}
+	// --tz: the same instants in another zone, with its offset, in every format.
+	loc, _ = time.LoadLocation("Asia/Shanghai")
+	for format, want := range map[string][]string{
+		FormatJSONL: {`"started_at":"2026-11-10T08:00:00+08:00","ended_at":"2026-11-10T09:02:05.000000000+08:00"`},
+		FormatCSV:   {",2026-11-10T08:00:00+08:00,2026-11-10T09:02:05.000000000+08:00,3725,"},
+		FormatTable: {"2026-11-10T08:00:00+08:00  2026-11-10T09:02:05+08:00    1h02m05s"},
+	} {
+		if out := render(format); !strings.Contains(out, want[0]) || strings.Contains(out, "Z") {
+			t.Errorf("--tz Asia/Shanghai %s: want %q and no UTC times:\n%s", format, want[0], out)
+		}
+	}
 	if _, err := NewWriter(&bytes.Buffer{}, "xml"); err == nil || !strings.Contains(err.Error(), "table, jsonl or csv") {
 		t.Errorf("bad format: %v", err)
+	}
+}
+
+// TestJoinIPs: any bytes in a callback's client_ip and node_ip come back as they were (a NUL or
+// a length-like prefix cannot shift one into the other), and a damaged value gives empty ones.
+func TestJoinIPs(t *testing.T) {
+	for _, c := range [][2]string{{"", ""}, {"10.0.0.1", "10.1.0.1"}, {"a\x00b", "c"}, {"", "\x05xyz"}, {strings.Repeat("x", 300), "2001:db8::1"}} {
+		s := seen{from: joinIPs(c[0], c[1])}
+		if client, node := s.ips(); client != c[0] || node != c[1] {
+			t.Errorf("joinIPs(%q, %q) comes back as %q, %q", c[0], c[1], client, node)
+		}
+	}
+	for _, bad := range []string{"", "\x09short", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"} {
+		if client, node := (&seen{from: bad}).ips(); client != "" || node != "" {
+			t.Errorf("damaged %q gives %q, %q", bad, client, node)
+		}
 	}
 }

@@ -228,7 +228,8 @@ func (h *runHeap) Pop() any {
 }
 
 // Spill record: flags byte, then domain, app, stream (uvarint length + bytes), pts (varint), and
-// for each callback present its first received_at (varint seconds, uvarint nanoseconds).
+// for each callback present its first received_at (varint seconds, uvarint nanoseconds) and that
+// copy's client_ip and node_ip (seen.from: uvarint length + bytes).
 const (
 	fListed = 1 << iota
 	fPub
@@ -256,17 +257,38 @@ func encodePartial(b []byte, p *partial) []byte {
 	}
 	b = append(b, f)
 	for _, s := range [...]string{p.domain, p.app, p.stream} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
+		b = appendString(b, s)
 	}
 	b = binary.AppendVarint(b, p.pts)
 	for _, s := range [...]*seen{&p.pub, &p.done} {
 		if s.ok {
 			b = binary.AppendVarint(b, s.first.Unix())
 			b = binary.AppendUvarint(b, uint64(s.first.Nanosecond()))
+			b = appendString(b, s.from)
 		}
 	}
 	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func readString(r *bufio.Reader) (string, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > maxSpillString {
+		return "", errDamaged
+	}
+	if n == 0 {
+		return "", nil
+	}
+	// Grow with the data actually there, not with the length a damaged file claims.
+	var b bytes.Buffer
+	if _, err := io.CopyN(&b, r, int64(n)); err != nil {
+		return "", errDamaged
+	}
+	return b.String(), nil
 }
 
 // maxSpillString bounds a decoded name, so a damaged file cannot ask for a huge allocation.
@@ -285,16 +307,9 @@ func decodePartial(r *bufio.Reader, p *partial) (bool, error) {
 	}
 	var strs [3]string
 	for i := range strs {
-		n, err := binary.ReadUvarint(r)
-		if err != nil || n > maxSpillString {
-			return false, errDamaged
+		if strs[i], err = readString(r); err != nil {
+			return false, err
 		}
-		// Grow with the data actually there, not with the length a damaged file claims.
-		var b bytes.Buffer
-		if _, err := io.CopyN(&b, r, int64(n)); err != nil {
-			return false, errDamaged
-		}
-		strs[i] = b.String()
 	}
 	pts, err := binary.ReadVarint(r)
 	if err != nil {
@@ -313,7 +328,11 @@ func decodePartial(r *bufio.Reader, p *partial) (bool, error) {
 		if err1 != nil || err2 != nil || ns >= 1e9 {
 			return false, errDamaged
 		}
-		*x.s = seen{ok: true, first: time.Unix(sec, int64(ns)).UTC(), verified: f&x.verified != 0}
+		from, err := readString(r)
+		if err != nil {
+			return false, errDamaged
+		}
+		*x.s = seen{ok: true, first: time.Unix(sec, int64(ns)).UTC(), verified: f&x.verified != 0, from: from}
 	}
 	return true, nil
 }

@@ -187,3 +187,13 @@ func (s *fileStore) Ping(ctx context.Context) error {
 	_ = os.Remove(name)
 	return nil
 }
+
+// Identity is the directory's absolute path (see storage.Identity), so file:archive and
+// file:///abs/archive name the same archive.
+func (s *fileStore) Identity() string {
+	dir, err := filepath.Abs(s.dir)
+	if err != nil {
+		dir = filepath.Clean(s.dir)
+	}
+	return "file://" + filepath.ToSlash(dir)
+}

@@ -282,3 +282,6 @@ func (s *s3Store) scrub(msg string) string {
 	}
 	return msg
 }
+
+// Identity is the archive's name without the endpoint (see storage.Identity).
+func (s *s3Store) Identity() string { return fmt.Sprintf("s3://%s/%s", s.bucket, s.prefix) }

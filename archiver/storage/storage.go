@@ -257,3 +257,13 @@ var credentialCodes = map[string]bool{
 	"ExpiredToken": true, "InvalidSecurity": true, "Forbidden": true, "XAdminUserNotFound": true,
 	"AllAccessDisabled": true, "AccountProblem": true,
 }
+
+// Identity names the archive a store holds, independent of how it is reached: "s3://bucket/prefix"
+// (no endpoint: the same bucket behind another endpoint is the same archive) or "file:///dir".
+// Digests are signed for it, so a digest copied from another bucket or prefix does not verify.
+func Identity(s Store) string {
+	if id, ok := s.(interface{ Identity() string }); ok {
+		return id.Identity()
+	}
+	return s.String()
+}

@@ -482,3 +482,24 @@ func TestMain(m *testing.M) {
 	versitygw.StopShared()
 	os.Exit(code)
 }
+
+// TestFileIdentity: a file store's identity is its absolute directory, however the URL names it
+// (digests are signed for it).
+func TestFileIdentity(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.Mkdir("archive", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, u := range []string{"file:archive", "file://" + filepath.Join(dir, "archive"), "file://" + filepath.Join(dir, "archive") + "/"} {
+		st, err := storage.Open(context.Background(), storage.Options{URL: u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[storage.Identity(st)] = true
+	}
+	if len(ids) != 1 {
+		t.Fatalf("identities %v", ids)
+	}
+}

@@ -1,11 +1,17 @@
 package provider
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,6 +23,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/internal/emulator"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/devenv"
 )
 
 // testAccProtoV6ProviderFactories serves the provider in-process to the real terraform
@@ -204,4 +211,161 @@ func errorRe(phrases ...string) *regexp.Regexp {
 		parts = append(parts, strings.Join(words, `[\s│]+`))
 	}
 	return regexp.MustCompile(`(?s)` + strings.Join(parts, `.*`))
+}
+
+// setConfigViaControlAPI changes domain's config through the emulator's HTTP control API
+// (PUT /_emulator/configs), the way an operator's script or the console would: outside
+// Terraform and outside this process's view of the emulator.
+func (l *testLive) setConfigViaControlAPI(t *testing.T, domain string, n emulator.Notification) {
+	t.Helper()
+	if err := devenv.NewEmulatorControl(l.URL).SetConfig(context.Background(), domain, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// workFile reads a file terraform-plugin-testing keeps in the working directory of a TestCase
+// whose WorkingDir is dir (it creates one work* directory in it): terraform.tfstate or tfplan.
+func workFile(dir, name string) ([]byte, error) {
+	m, err := filepath.Glob(filepath.Join(dir, "work*", name))
+	if err != nil || len(m) != 1 {
+		return nil, fmt.Errorf("want one %s under %s, found %v (%v)", name, dir, m, err)
+	}
+	return os.ReadFile(m[0])
+}
+
+// secretForms are the ways a secret could be written into a file: as is, base64 (the state's
+// private field and protobuf bytes), hex.
+func secretForms(secret string) []string {
+	return []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), hex.EncodeToString([]byte(secret))}
+}
+
+// noSecretIn fails when b holds any form of a secret; what names b in the error.
+func noSecretIn(what string, b []byte, secrets ...string) error {
+	for _, s := range secrets {
+		for i, form := range secretForms(s) {
+			if bytes.Contains(b, []byte(form)) {
+				return fmt.Errorf("%s contains a key (%d characters, form %d)", what, len(s), i)
+			}
+		}
+	}
+	return nil
+}
+
+// noSecretInStateFile checks the raw bytes of the state file (private state included), not
+// the parsed attributes terraform-plugin-testing shows to Check functions.
+func noSecretInStateFile(dir string, secrets ...string) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		b, err := workFile(dir, "terraform.tfstate")
+		if err != nil {
+			return err
+		}
+		return noSecretIn("the state file", b, secrets...)
+	}
+}
+
+// noSecretInPlanFile is a plan check on the saved plan (a zip: plan, prior state,
+// configuration): no entry may hold the secrets.
+type noSecretInPlanFile struct {
+	dir     string
+	secrets []string
+}
+
+func (n noSecretInPlanFile) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	whole, err := json.Marshal(req.Plan)
+	if err != nil {
+		resp.Error = err
+		return
+	}
+	if resp.Error = noSecretIn("the JSON plan", whole, n.secrets...); resp.Error != nil {
+		return
+	}
+	raw, err := workFile(n.dir, "tfplan")
+	if err != nil {
+		resp.Error = err
+		return
+	}
+	zr, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		resp.Error = fmt.Errorf("the plan file is not a zip: %w", err)
+		return
+	}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			resp.Error = err
+			return
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			resp.Error = err
+			return
+		}
+		if resp.Error = noSecretIn("plan file entry "+f.Name, b, n.secrets...); resp.Error != nil {
+			return
+		}
+	}
+}
+
+// privateOf decodes the private state of a resource instance in the state file: base64 of the
+// framework's JSON object, whose values are the providers' JSON values, base64 again.
+func privateOf(dir, resourceType, name string) (map[string][]byte, error) {
+	b, err := workFile(dir, "terraform.tfstate")
+	if err != nil {
+		return nil, err
+	}
+	var st struct {
+		Resources []struct {
+			Mode, Type, Name string
+			Instances        []struct {
+				Private string `json:"private"`
+			} `json:"instances"`
+		} `json:"resources"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("state file: %w", err)
+	}
+	for _, r := range st.Resources {
+		if r.Mode != "managed" || r.Type != resourceType || r.Name != name || len(r.Instances) != 1 {
+			continue
+		}
+		out := map[string][]byte{}
+		if r.Instances[0].Private == "" {
+			return out, nil
+		}
+		raw, err := base64.StdEncoding.DecodeString(r.Instances[0].Private)
+		if err != nil {
+			return nil, fmt.Errorf("private of %s.%s: %w", resourceType, name, err)
+		}
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return nil, fmt.Errorf("private of %s.%s: %w", resourceType, name, err)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("no managed %s.%s in the state file", resourceType, name)
+}
+
+// fingerprintIn returns the key fingerprint kept in the private state of resourceType.name.
+func fingerprintIn(dir, resourceType, name string) (keyFingerprint, bool, error) {
+	p, err := privateOf(dir, resourceType, name)
+	if err != nil {
+		return keyFingerprint{}, false, err
+	}
+	raw, ok := p[privateKeyFingerprint]
+	if !ok {
+		return keyFingerprint{}, false, nil
+	}
+	var f keyFingerprint
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return f, false, fmt.Errorf("fingerprint in private state: %w", err)
+	}
+	return f, true, nil
+}
+
+// sideEffect is a plan check that does something between plan and apply (PreApply), such as
+// changing the emulator behind Terraform's back.
+type sideEffect func() error
+
+func (s sideEffect) CheckPlan(_ context.Context, _ plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	resp.Error = s()
 }

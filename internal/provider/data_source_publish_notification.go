@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -71,7 +72,8 @@ func (d *publishNotificationDataSource) Schema(_ context.Context, _ datasource.S
 			},
 			"auth_sign_key": schema.StringAttribute{
 				MarkdownDescription: "The callback signing key; null when none. Sensitive: it ends up in the state of " +
-					"the configuration that reads it, so prefer `auth_sign_key_set` unless you need the key itself.",
+					"the configuration that reads it, so prefer `auth_sign_key_set`, or the `livehook_publish_notification` " +
+					"ephemeral resource when you need the key itself (it stores nothing).",
 				Computed:  true,
 				Sensitive: true,
 			},
@@ -93,22 +95,9 @@ func (d *publishNotificationDataSource) Read(ctx context.Context, req datasource
 	defer cancel()
 
 	domain := cfg.Domain.ValueString()
-	n, err := d.data.client.Get(ctx, domain)
-	if errors.Is(err, liveapi.ErrNotFound) {
-		detail := fmt.Sprintf("The push domain %q has no publish notification configured in project %s (%s).\n\n"+
-			"Create one with the livehook_publish_notification resource, or check the domain name, project_id and region.",
-			domain, d.data.projectID, d.data.apiLocation())
-		var apiErr *liveapi.APIError
-		if errors.As(err, &apiErr) {
-			detail += fmt.Sprintf(" The Live API answered HTTP %d %s: %s (request ID %s), which it also answers for a "+
-				"domain that does not exist in this project and region.", apiErr.StatusCode, apiErr.Code, apiErr.Message,
-				orDefault(apiErr.RequestID, "(none)"))
-		}
-		resp.Diagnostics.AddAttributeError(path.Root("domain"), "No publish notification for "+domain, detail)
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.Append(apiErrorDiagnostic(d.data, "read", domain, defaultTimeout, err))
+	n, diags := getNotification(ctx, d.data, domain)
+	resp.Diagnostics.Append(diags...)
+	if diags.HasError() {
 		return
 	}
 	ctx = maskSecrets(ctx, n.AuthSignKey)
@@ -120,4 +109,29 @@ func (d *publishNotificationDataSource) Read(ctx context.Context, req datasource
 	cfg.AuthSignKeySet = types.BoolValue(n.AuthSignKey != "")
 	cfg.AuthSignKey = stringOrNull(n.AuthSignKey)
 	resp.Diagnostics.Append(resp.State.Set(ctx, cfg)...)
+}
+
+// getNotification is the read of the data source and the ephemeral resource: the domain's
+// config, or an error that says what to do (no config for the domain, or the API's error).
+func getNotification(ctx context.Context, data *providerData, domain string) (*liveapi.Notification, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	n, err := data.client.Get(ctx, domain)
+	if errors.Is(err, liveapi.ErrNotFound) {
+		detail := fmt.Sprintf("The push domain %q has no publish notification configured in project %s (%s).\n\n"+
+			"Create one with the livehook_publish_notification resource, or check the domain name, project_id and region.",
+			domain, data.projectID, data.apiLocation())
+		var apiErr *liveapi.APIError
+		if errors.As(err, &apiErr) {
+			detail += fmt.Sprintf(" The Live API answered HTTP %d %s: %s (request ID %s), which it also answers for a "+
+				"domain that does not exist in this project and region.", apiErr.StatusCode, apiErr.Code, apiErr.Message,
+				orDefault(apiErr.RequestID, "(none)"))
+		}
+		diags.AddAttributeError(path.Root("domain"), "No publish notification for "+domain, detail)
+		return nil, diags
+	}
+	if err != nil {
+		diags.Append(apiErrorDiagnostic(data, "read", domain, defaultTimeout, err))
+		return nil, diags
+	}
+	return n, diags
 }

@@ -1,7 +1,7 @@
 // Package provider implements the livehook Terraform provider (terraform-plugin-framework,
-// protocol 6): the provider configuration, the livehook_publish_notification resource and
-// data source. All Live API traffic goes through one internal/liveapi client per provider
-// instance, so retries and the client-side rate limit are shared by every resource.
+// protocol 6): the provider configuration, the livehook_publish_notification resource, data
+// source and ephemeral resource. All Live API traffic goes through one internal/liveapi client
+// per provider instance, so retries and the client-side rate limit are shared by every resource.
 package provider
 
 import (
@@ -14,12 +14,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/function"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
@@ -54,8 +57,9 @@ const (
 const maxRetriesLimit = 50
 
 var (
-	_ provider.Provider              = (*livehookProvider)(nil)
-	_ provider.ProviderWithFunctions = (*livehookProvider)(nil)
+	_ provider.Provider                       = (*livehookProvider)(nil)
+	_ provider.ProviderWithFunctions          = (*livehookProvider)(nil)
+	_ provider.ProviderWithEphemeralResources = (*livehookProvider)(nil)
 )
 
 // livehookProvider is one provider instance; Terraform configures each instance once.
@@ -94,6 +98,30 @@ type providerData struct {
 	projectID string
 	endpoint  string // as configured ("" when derived from the region), for messages
 	region    string
+
+	// absent holds, per push domain, when this process last saw that it has no publish
+	// notification (the takeover check of a planned create). See justCheckedAbsent.
+	absent sync.Map // string -> time.Time
+}
+
+// justChecked is how recent a takeover check must be for Create to rely on it. During apply
+// Terraform plans each resource again right before creating it, in the same provider process,
+// so that check is milliseconds old; a second GET in Create would only double the requests
+// (and the time a rate-limited apply takes) for no gain.
+const justChecked = 5 * time.Second
+
+// noteAbsent records that domain had no publish notification just now.
+func (d *providerData) noteAbsent(domain string) { d.absent.Store(domain, time.Now()) }
+
+// justCheckedAbsent reports (once) whether domain was found without a publish notification
+// within justChecked.
+func (d *providerData) justCheckedAbsent(domain string) bool {
+	v, ok := d.absent.LoadAndDelete(domain)
+	if !ok {
+		return false
+	}
+	t, ok := v.(time.Time)
+	return ok && time.Since(t) < justChecked
 }
 
 // providerDataFrom is the Configure of the resource and the data source: nil until the provider
@@ -275,6 +303,7 @@ func (p *livehookProvider) Configure(ctx context.Context, req provider.Configure
 		data := &providerData{notConfigured: why}
 		resp.ResourceData = data
 		resp.DataSourceData = data
+		resp.EphemeralResourceData = data
 		return
 	}
 	for _, m := range missing {
@@ -333,6 +362,7 @@ func (p *livehookProvider) Configure(ctx context.Context, req provider.Configure
 	data := &providerData{client: client, projectID: projectID, endpoint: endpoint, region: region}
 	resp.ResourceData = data
 	resp.DataSourceData = data
+	resp.EphemeralResourceData = data
 }
 
 // clientLimits resolves max_retries (in liveapi's convention: 0 default, -1 none) and
@@ -387,6 +417,10 @@ func (p *livehookProvider) Resources(_ context.Context) []func() resource.Resour
 
 func (p *livehookProvider) DataSources(_ context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{NewPublishNotificationDataSource}
+}
+
+func (p *livehookProvider) EphemeralResources(_ context.Context) []func() ephemeral.EphemeralResource {
+	return []func() ephemeral.EphemeralResource{NewPublishNotificationEphemeralResource}
 }
 
 // effectiveRetries turns liveapi's MaxRetries convention (0 default, -1 none) into a count for logs.

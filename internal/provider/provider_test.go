@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
@@ -361,6 +362,18 @@ func TestSchemas(t *testing.T) {
 			t.Fatalf("data source schema: %v", d)
 		}
 		requireDescriptions(t, "data source", dresp.Schema.Attributes)
+	}
+	eps := p.(provider.ProviderWithEphemeralResources).EphemeralResources(ctx)
+	if len(eps) == 0 {
+		t.Fatal("the provider has no ephemeral resources")
+	}
+	for _, f := range eps {
+		var eresp ephemeral.SchemaResponse
+		f().Schema(ctx, ephemeral.SchemaRequest{}, &eresp)
+		if d := eresp.Schema.ValidateImplementation(ctx); d.HasError() {
+			t.Fatalf("ephemeral resource schema: %v", d)
+		}
+		requireDescriptions(t, "ephemeral resource", eresp.Schema.Attributes)
 	}
 }
 

@@ -34,6 +34,7 @@ var (
 	_ resource.ResourceWithConfigure        = (*publishNotificationResource)(nil)
 	_ resource.ResourceWithImportState      = (*publishNotificationResource)(nil)
 	_ resource.ResourceWithConfigValidators = (*publishNotificationResource)(nil)
+	_ resource.ResourceWithModifyPlan       = (*publishNotificationResource)(nil)
 )
 
 // NewPublishNotificationResource is the livehook_publish_notification resource factory.
@@ -66,8 +67,11 @@ func (r *publishNotificationResource) Schema(ctx context.Context, _ resource.Sch
 		MarkdownDescription: "Manages the publish notification of one Huawei Cloud Live push domain: the URL that Live calls " +
 			"(HTTP POST) when a stream starts (`PUBLISH`) or stops (`PUBLISH_DONE`), the optional key used to sign those " +
 			"callbacks, and where the callbacks are sent from.\n\n" +
-			"A push domain has at most one publish notification. Creating this resource for a domain that already has one " +
-			"fails and tells you how to import it instead.",
+			"A push domain has at most one publish notification. Planning this resource for a domain that already has one " +
+			"fails (`terraform plan` already, before anything is applied) and tells you how to import it instead.\n\n" +
+			"With the write-only key (`auth_sign_key_wo`) the provider keeps a keyed hash of the key it last sent in the " +
+			"resource's private state (never the key itself). The plan warns when the key on Live no longer matches it " +
+			"(changed outside Terraform) and when `auth_sign_key_wo` changed but `auth_sign_key_wo_version` did not.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The push domain (same as `domain`); the import ID.",
@@ -99,7 +103,8 @@ func (r *publishNotificationResource) Schema(ctx context.Context, _ resource.Sch
 				MarkdownDescription: "Write-only variant of `auth_sign_key` (Terraform 1.11 or later): the key (" + keyRules +
 					") is sent to Live but never stored in the plan or the state. Requires `auth_sign_key_wo_version`; the " +
 					"key is only sent again when that version changes, so change both together to rotate the key. " +
-					"Changes made to the key outside Terraform are not detected with this variant.",
+					"A key changed outside Terraform, or a new `auth_sign_key_wo` without a new version, is reported as a " +
+					"warning in the plan (from a keyed hash of the last sent key, kept in private state).",
 				Optional:   true,
 				Sensitive:  true,
 				WriteOnly:  true,
@@ -180,7 +185,7 @@ func begin(ctx context.Context, get func(context.Context, any) diag.Diagnostics,
 func (r *publishNotificationResource) write(ctx context.Context, op string, planIn tfsdk.Plan, config tfsdk.Config,
 	timeoutOf func(timeouts.Value, context.Context, time.Duration) (time.Duration, diag.Diagnostics),
 	precheck func(ctx context.Context, domain string, timeout time.Duration, diags *diag.Diagnostics) bool,
-	state *tfsdk.State, diags *diag.Diagnostics,
+	state *tfsdk.State, private privateStore, diags *diag.Diagnostics,
 ) (domain string, created, ok bool) {
 	plan, timeout, ctx, cancel, ok := begin(ctx, planIn.Get, timeoutOf, diags)
 	if !ok {
@@ -211,11 +216,13 @@ func (r *publishNotificationResource) write(ctx context.Context, op string, plan
 	plan.ID = types.StringValue(domain)
 	plan.AuthSignKeyWO = types.StringNull() // never in state (the framework nulls it too)
 	diags.Append(state.Set(ctx, plan)...)
+	diags.Append(recordSentKey(ctx, private, domain, wo)...)
 	return domain, created, !diags.HasError()
 }
 
 func (r *publishNotificationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	domain, created, ok := r.write(ctx, "create", req.Plan, req.Config, timeouts.Value.Create, r.refuseExisting, &resp.State, &resp.Diagnostics)
+	domain, created, ok := r.write(ctx, "create", req.Plan, req.Config, timeouts.Value.Create, r.refuseExistingAtCreate,
+		&resp.State, resp.Private, &resp.Diagnostics)
 	if ok && !created {
 		resp.Diagnostics.AddWarning("Publish notification overwritten",
 			fmt.Sprintf("A publish notification for %q appeared between the provider's existence check and its write, and "+
@@ -223,8 +230,10 @@ func (r *publishNotificationResource) Create(ctx context.Context, req resource.C
 	}
 }
 
-// refuseExisting is Create's precheck: taking over a config made elsewhere would silently
-// overwrite it, so an existing one is an error with the import hint.
+// refuseExisting is the takeover check of ModifyPlan (so that `terraform plan` fails before
+// anything is applied, and again in the plan Terraform makes during the apply) and of Create
+// (for a config that appears between the plan and the apply): taking over a config made
+// elsewhere would silently overwrite it, so an existing one is an error with the import hint.
 func (r *publishNotificationResource) refuseExisting(ctx context.Context, domain string, timeout time.Duration, diags *diag.Diagnostics) bool {
 	existing, err := r.data.client.Get(ctx, domain)
 	switch {
@@ -238,6 +247,15 @@ func (r *publishNotificationResource) refuseExisting(ctx context.Context, domain
 		diags.Append(apiErrorDiagnostic(r.data, "look up", domain, timeout, err))
 		return false
 	}
+}
+
+// refuseExistingAtCreate is Create's precheck: refuseExisting, unless the plan Terraform makes
+// during the apply, right before this create, has just checked the domain (justChecked).
+func (r *publishNotificationResource) refuseExistingAtCreate(ctx context.Context, domain string, timeout time.Duration, diags *diag.Diagnostics) bool {
+	if r.data.justCheckedAbsent(domain) {
+		return true
+	}
+	return r.refuseExisting(ctx, domain, timeout, diags)
 }
 
 func (r *publishNotificationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -273,6 +291,7 @@ func (r *publishNotificationResource) Read(ctx context.Context, req resource.Rea
 		state.AuthSignKey = types.StringNull()
 	}
 	state.AuthSignKeyWO = types.StringNull()
+	resp.Diagnostics.Append(checkRemoteKey(ctx, req.Private, resp.Private, domain, n.AuthSignKey, !state.AuthSignKeyWOVersion.IsNull())...)
 	tflog.Debug(ctx, "read publish notification", map[string]any{
 		"domain": domain, "url": n.URL, "call_back_area": n.CallBackArea, "key_set": n.AuthSignKey != "",
 	})
@@ -280,7 +299,7 @@ func (r *publishNotificationResource) Read(ctx context.Context, req resource.Rea
 }
 
 func (r *publishNotificationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	r.write(ctx, "update", req.Plan, req.Config, timeouts.Value.Update, nil, &resp.State, &resp.Diagnostics)
+	r.write(ctx, "update", req.Plan, req.Config, timeouts.Value.Update, nil, &resp.State, resp.Private, &resp.Diagnostics)
 }
 
 func (r *publishNotificationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

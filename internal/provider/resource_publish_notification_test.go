@@ -223,7 +223,7 @@ func TestAccPublishNotification_writeOnlyKey(t *testing.T) {
 	})
 }
 
-// TestAccPublishNotification_existingConfig: create refuses to take over a config made
+// TestAccPublishNotification_existingConfig: the plan refuses to take over a config made
 // elsewhere and shows how to import it; an import block then adopts it.
 func TestAccPublishNotification_existingConfig(t *testing.T) {
 	live := newTestLive(t, testDomain)
@@ -251,12 +251,17 @@ func TestAccPublishNotification_existingConfig(t *testing.T) {
 					"import {", `id = "push.example.com"`),
 			},
 			{
-				// The failed create left the remote config alone.
-				Config:   p + adopt,
-				PlanOnly: true, ExpectNonEmptyPlan: true,
-				Check: live.checkRemote(testDomain, &existing),
+				// Matching the existing config is no way around it: the plan refuses it as well.
+				Config:      p + adopt,
+				PlanOnly:    true,
+				ExpectError: importHint,
 			},
 			{
+				PreConfig: func() {
+					if err := live.checkRemote(testDomain, &existing)(nil); err != nil {
+						t.Fatalf("the refused create touched the existing config: %v", err)
+					}
+				},
 				Config: p + adopt + `
 import {
   to = livehook_publish_notification.push

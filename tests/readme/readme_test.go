@@ -28,11 +28,15 @@ import (
 // root is the repository (this module is tests/ inside it).
 var root = func() string { r, _ := devenv.RepoRoot(); return r }()
 
-// block is one fenced code block of the README with the check directive before it, if any.
+// block is one fenced code block of a checked document with the check directive before it, if any.
 type block struct {
+	File                  string // the document, relative to the repository root
 	Lang, Text, Directive string
 	Line                  int
 }
+
+// At names a line of the block's document for a message, file:line.
+func (b block) At(line int) string { return fmt.Sprintf("%s:%d", b.File, line) }
 
 var directiveRE = regexp.MustCompile(`^<!--\s*check:\s*(.*?)\s*-->\s*$`)
 
@@ -70,19 +74,42 @@ func blocks(src []byte) []block {
 	return out
 }
 
-func readme(t *testing.T) []block {
+// documents are the checked files, relative to the repository root: README.md and every guide
+// as rendered into docs/guides/ (not its template under templates/guides/). The rendered guide is
+// what readers see: tfplugindocs executes the template, so a block holding template syntax reads
+// differently there, and `make docs-check` keeps the two equal line for line otherwise.
+func documents(t *testing.T) []string {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
+	guides, err := filepath.Glob(filepath.Join(root, "docs", "guides", "*.md"))
+	if err != nil || len(guides) == 0 {
+		t.Fatalf("no rendered guides in docs/guides (run make docs): %v", err)
 	}
-	bs := blocks(src)
-	for _, b := range bs {
-		if d := b.Directive; d != "" && d != "run" && d != "make" && d != "serve" && !strings.HasPrefix(d, "skip ") {
-			t.Errorf("README.md:%d: unknown directive <!-- check: %s --> (use run, serve, make or skip REASON)", b.Line, d)
+	docs := []string{"README.md"}
+	for _, g := range guides {
+		rel, _ := filepath.Rel(root, g)
+		docs = append(docs, rel)
+	}
+	return docs
+}
+
+// docBlocks are the fenced code blocks of every checked document.
+func docBlocks(t *testing.T) []block {
+	t.Helper()
+	var all []block
+	for _, doc := range documents(t) {
+		src, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range blocks(src) {
+			b.File = doc
+			if d := b.Directive; d != "" && d != "run" && d != "make" && d != "serve" && !strings.HasPrefix(d, "skip ") {
+				t.Errorf("%s: unknown directive <!-- check: %s --> (use run, serve, make or skip REASON)", b.At(b.Line), d)
+			}
+			all = append(all, b)
 		}
 	}
-	return bs
+	return all
 }
 
 // testArchive is a real archive: the archiver binary received the sample callbacks and wrote it.
@@ -183,7 +210,7 @@ var (
 	dateRE  = regexp.MustCompile(`\b20\d\d-\d\d-\d\d\b`)
 )
 
-// localize points a README example at the test archive: store URLs at its directory, the
+// localize points a README or guide example at the test archive: store URLs at its directory, the
 // `archive/` path of queries at it too, and every date at its day (dates kept when Day is "").
 func (a *testArchive) localize(s string) string {
 	s = storeRE.ReplaceAllString(s, "file://"+a.Dir)
@@ -198,7 +225,7 @@ func (a *testArchive) localize(s string) string {
 func TestSQL(t *testing.T) {
 	testenv.Cgo(t, duckDB != nil)
 	var n int
-	for _, b := range readme(t) {
+	for _, b := range docBlocks(t) {
 		if b.Lang != "sql" || strings.HasPrefix(b.Directive, "skip ") {
 			continue
 		}
@@ -207,20 +234,20 @@ func TestSQL(t *testing.T) {
 		q := a.localize(b.Text)
 		_, rows, err := duckDB(q)
 		if err != nil {
-			t.Errorf("README.md:%d: the query fails: %v\n%s", b.Line, err, q)
+			t.Errorf("%s: the query fails: %v\n%s", b.At(b.Line), err, q)
 			continue
 		}
 		if len(rows) == 0 {
-			t.Errorf("README.md:%d: the query returns no rows from an archive of the sample callbacks:\n%s", b.Line, q)
+			t.Errorf("%s: the query returns no rows from an archive of the sample callbacks:\n%s", b.At(b.Line), q)
 		}
 	}
 	if n == 0 {
-		t.Error("README.md has no ```sql block to run")
+		t.Error("README.md and the guides have no ```sql block to run")
 	}
 }
 
 // commands splits a shell block into command lines: continuations joined, blank lines and
-// comment lines dropped. Each comes with its README line.
+// comment lines dropped. Each comes with its line in the document.
 func commands(b block) (cmds []string, lines []int) {
 	var cur strings.Builder
 	start := 0
@@ -245,7 +272,7 @@ func commands(b block) (cmds []string, lines []int) {
 // resolves it without running anything).
 func TestMakeTargets(t *testing.T) {
 	var n int
-	for _, b := range readme(t) {
+	for _, b := range docBlocks(t) {
 		if b.Directive != "make" {
 			continue
 		}
@@ -253,19 +280,19 @@ func TestMakeTargets(t *testing.T) {
 		for i, c := range cmds {
 			words := strings.Fields(strings.SplitN(c, "#", 2)[0])
 			if len(words) < 2 || words[0] != "make" {
-				t.Errorf("README.md:%d: not a make command in a <!-- check: make --> block: %s", lines[i], c)
+				t.Errorf("%s: not a make command in a <!-- check: make --> block: %s", b.At(lines[i]), c)
 				continue
 			}
 			n++
 			cmd := exec.Command("make", append([]string{"-n"}, words[1:]...)...)
 			cmd.Dir = root
 			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Errorf("README.md:%d: %s: make -n fails: %v\n%s", lines[i], c, err, out)
+				t.Errorf("%s: %s: make -n fails: %v\n%s", b.At(lines[i]), c, err, out)
 			}
 		}
 	}
 	if n == 0 {
-		t.Error("README.md has no <!-- check: make --> block")
+		t.Error("README.md and the guides have no <!-- check: make --> block")
 	}
 }
 
@@ -274,7 +301,7 @@ func TestMakeTargets(t *testing.T) {
 func TestServeCommands(t *testing.T) {
 	listenRE := regexp.MustCompile(`--listen[ =]\S+`)
 	var n int
-	for _, b := range readme(t) {
+	for _, b := range docBlocks(t) {
 		if b.Directive != "serve" {
 			continue
 		}
@@ -292,23 +319,24 @@ func TestServeCommands(t *testing.T) {
 			})
 			cancel()
 			if err != nil {
-				t.Errorf("README.md:%d: %s: %v", lines[i], c, err)
+				t.Errorf("%s: %s: %v", b.At(lines[i]), c, err)
 			} else if err := p.Shutdown(); err != nil {
-				t.Logf("README.md:%d: stopping: %v", lines[i], err)
+				t.Logf("%s: stopping: %v", b.At(lines[i]), err)
 			}
 			env.Close()
 		}
 	}
 	if n == 0 {
-		t.Error("README.md has no <!-- check: serve --> block")
+		t.Error("README.md and the guides have no <!-- check: serve --> block")
 	}
 }
 
-// TestHCLFormatted: every ```hcl block (unless skipped) is as `terraform fmt` writes it.
+// TestHCLFormatted: every ```hcl or ```terraform block (unless skipped) is as `terraform fmt`
+// writes it.
 func TestHCLFormatted(t *testing.T) {
 	tf := testenv.Terraform(t)
-	for _, b := range readme(t) {
-		if b.Lang != "hcl" || strings.HasPrefix(b.Directive, "skip ") {
+	for _, b := range docBlocks(t) {
+		if (b.Lang != "hcl" && b.Lang != "terraform") || strings.HasPrefix(b.Directive, "skip ") {
 			continue
 		}
 		cmd := exec.Command(tf, "fmt", "-")
@@ -317,9 +345,9 @@ func TestHCLFormatted(t *testing.T) {
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			t.Errorf("README.md:%d: terraform fmt rejects the block: %v\n%s", b.Line, err, stderr.String())
+			t.Errorf("%s: terraform fmt rejects the block: %v\n%s", b.At(b.Line), err, stderr.String())
 		} else if string(out) != b.Text {
-			t.Errorf("README.md:%d: not formatted as terraform fmt writes it; want:\n%s", b.Line, out)
+			t.Errorf("%s: not formatted as terraform fmt writes it; want:\n%s", b.At(b.Line), out)
 		}
 	}
 }
@@ -327,7 +355,7 @@ func TestHCLFormatted(t *testing.T) {
 // TestRunnableCommands runs every line of the blocks marked <!-- check: run -->.
 func TestRunnableCommands(t *testing.T) {
 	var n int
-	for _, b := range readme(t) {
+	for _, b := range docBlocks(t) {
 		if b.Directive != "run" {
 			continue
 		}
@@ -346,12 +374,12 @@ func TestRunnableCommands(t *testing.T) {
 			cmd.Env = append(os.Environ(), "PATH="+a.BinDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 			out, err := cmd.CombinedOutput()
 			if err != nil || len(bytes.TrimSpace(out)) == 0 {
-				t.Errorf("README.md:%d: %s\nran: %s\nerr: %v\noutput:\n%s", lines[i], line, cmdline, err, out)
+				t.Errorf("%s: %s\nran: %s\nerr: %v\noutput:\n%s", b.At(lines[i]), line, cmdline, err, out)
 			}
 		}
 	}
 	if n == 0 {
-		t.Error("README.md has no <!-- check: run --> block")
+		t.Error("README.md and the guides have no <!-- check: run --> block")
 	}
 }
 

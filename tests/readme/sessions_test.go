@@ -27,21 +27,21 @@ var sqlDateRE = regexp.MustCompile(`DATE '(\d{4}-\d{2}-\d{2})'`)
 func TestSessionsSQL(t *testing.T) {
 	testenv.Cgo(t, duckDB != nil)
 	var b block
-	for _, c := range readme(t) {
+	for _, c := range docBlocks(t) {
 		if c.Lang == "sql" && strings.Contains(c.Text, "PUBLISH_DONE") && strings.Contains(c.Text, "duration_s") {
 			b = c
 		}
 	}
 	if b.Text == "" {
-		t.Fatal("README.md has no DuckDB query of sessions (a ```sql block computing duration_s from PUBLISH_DONE)")
+		t.Fatal("README.md and the guides have no DuckDB query of sessions (a ```sql block computing duration_s from PUBLISH_DONE)")
 	}
 	if !strings.Contains(b.Text, "'archive/dt=") {
-		t.Fatalf("README.md:%d: the query does not read the archive as 'archive/dt=...'", b.Line)
+		t.Fatalf("%s: the query does not read the archive as 'archive/dt=...'", b.At(b.Line))
 	}
 	// The range's two dates, first where sessions are listed, then where partners are read.
 	dates := sqlDateRE.FindAllStringSubmatch(b.Text, -1)
 	if len(dates) != 4 || dates[0][1] != dates[2][1] || dates[1][1] != dates[3][1] {
-		t.Fatalf("README.md:%d: want the range's two dates twice each (listing, then reading with the day around), got %v", b.Line, dates)
+		t.Fatalf("%s: want the range's two dates twice each (listing, then reading with the day around), got %v", b.At(b.Line), dates)
 	}
 	from, to := dates[0][1], dates[1][1]
 	gen := &testArchive{Dir: t.TempDir()} // Day "": localize keeps the README's dates
@@ -55,7 +55,7 @@ func TestSessionsSQL(t *testing.T) {
 	first, err1 := time.Parse(layout.DayLayout, from)
 	last, err2 := time.Parse(layout.DayLayout, to)
 	if err1 != nil || err2 != nil || last.Before(first) {
-		t.Fatalf("README.md:%d: the range %s..%s is not two days in order", b.Line, from, to)
+		t.Fatalf("%s: the range %s..%s is not two days in order", b.At(b.Line), from, to)
 	}
 	if _, err := sessionstest.Write(ctx, st, sessionstest.Spec{From: layout.Day(first.AddDate(0, 0, -2), nil),
 		Days: int(last.Sub(first).Hours()/24) + 5, Streams: 8, MeanDuration: 3 * time.Hour, MeanGap: 2 * time.Hour,
@@ -74,7 +74,7 @@ func TestSessionsSQL(t *testing.T) {
 	}
 	for _, a := range archives {
 		for _, d := range diffSessions(t, a.arch.localize(b.Text), a.arch.Dir, a.from, a.to) {
-			t.Errorf("README.md:%d: on the %s archive: %s", b.Line, a.name, d)
+			t.Errorf("%s: on the %s archive: %s", b.At(b.Line), a.name, d)
 		}
 	}
 
@@ -85,9 +85,12 @@ func TestSessionsSQL(t *testing.T) {
 		{"the last copy of a PUBLISH_DONE", "min(received_at)", "max(received_at)"},
 		{"one verified copy is enough", "bool_and(signature = 'verified')", "bool_or(signature = 'verified')"},
 		{"ended_at as a timestamp", "       ended_at,", "       CAST(ended_at AS TIMESTAMP) AS ended_at,"},
+		{"the PUBLISH_DONE's IPs first", "coalesce(pub_ip, done_ip)[1]", "coalesce(done_ip, pub_ip)[1]"},
+		{"the last copy's IPs", "arg_min([client_ip, node_ip], [received_at, client_ip, node_ip]) FILTER (WHERE event = 'PUBLISH')", "arg_max([client_ip, node_ip], [received_at, client_ip, node_ip]) FILTER (WHERE event = 'PUBLISH')"},
+		{"done_node_ip always", "CASE WHEN started AND pub_ip[2] IS DISTINCT FROM done_ip[2] THEN done_ip[2] END", "done_ip[2]"},
 	} {
 		if !strings.Contains(b.Text, m.old) {
-			t.Errorf("README.md:%d: mutation %q: the query no longer has %q; update the mutation", b.Line, m.name, m.old)
+			t.Errorf("%s: mutation %q: the query no longer has %q; update the mutation", b.At(b.Line), m.name, m.old)
 			continue
 		}
 		caught := false
@@ -185,6 +188,12 @@ func sessionCells(s sessions.Session) []string {
 	if d, ok := s.DurationS(); ok {
 		ended, dur = s.EndedAt.UTC().Format(layout.ReceivedAtLayout), strconv.FormatInt(d, 10)
 	}
+	null := func(v string) string {
+		if v == "" {
+			return "NULL"
+		}
+		return v
+	}
 	return []string{s.Domain, s.App, s.Stream, strconv.FormatInt(s.PublishTimestamp, 10), s.StartedAt().Format(time.RFC3339),
-		ended, dur, string(s.Status), strconv.FormatBool(s.Verified)}
+		ended, dur, string(s.Status), strconv.FormatBool(s.Verified), null(s.ClientIP), null(s.NodeIP), null(s.DoneClientIP), null(s.DoneNodeIP)}
 }

@@ -1,6 +1,8 @@
-// Package readmegen writes the README's archiver command reference (usage and flag tables) from
-// the commands' own -h output, so the README cannot drift from the code. `make readme` runs
-// cmd/readmegen; TestREADMEUpToDate fails when README.md is stale.
+// Package readmegen writes the archiver command reference (usage and flag tables) from the
+// commands' own -h output into the documents that show it (the guide templates under
+// templates/guides/, and README.md should it hold a section), so the docs cannot drift from the
+// code. `make readme` runs cmd/readmegen, then renders docs/ from the templates; TestDocsUpToDate
+// fails when a section is stale.
 package readmegen
 
 import (
@@ -8,18 +10,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/report"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
 	"github.com/livehook/terraform-provider-livehook/archiver/verify"
 )
 
-// Commands are the archiver commands documented in the README, each by its Run function. A new
-// command is one more line here and a marker pair in README.md.
+// Commands are the archiver commands documented, each by its Run function. A new command is one
+// more line here and a marker pair in the guide that explains it (see Files).
 var Commands = []struct {
 	Name string
 	Run  func(ctx context.Context, args []string, stdout, stderr io.Writer) int
@@ -29,6 +33,7 @@ var Commands = []struct {
 	{"sessions", sessions.Run},
 	{"verify", verify.Run},
 	{"compact", compact.Run},
+	{"report", report.Run},
 }
 
 // Help is a command's -h output.
@@ -83,19 +88,56 @@ func Markdown(help string) string {
 	return b.String()
 }
 
-// Update replaces the text between every `<!-- generated: archiver NAME -h -->` and
-// `<!-- end generated -->` pair of readme with Markdown(Help(NAME)).
-func Update(readme string) (string, error) {
-	re := regexp.MustCompile(`(?s)(<!-- generated: archiver (\S+) -h \(make readme\) -->\n).*?(<!-- end generated -->)`)
+// sectionRE matches a generated section: its opening marker (with the command's name), its text,
+// its closing marker.
+var sectionRE = regexp.MustCompile(`(?s)(<!-- generated: archiver (\S+) -h \(make readme\) -->\n).*?(<!-- end generated -->)`)
+
+// Sections are the names of the commands whose reference doc holds, in order.
+func Sections(doc string) []string {
+	var names []string
+	for _, m := range sectionRE.FindAllStringSubmatch(doc, -1) {
+		names = append(names, m[2])
+	}
+	return names
+}
+
+// Files are the documents that may hold generated sections, relative to the repository root:
+// README.md and every guide template (tfplugindocs renders templates/guides/X.md.tmpl into
+// docs/guides/X.md, so the template is where a section is written).
+func Files(root string) ([]string, error) {
+	guides, err := filepath.Glob(filepath.Join(root, "templates", "guides", "*.md.tmpl"))
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{filepath.Join(root, "README.md")}, guides...), nil
+}
+
+// IsTemplate says whether path is a Go template (a tfplugindocs template), whose sections Update
+// must escape.
+func IsTemplate(path string) bool { return strings.HasSuffix(path, ".tmpl") }
+
+// templateBraces escapes what would start or end a Go template action, so that a flag's help text
+// with "{{" renders as written.
+var templateBraces = strings.NewReplacer("{{", `{{"{{"}}`, "}}", `{{"}}"}}`)
+
+// Update replaces the text between every `<!-- generated: archiver NAME -h (make readme) -->` and
+// `<!-- end generated -->` pair of doc with Markdown(Help(NAME)); template says doc is a Go
+// template (IsTemplate), where the section is escaped to render as Markdown gave it.
+func Update(doc string, template bool) (string, error) {
+	re := sectionRE
 	var err error
-	out := re.ReplaceAllStringFunc(readme, func(block string) string {
+	out := re.ReplaceAllStringFunc(doc, func(block string) string {
 		m := re.FindStringSubmatch(block)
 		help, e := Help(m[2])
 		if e != nil {
 			err = e
 			return block
 		}
-		return m[1] + Markdown(help) + m[3]
+		md := Markdown(help)
+		if template {
+			md = templateBraces.Replace(md)
+		}
+		return m[1] + md + m[3]
 	})
 	return out, err
 }

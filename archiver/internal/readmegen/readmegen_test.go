@@ -5,26 +5,78 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"text/template"
 )
 
-// TestREADMEUpToDate: the README's generated archiver reference is what the code prints now.
-func TestREADMEUpToDate(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "README.md")
-	b, err := os.ReadFile(path)
+// TestDocsUpToDate: every generated archiver reference in README.md and the guide templates is
+// what the code prints now, and every command has exactly one.
+func TestDocsUpToDate(t *testing.T) {
+	files, err := Files(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Update(string(b))
-	if err != nil {
-		t.Fatal(err)
+	if len(files) < 2 {
+		t.Fatalf("no guide templates found: %v", files)
 	}
-	if got != string(b) {
-		t.Fatal("README.md's generated archiver reference is stale: run `make readme` and commit")
+	where := map[string][]string{}
+	for _, path := range files {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Update(string(b), IsTemplate(path))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if got != string(b) {
+			t.Errorf("%s: the generated archiver reference is stale: run `make readme` and commit", path)
+		}
+		for _, name := range Sections(string(b)) {
+			where[name] = append(where[name], filepath.Base(path))
+		}
 	}
 	for _, c := range Commands {
-		if !strings.Contains(string(b), "<!-- generated: archiver "+c.Name+" -h (make readme) -->") {
-			t.Errorf("README.md has no generated section for `archiver %s`", c.Name)
+		switch n := len(where[c.Name]); {
+		case n == 0:
+			t.Errorf("no generated section for `archiver %s` in README.md or templates/guides/ (add the marker pair to the guide that explains it)", c.Name)
+		case n > 1:
+			t.Errorf("`archiver %s` has %d generated sections (%v); keep one and link to it", c.Name, n, where[c.Name])
 		}
+	}
+}
+
+// TestUpdateTemplate: in a guide template a section is escaped so that executing the template
+// (what tfplugindocs does) gives back exactly the Markdown, braces included; elsewhere it is not.
+func TestUpdateTemplate(t *testing.T) {
+	doc := "x\n<!-- generated: archiver serve -h (make readme) -->\nold\n<!-- end generated -->\ny\n"
+	plain, err := Update(doc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	help, _ := Help("serve")
+	want := strings.Replace(doc, "old\n", Markdown(help), 1)
+	if plain != want {
+		t.Fatalf("Update(plain) =\n%s\nwant\n%s", plain, want)
+	}
+	if !strings.Contains(templateBraces.Replace("a {{b}} c"), `{{"{{"}}b{{"}}"}}`) {
+		t.Errorf("braces not escaped: %s", templateBraces.Replace("a {{b}} c"))
+	}
+	for _, md := range []string{"a {{ .Evil }} b }} {{", want} {
+		tmpl, err := template.New("guide").Parse(templateBraces.Replace(md))
+		if err != nil {
+			t.Fatalf("escaped %q does not parse: %v", md, err)
+		}
+		var out strings.Builder
+		if err := tmpl.Execute(&out, nil); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != md {
+			t.Errorf("rendered %q, want %q", out.String(), md)
+		}
+	}
+	tmplDoc, err := Update(doc, true)
+	if err != nil || tmplDoc != templateBraces.Replace(want) {
+		t.Errorf("Update(template) = %q, %v", tmplDoc, err)
 	}
 }
 

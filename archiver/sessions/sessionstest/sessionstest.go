@@ -164,20 +164,29 @@ func session(rng *rand.Rand, i int, start time.Time, dur time.Duration, emit fun
 	lose := rng.IntN(100)
 	pubAt := start.Add(time.Duration(rng.Int64N(int64(3 * time.Second))))
 	doneAt := start.Add(dur).Add(time.Duration(rng.Int64N(int64(3 * time.Second))))
+	// From where: a PUBLISH_DONE now and then names another node or client than its PUBLISH
+	// (chosen from pts, not the random source, so the sessions of a seed stay as they were).
 	one := func(event, raw string, at time.Time) {
+		client, node := "10.0.0.1", "10.1.0.1"
+		if event == "PUBLISH_DONE" && pts.Unix()%7 == 0 {
+			node = "10.1.0.2"
+		}
+		if event == "PUBLISH_DONE" && pts.Unix()%11 == 0 {
+			client = "10.0.0.2"
+		}
 		inst := "gen-a"
 		if rng.IntN(2) == 0 {
 			inst = "gen-b"
 		}
-		emit(record(domain, stream, event, raw, at, inst, "10.0.0.1", verified))
+		emit(record(domain, stream, event, raw, at, inst, client, node, verified))
 		switch c := rng.IntN(100); {
 		case c < 4: // redelivery: the same body, later
-			emit(record(domain, stream, event, raw, at.Add(time.Duration(1+rng.IntN(120))*time.Second), inst, "10.0.0.1", verified))
+			emit(record(domain, stream, event, raw, at.Add(time.Duration(1+rng.IntN(120))*time.Second), inst, client, node, verified))
 		case c < 7: // replica: the same callback at another instance
 			other := map[string]string{"gen-a": "gen-b", "gen-b": "gen-a"}[inst]
-			emit(record(domain, stream, event, raw, at.Add(time.Duration(rng.IntN(200))*time.Millisecond), other, "10.0.0.1", verified))
+			emit(record(domain, stream, event, raw, at.Add(time.Duration(rng.IntN(200))*time.Millisecond), other, client, node, verified))
 		case c < 9: // repeat: same identity, different body
-			emit(record(domain, stream, event, raw, at.Add(time.Duration(1+rng.IntN(30))*time.Second), inst, "10.0.0.9", verified))
+			emit(record(domain, stream, event, raw, at.Add(time.Duration(1+rng.IntN(30))*time.Second), inst, "10.0.0.9", node, verified))
 		}
 	}
 	if lose >= 3 {
@@ -189,9 +198,9 @@ func session(rng *rand.Rand, i int, start time.Time, dur time.Duration, emit fun
 }
 
 // record is one archived line, as the archiver writes it.
-func record(domain, stream, event, ptsRaw string, at time.Time, inst, clientIP string, verified bool) rec {
-	body := fmt.Appendf(nil, `{"domain":%q,"app":"live","stream":%q,"user_args":"","client_ip":%q,"node_ip":"10.1.0.1","publish_timestamp":%s,"event":%q}`,
-		domain, stream, clientIP, ptsRaw, event)
+func record(domain, stream, event, ptsRaw string, at time.Time, inst, clientIP, nodeIP string, verified bool) rec {
+	body := fmt.Appendf(nil, `{"domain":%q,"app":"live","stream":%q,"user_args":"","client_ip":%q,"node_ip":%q,"publish_timestamp":%s,"event":%q}`,
+		domain, stream, clientIP, nodeIP, ptsRaw, event)
 	idTS := ptsRaw
 	if s, err := strconv.Unquote(ptsRaw); err == nil {
 		idTS = s

@@ -71,6 +71,13 @@ func (c *EmulatorControl) Config(ctx context.Context, domain string) (n emulator
 	return n, err == nil && st == http.StatusOK, err
 }
 
+// SetConfig replaces domain's publish notification config behind the provider's back
+// (PUT /_emulator/configs), as a change in the Live console would.
+func (c *EmulatorControl) SetConfig(ctx context.Context, domain string, n emulator.Notification) error {
+	_, err := c.do(ctx, http.MethodPut, "/_emulator/configs?domain="+url.QueryEscape(domain), n, nil)
+	return err
+}
+
 // Publish fires PUBLISH for s; an undelivered callback is an error (the report is returned too).
 func (c *EmulatorControl) Publish(ctx context.Context, s emulator.Stream) (*emulator.Report, error) {
 	return c.fire(ctx, "publish", s)

@@ -1,4 +1,6 @@
-// Command readmegen rewrites the generated sections of README.md (`make readme`).
+// Command readmegen rewrites the generated archiver reference sections of the given files, by
+// default of README.md and templates/guides/*.md.tmpl under the current directory (`make readme`,
+// which then renders docs/ from the templates).
 package main
 
 import (
@@ -9,13 +11,19 @@ import (
 )
 
 func main() {
-	path := "README.md"
-	if len(os.Args) > 1 {
-		path = os.Args[1]
+	paths := os.Args[1:]
+	if len(paths) == 0 {
+		var err error
+		if paths, err = readmegen.Files("."); err != nil {
+			fmt.Fprintf(os.Stderr, "readmegen: %v\n", err)
+			os.Exit(1)
+		}
 	}
-	if err := run(path); err != nil {
-		fmt.Fprintf(os.Stderr, "readmegen: %v\n", err)
-		os.Exit(1)
+	for _, path := range paths {
+		if err := run(path); err != nil {
+			fmt.Fprintf(os.Stderr, "readmegen: %s: %v\n", path, err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -24,9 +32,12 @@ func run(path string) error {
 	if err != nil {
 		return err
 	}
-	out, err := readmegen.Update(string(b))
+	out, err := readmegen.Update(string(b), readmegen.IsTemplate(path))
 	if err != nil {
 		return err
+	}
+	if out == string(b) {
+		return nil // untouched files keep their modification time
 	}
 	return os.WriteFile(path, []byte(out), 0o644)
 }

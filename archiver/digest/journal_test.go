@@ -1,0 +1,183 @@
+package digest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/digest"
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+)
+
+// TestJournal: intents survive a reopen, a torn last line is ignored, and a stored digest
+// forgets the intents it lists (only with the hash recorded) and becomes the head.
+func TestJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), digest.JournalFile)
+	j, err := digest.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := j.Head(); ok {
+		t.Fatal("a new journal has a head")
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if err := j.Intend(k, "sum-"+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close()
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"intent":{"key":"torn","sha`)
+	f.Close()
+	if j, err = digest.OpenJournal(path); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.Intents(); len(got) != 3 || got["b"] != "sum-b" {
+		t.Fatalf("after reopen: %v", got)
+	}
+	h := digest.JournalHead{Key: "_digests/x", SHA256: "s", Seq: 7, Kind: digest.KindHourly, End: "e"}
+	if err := j.Stored(h, []digest.Entry{{Key: "a", SHA256: "sum-a"}, {Key: "b", SHA256: "other bytes"}}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j, _ = digest.OpenJournal(path)
+	defer j.Close()
+	if got, _ := j.Head(); got != h {
+		t.Fatalf("head %+v", got)
+	}
+	if got := j.Intents(); len(got) != 2 || got["b"] == "" || got["c"] == "" {
+		t.Fatalf("intents after the digest: %v", got)
+	}
+}
+
+// TestHeadGone: a chain whose remembered last digest was deleted continues from it (the next
+// digest links to the missing one) and says so; a running writer logs an ERROR when it finds its
+// previous digest gone.
+func TestHeadGone(t *testing.T) {
+	ctx := context.Background()
+	st := fileStore(t)
+	key := newKey(t)
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	jpath := filepath.Join(t.TempDir(), digest.JournalFile)
+	j, _ := digest.OpenJournal(jpath)
+	c, _ := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	if err := c.UseJournal(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	w := &digest.Writer{Recorder: digest.NewRecorder(st, nil, nil), Chain: c, Now: func() time.Time { return now }, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	w.Recorder.UseJournal(j)
+	obj := layout.ObjectKey("2026-11-20", "host-a", 1, 0, false)
+	if err := w.Recorder.Put(ctx, obj, []byte("x\n"), layout.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.Intents(); got[obj] == "" {
+		t.Fatalf("no intent recorded before the put: %v", got)
+	}
+	if err := w.Flush(ctx, digest.KindHourly); err != nil {
+		t.Fatal(err)
+	}
+	first := c.Previous()
+	if len(j.Intents()) != 0 {
+		t.Fatalf("intents left after the digest listed them: %v", j.Intents())
+	}
+	// Deleted while the process runs: the next flush says so.
+	os.Remove(filepath.Join(storeDir(st), filepath.FromSlash(first.Key)))
+	now = now.Add(time.Hour)
+	if err := w.Flush(ctx, digest.KindShutdown); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), first.Key) {
+		t.Fatalf("no ERROR naming %s: %s", first.Key, logs.String())
+	}
+	// A restart after its last digest was deleted: the chain continues from the missing one.
+	second := c.Previous()
+	os.Remove(filepath.Join(storeDir(st), filepath.FromSlash(second.Key)))
+	j.Close()
+	j, _ = digest.OpenJournal(jpath)
+	defer j.Close()
+	c2, _ := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	if p := c2.Previous(); p != nil {
+		t.Fatalf("the store alone has no digest of host-a left: %+v", p)
+	}
+	if err := c2.UseJournal(ctx, j); !errors.Is(err, digest.ErrHeadGone) {
+		t.Fatalf("UseJournal: %v", err)
+	}
+	if p := c2.Previous(); p == nil || *p != *second {
+		t.Fatalf("continues from %+v, want %+v", p, second)
+	}
+}
+
+// storeDir is the directory of a file store (its String is file://DIR).
+func storeDir(st interface{ String() string }) string {
+	return strings.TrimPrefix(st.String(), "file://")
+}
+
+// TestWitness: a witnessing chain's digest names the newest valid digest of every other archiver
+// chain of its day and the day before; compaction chains, its own chain and a digest copied under
+// a higher seq are left out; each digest signs its own key and the archive.
+func TestWitness(t *testing.T) {
+	ctx := context.Background()
+	st := fileStore(t)
+	key := newKey(t)
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	write := func(c *digest.Chain, kind string, end time.Time) (string, digest.Payload) {
+		t.Helper()
+		k, err := c.Write(ctx, digest.Payload{Kind: kind, Start: digest.FormatTime(end.Add(-time.Hour)), End: digest.FormatTime(end), CreatedAt: digest.FormatTime(end)}, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(storeDir(st), filepath.FromSlash(k)))
+		p, err := digest.Decode(b, key.Public().(ed25519.PublicKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k, p
+	}
+	a, _ := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	write(a, digest.KindHourly, now.Add(-24*time.Hour)) // yesterday
+	aHead, _ := write(a, digest.KindShutdown, now.Add(-23*time.Hour))
+	comp, _ := digest.OpenChain(ctx, st, key, "compact-2026-11-20", now, now, nil)
+	write(comp, digest.KindCompaction, now)
+	// A copy of host-a's head under a higher seq: not host-a's digest #99, so not its head.
+	b, _ := os.ReadFile(filepath.Join(storeDir(st), filepath.FromSlash(aHead)))
+	st.Put(ctx, digest.Key(now, "host-a", now, 99, digest.KindShutdown), b, digest.ContentType)
+
+	w, _ := digest.OpenChain(ctx, st, key, "host-w", now, time.Time{}, nil)
+	w.Witness()
+	w.SetArchive("the-archive")
+	k, p := write(w, digest.KindHourly, now)
+	if p.Key != k || p.Archive != "the-archive" || !p.Bound() {
+		t.Fatalf("payload key %q archive %q, want %q and the-archive", p.Key, p.Archive, k)
+	}
+	if len(p.Witness) != 1 || p.Witness[0].Instance != "host-a" || p.Witness[0].Key != aHead || p.Witness[0].Seq != 2 || p.Witness[0].SHA256 != digest.Sum(b) {
+		t.Fatalf("witness %+v, want host-a #2 %s", p.Witness, aHead)
+	}
+}
+
+// TestParseKey: the parts of a key Key writes; anything else (attacker-chosen names) is refused,
+// never a panic.
+func TestParseKey(t *testing.T) {
+	at := time.Date(2026, 11, 20, 13, 4, 5, 0, time.UTC)
+	k := digest.Key(at, "host-a", at, 42, digest.KindHourly)
+	if got, ok := digest.ParseKey(k); !ok || got != (digest.KeyParts{Day: "2026-11-20", Instance: "host-a", Seq: 42, Kind: digest.KindHourly}) {
+		t.Fatalf("%s: %+v %v", k, got, ok)
+	}
+	for _, bad := range []string{
+		"", "_digests/", "_digests/2026/11/20/host-a/", "_digests/2026/13/20/host-a/130405-0000000042-hourly.json",
+		"_digests/2026/11/20/host-a/130405-42-hourly.json", "_digests/2026/11/20/host-a/130405-00000000x2-hourly.json",
+		"_digests/2026/11/20/host-a/x/130405-0000000042-hourly.json", "_digests/2026/11/20/host-a/130405-0000000042-hourly.txt",
+		"dt=2026-11-20/130405-0000000042-hourly.json", "_digests/2026/11/20/host-a/130405-99999999999999999999-hourly.json",
+	} {
+		if got, ok := digest.ParseKey(bad); ok {
+			t.Errorf("%q parsed as %+v", bad, got)
+		}
+	}
+}
