@@ -194,7 +194,7 @@ func TestStalledConnections(t *testing.T) {
 	}
 }
 
-// --max-connections: past the cap, connections wait to be accepted.
+// --max-connections: past the cap (and as many again, answered 503), connections wait to be accepted.
 func TestMaxConnections(t *testing.T) {
 	t.Parallel()
 	c := fileConfig(t)
@@ -237,6 +237,11 @@ func TestMaxConnections(t *testing.T) {
 	}
 	conns = nil
 	mu.Unlock()
+	// A slot is free once the server has seen its connection close (until then a new connection
+	// would be answered 503 at once, TestOverLimitConnectionAnswered503).
+	archivetest.Eventually(t, 10*time.Second, "the stalled connections' slots freed", func() bool {
+		return strings.Contains(metricsTextRaw(t, s), "livehook_archiver_connections_open 0\n")
+	})
 	r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix()))
 	if r.Status != 200 {
 		t.Fatalf("after the stalled clients left: %d", r.Status)
