@@ -1,9 +1,16 @@
 package bench
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,5 +113,48 @@ func TestOverloadCheck(t *testing.T) {
 			t.Errorf("%s: pass %v skipped %v value %q; want pass %v skipped %v, value containing %q",
 				tc.name, c.Pass, c.Skipped, c.Value, tc.pass, tc.skipped, tc.valueSubstring)
 		}
+	}
+}
+
+// attack against a local server that answers every third request 503 and the rest 200 with an
+// event_id: counts by status, the acknowledged ids and latency from the intended send time.
+func TestAttackCountsAndLatency(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct{ Stream string }
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || ev.Stream == "" {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+		if n.Add(1)%3 == 0 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		sum := sha256.Sum256([]byte(ev.Stream))
+		fmt.Fprintf(w, `{"status":"ok","event_id":"%x"}`+"\n", sum[:16])
+	}))
+	defer srv.Close()
+	r := &runner{log: io.Discard}
+	run := &TargetRun{Name: "test", ackedIDs: map[[16]byte]struct{}{}}
+	gen := &callbackGen{tag: "abc123", group: 1, pubTS: 1764115206}
+	o := DefaultOpenLoop()
+	row := r.attack(context.Background(), o, run, gen, srv.URL+"/callback", os.Getpid(), 200, time.Second)
+	if row.Sent < 150 || row.Sent > 250 {
+		t.Fatalf("sent %d at 200/s for 1s", row.Sent)
+	}
+	if row.OK+row.Shed != row.Sent || row.Errors != 0 || row.Other != 0 {
+		t.Fatalf("sent %d: ok %d, shed %d, other %d, errors %d (%s)", row.Sent, row.OK, row.Shed, row.Other, row.Errors, row.Err)
+	}
+	if row.Shed < row.Sent/4 || int64(len(run.ackedIDs)) != row.OK {
+		t.Fatalf("shed %d of %d, %d distinct ids acknowledged for %d 200s", row.Shed, row.Sent, len(run.ackedIDs), row.OK)
+	}
+	if row.P50 < 2*time.Millisecond || row.Max < row.P99 || row.P99 < row.P50 {
+		t.Fatalf("latencies p50 %s p99 %s max %s: below the server's 2ms or out of order", row.P50, row.P99, row.Max)
+	}
+	if row.CPU < 0 {
+		t.Fatalf("CPU %s: the process's CPU time went backwards", row.CPU)
 	}
 }
