@@ -78,8 +78,8 @@ type limitListener struct {
 	done     chan struct{}
 	once     sync.Once
 
-	idleMu sync.Mutex
-	idle   map[*limitConn]struct{} // kept-alive connections between requests (http.StateIdle)
+	connMu sync.Mutex
+	conns  map[*limitConn]struct{} // the connections in slots (per connection, not per request)
 }
 
 func newLimitListener(ln net.Listener, n int) *limitListener {
@@ -87,7 +87,7 @@ func newLimitListener(ln net.Listener, n int) *limitListener {
 		n = DefaultMaxConnections
 	}
 	return &limitListener{Listener: ln, sem: make(chan struct{}, n), overflow: make(chan struct{}, n),
-		done: make(chan struct{}), idle: make(map[*limitConn]struct{})}
+		done: make(chan struct{}), conns: make(map[*limitConn]struct{})}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -109,24 +109,30 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, net.ErrClosed
 		}
 	}
+	lc := &limitConn{Conn: c, l: l, over: over}
 	if over {
 		l.over.Add(1)
 	} else {
 		l.open.Add(1)
+		l.connMu.Lock()
+		l.conns[lc] = struct{}{}
+		l.connMu.Unlock()
 	}
-	return &limitConn{Conn: c, l: l, over: over}, nil
+	return lc, nil
 }
 
-// evictIdle closes one idle kept-alive connection, if any.
+// evictIdle closes one idle kept-alive connection, if any. It scans the slots (at most
+// --max-connections), which happens only when they are all taken.
 func (l *limitListener) evictIdle() {
-	l.idleMu.Lock()
+	l.connMu.Lock()
 	var victim *limitConn
-	for c := range l.idle {
-		victim = c
-		delete(l.idle, c)
-		break
+	for c := range l.conns {
+		if c.idle.Load() {
+			victim = c
+			break
+		}
 	}
-	l.idleMu.Unlock()
+	l.connMu.Unlock()
 	if victim != nil {
 		if l.onEvict != nil {
 			l.onEvict()
@@ -135,19 +141,12 @@ func (l *limitListener) evictIdle() {
 	}
 }
 
-// connState (http.Server.ConnState) tracks which connections are idle between requests.
+// connState (http.Server.ConnState) marks the connections idle between requests: one atomic store
+// per state change, nothing shared on the request path.
 func (l *limitListener) connState(c net.Conn, st http.ConnState) {
-	lc := asLimitConn(c)
-	if lc == nil || lc.over {
-		return
+	if lc := asLimitConn(c); lc != nil {
+		lc.idle.Store(st == http.StateIdle)
 	}
-	l.idleMu.Lock()
-	if st == http.StateIdle {
-		l.idle[lc] = struct{}{}
-	} else {
-		delete(l.idle, lc)
-	}
-	l.idleMu.Unlock()
 }
 
 func asLimitConn(c net.Conn) *limitConn {
@@ -172,7 +171,8 @@ func (l *limitListener) Over() int64 { return l.over.Load() }
 type limitConn struct {
 	net.Conn
 	l    *limitListener
-	over bool // past --max-connections: every request is answered 503 and the connection closed
+	over bool        // past --max-connections: every request is answered 503 and the connection closed
+	idle atomic.Bool // between requests of a kept-alive connection (http.StateIdle)
 	once sync.Once
 }
 
@@ -184,6 +184,9 @@ func (c *limitConn) Close() error {
 			<-c.l.overflow
 			return
 		}
+		c.l.connMu.Lock()
+		delete(c.l.conns, c)
+		c.l.connMu.Unlock()
 		c.l.open.Add(-1)
 		<-c.l.sem
 	})
