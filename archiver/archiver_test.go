@@ -125,6 +125,36 @@ func (p *proc) terminate() (int, time.Duration) {
 // kill SIGKILLs it, like a crash.
 func (p *proc) kill() { _ = p.p.Kill() }
 
+// loadThenKill posts distinct events from senders goroutines for d, SIGKILLs p while they post, and
+// adds the body of every event answered 200 to acked (by event_id).
+func loadThenKill(p *proc, senders int, d time.Duration, stream func(sender int) string, acked map[string][]byte) {
+	var mu sync.Mutex
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				body := archivetest.Event("load.example.com", stream(g), "PUBLISH", int64(i))
+				r, err := archivetest.TryPost(p.url+"/callback", body)
+				if err != nil {
+					return // the process is gone
+				}
+				if r.Status == 200 {
+					mu.Lock()
+					acked[r.Body["event_id"].(string)] = body
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(d)
+	p.kill()
+	stop.Store(true)
+	wg.Wait()
+}
+
 func s3Args(gw *versitygw.Server, bucket string) []string {
 	return []string{"--store", "s3://" + bucket + "/a/", "--s3-endpoint", gw.Endpoint}
 }
@@ -139,32 +169,8 @@ func TestKill9UnderLoadLosesNothing(t *testing.T) {
 	args := append(s3Args(gw, bucket), "--spool", spool, "--flush-interval", "300ms", "--flush-bytes", "32KiB")
 	p := serve(t, gw, t.TempDir(), args...)
 
-	var mu sync.Mutex
 	acked := map[string][]byte{} // event_id -> body
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				body := archivetest.Event("load.example.com", fmt.Sprintf("g%d", g), "PUBLISH", int64(i))
-				r, err := archivetest.TryPost(p.url+"/callback", body)
-				if err != nil {
-					return // the process is gone
-				}
-				if r.Status == 200 {
-					mu.Lock()
-					acked[r.Body["event_id"].(string)] = body
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	time.Sleep(2 * time.Second)
-	p.kill()
-	stop.Store(true)
-	wg.Wait()
+	loadThenKill(p, 8, 2*time.Second, func(g int) string { return fmt.Sprintf("g%d", g) }, acked)
 	if len(acked) < 100 {
 		t.Fatalf("only %d events acknowledged before the kill", len(acked))
 	}

@@ -72,6 +72,9 @@ func TestSameWordsEverywhere(t *testing.T) {
 		{"report", func(f, to string) []string {
 			return []string{"report", "--store", store, "--from", f, "--to", to, "--out", out}
 		}},
+		{"replay", func(f, to string) []string {
+			return []string{"replay", "--store", store, "--from", f, "--to", to, "--to-url", "http://127.0.0.1:9/", "--dry-run"}
+		}},
 	}
 	for _, w := range words {
 		for _, r := range []struct{ from, to, fromDay, toDay string }{
@@ -103,6 +106,7 @@ func TestSameWordsEverywhere(t *testing.T) {
 		{[]string{"verify", "--from", "tomorrow", "--public-key", pub}, "--from", "tomorrow"},
 		{[]string{"report", "--from", "tomorrow", "--out", out}, "--from", "tomorrow"},
 		{[]string{"compact", "--day", "tomorrow"}, "--day", "tomorrow"},
+		{[]string{"replay", "--from", "tomorrow", "--to-url", "http://127.0.0.1:9/"}, "--from", "tomorrow"},
 		{[]string{"events", "--from", "today", "--to", "Today"}, "--to", "Today"},
 		{[]string{"sessions", "--from", "2026/11/01"}, "--from", "2026/11/01"},
 		{[]string{"verify", "--from", "yesterday", "--to", "now", "--public-key", pub}, "--to", "now"},

@@ -293,6 +293,17 @@ func RejectedKey(day, instance string, seq uint64) string {
 	return fmt.Sprintf("%s%s-%020d.json", RejectedDayPrefix(day), instance, seq)
 }
 
+// DeadLetterDayPrefix is the key prefix of one day's relay dead letters: "_deadletter/dt=2026-11-26/".
+func DeadLetterDayPrefix(day string) string { return "_deadletter/" + DayPrefix(day) }
+
+// DeadLetterKey names one batch of a destination's dead letters (JSON Lines, one dead letter a
+// line), found at spool segment seq, byte offset off of instance:
+// "_deadletter/dt=2026-11-26/<destination>/<instance>-<seq %020d>-<off %012d>.jsonl". The day is
+// the events' partition day, so a day range's dead letters are found like its events.
+func DeadLetterKey(day, destination, instance string, seq uint64, off int64) string {
+	return fmt.Sprintf("%s%s/%s-%020d-%012d.jsonl", DeadLetterDayPrefix(day), destination, instance, seq, off)
+}
+
 // EventID is the deterministic identity of an event: the first 32 hex characters of
 // sha256(domain \x00 app \x00 stream \x00 event \x00 publishTimestamp). publishTimestamp is the raw
 // value as received (string contents, or the number's literal text).

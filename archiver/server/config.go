@@ -17,6 +17,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/intake"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
 )
 
 // Ack modes.
@@ -55,6 +56,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	MemoryLimit     int64        // bytes; MemoryLimitAuto or MemoryLimitOff (memlimit.go)
 	Digest          DigestConfig // --digest-key, --object-lock (digest.go)
+	Forward         []string     // --forward NAME=URL (forward.go)
+	ForwardConfig   string       // --forward-config FILE (forward.go)
+	ForwardPurge    []string     // --forward-purge NAME (forward.go)
 
 	// Not flags.
 	Now    func() time.Time // clock for received_at and partition days (tests fake it)
@@ -63,6 +67,9 @@ type Config struct {
 	AdmissionFloor int64
 	// S3 static credentials (tests); empty => minio-go's chain (AWS_* env, files, IAM role).
 	S3AccessKey, S3SecretKey string
+	// Relay tuning (tests): zero values are relay's defaults.
+	ForwardBackoff     backoff.Policy
+	ForwardLagDegraded time.Duration
 }
 
 // DefaultConfig is the flag defaults.
@@ -139,6 +146,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM, how long to keep uploading the spool before exiting (the rest is uploaded on the next start)")
 	fs.Var(memLimitValue{&c.MemoryLimit}, "memory-limit", "soft limit of the archiver's Go memory, e.g. 200MiB: near it the garbage collector works harder instead of letting the heap grow to twice what is live (auto: GOMEMLIMIT if set, else 80% of the container's cgroup memory limit, if any; 0: none); keep it below the container's limit")
 	addDigestFlags(fs, &c.Digest)
+	addForwardFlags(fs, &c)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -195,6 +203,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.validateMemoryLimit(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateForward(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

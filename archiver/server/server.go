@@ -31,6 +31,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/relay"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
@@ -55,6 +56,7 @@ type Server struct {
 	spool    *spool.Spool // nil with --ack store
 	draining atomic.Bool
 	digests  *digestState // digest.go
+	relay    *relay.Relay // forward.go; nil without --forward
 
 	httpSrv  *http.Server
 	ln       net.Listener
@@ -117,6 +119,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	var spoolBackend *uploader.Backend
 	defer func() {
 		if !ok {
+			if s.relay != nil {
+				s.relay.Close()
+			}
 			if s.spool != nil {
 				_ = s.spool.Close(ctx)
 			}
@@ -200,6 +205,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// sampleInstance is this process's object-key instance in both modes: store-mode replicas may
 	// share --instance, and one chain per process keeps their digests from forking.
 	if err := s.startDigests(ctx, sampleInstance); err != nil {
+		return nil, err
+	}
+	if err := s.startRelay(); err != nil {
 		return nil, err
 	}
 	s.backend.Start()
@@ -310,6 +318,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
+	}
+	if rd := s.relayDegraded(); rd != "" {
+		if degraded != "" {
+			degraded += "; "
+		}
+		degraded += rd
 	}
 	if degraded != "" {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "degraded": degraded, "store": s.store.String()})
@@ -427,6 +441,10 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	fctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
+	if s.relay != nil {
+		s.settleRelay(fctx)
+		s.relay.Close() // cursors written; the rest is forwarded on the next start
+	}
 	if err := s.backend.Shutdown(fctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -479,6 +497,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				_ = s.ReloadKeys()
+				_ = s.ReloadForward()
 				continue
 			}
 			cfg.Logger.Info("received signal", "signal", sig.String())

@@ -90,6 +90,7 @@ type Segment struct {
 	Instance string
 	Gzip     bool
 	Size     int64
+	Records  int // committed records (intact ones, for a recovered segment)
 }
 
 type active struct {
@@ -115,10 +116,14 @@ type Spool struct {
 
 	bytes atomic.Int64 // sum of segment file sizes
 
-	smu     sync.Mutex
-	sealed  []*Segment
-	drained bool
-	notify  chan struct{}
+	smu      sync.Mutex
+	sealed   []*Segment
+	drained  bool
+	notify   chan struct{}
+	retained []*Segment    // uploaded, kept for the retainer (tail.go)
+	retainer Retainer      // nil: no consumer
+	act      *View         // the active segment's committed part
+	changed  chan struct{} // closed at each commit/seal (tail.go)
 
 	seqMu      sync.Mutex
 	nextSeq    uint64
@@ -191,6 +196,7 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 		rotateReq: make(chan chan struct{}),
 		done:      make(chan struct{}),
 		notify:    make(chan struct{}, 1),
+		changed:   make(chan struct{}),
 		linger:    time.NewTimer(time.Hour),
 	}
 	s.linger.Stop()
@@ -371,8 +377,12 @@ func (s *Spool) Next(ctx context.Context) (*Segment, error) {
 	}
 }
 
-// Remove deletes an uploaded segment.
+// Remove deletes an uploaded segment, or keeps it (out of the upload queue) while the retainer
+// still needs it.
 func (s *Spool) Remove(seg *Segment) error {
+	if s.retain(seg) {
+		return nil
+	}
 	if err := os.Remove(seg.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing uploaded spool segment: %w", err)
 	}
@@ -635,7 +645,7 @@ func (s *Spool) recoverSegment(path string, seq uint64) error {
 			return fmt.Errorf("trimming the zero fill of spool segment %s: %w", path, err)
 		}
 	}
-	s.sealed = append(s.sealed, &Segment{Seq: seq, Path: path, Instance: inst, Gzip: gz, Size: size})
+	s.sealed = append(s.sealed, &Segment{Seq: seq, Path: path, Instance: inst, Gzip: gz, Size: size, Records: n})
 	s.bytes.Add(size)
 	return nil
 }

@@ -241,6 +241,8 @@ func (l *writer) commit(batch []*sink.Entry) {
 		l.armed = true
 	}
 	a.records += len(batch)
+	a.seg.Records = a.records
+	s.setActive(a.seg) // consumers (the relay) may read up to here now
 	for _, e := range batch {
 		e.Finish(nil)
 	}
@@ -271,6 +273,7 @@ func (l *writer) seal(reason string) {
 		s.log.Warn("closing spool segment", "segment", a.seg.Path, "error", err)
 	}
 	if a.records == 0 {
+		s.setActive(nil)
 		os.Remove(a.seg.Path)
 		s.bytes.Add(-a.seg.Size)
 		return
@@ -278,6 +281,8 @@ func (l *writer) seal(reason string) {
 	s.log.Debug("sealed spool segment", "segment", a.seg.Path, "records", a.records, "bytes", a.seg.Size, "reason", reason)
 	s.smu.Lock()
 	s.sealed = append(s.sealed, a.seg) // one writer: sealed in segment order
+	s.act = nil                        // in the same step, so a consumer never misses the segment
+	s.broadcastLocked()
 	s.smu.Unlock()
 	s.wake()
 }

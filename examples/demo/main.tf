@@ -6,7 +6,12 @@
 #   LIVEHOOK_ENDPOINT  (optional: another Live API base URL, e.g. the livehook emulator)
 #
 #   terraform apply -var domain=push.example.com \
-#     -var archiver_url=https://archiver.example.com -var notify_key=...
+#     -var archiver_url=https://archiver.example.com -var notify_key=... \
+#     -var business_url=https://biz.example.com/live/callback
+#
+# Live sends a domain's callbacks to one URL: the archiver. The business server that received
+# them before keeps receiving every one through the archiver's relay
+# (archiver serve --forward business=URL, see the archiver_forward output).
 terraform {
   required_version = ">= 1.11" # auth_sign_key_wo is a write-only argument
 

@@ -13,6 +13,17 @@ variable "archiver_url" {
   }
 }
 
+variable "business_url" {
+  description = "URL of the business server that received these callbacks before the archiver took the notification URL; the archiver forwards every callback to it (archiver serve --forward business=URL). Empty: no forwarding."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.business_url == "" || can(regex("^https?://[^/]+", var.business_url))
+    error_message = "business_url must be empty or start with http:// or https://."
+  }
+}
+
 variable "notify_key" {
   description = "Key (32 to 128 characters) Live signs each callback with; the archiver's --keys file holds the same key for this domain."
   type        = string

@@ -91,24 +91,32 @@ func (d *publishNotificationDataSource) Read(ctx context.Context, req datasource
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
-	defer cancel()
-
-	domain := cfg.Domain.ValueString()
-	n, diags := getNotification(ctx, d.data, domain)
+	ctx, diags := readInto(ctx, d.data, &cfg, "data source")
 	resp.Diagnostics.Append(diags...)
 	if diags.HasError() {
 		return
 	}
-	ctx = maskSecrets(ctx, n.AuthSignKey)
-	tflog.Debug(ctx, "read publish notification (data source)", map[string]any{"domain": domain, "key_set": n.AuthSignKey != ""})
-
-	cfg.ID = types.StringValue(domain)
-	cfg.URL = types.StringValue(n.URL)
-	cfg.CallBackArea = stringOrNull(n.CallBackArea)
-	cfg.AuthSignKeySet = types.BoolValue(n.AuthSignKey != "")
-	cfg.AuthSignKey = stringOrNull(n.AuthSignKey)
 	resp.Diagnostics.Append(resp.State.Set(ctx, cfg)...)
+}
+
+// readInto is the read of the data source and the ephemeral resource: it fills m from the
+// domain's config. The returned context masks the key in every later log line.
+func readInto(ctx context.Context, data *providerData, m *publishNotificationDataModel, what string) (context.Context, diag.Diagnostics) {
+	getCtx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	defer cancel()
+	domain := m.Domain.ValueString()
+	n, diags := getNotification(getCtx, data, domain)
+	if diags.HasError() {
+		return ctx, diags
+	}
+	ctx = maskSecrets(ctx, n.AuthSignKey)
+	tflog.Debug(ctx, "read publish notification ("+what+")", map[string]any{"domain": domain, "key_set": n.AuthSignKey != ""})
+	m.ID = types.StringValue(domain)
+	m.URL = types.StringValue(n.URL)
+	m.CallBackArea = stringOrNull(n.CallBackArea)
+	m.AuthSignKeySet = types.BoolValue(n.AuthSignKey != "")
+	m.AuthSignKey = stringOrNull(n.AuthSignKey)
+	return ctx, diags
 }
 
 // getNotification is the read of the data source and the ephemeral resource: the domain's

@@ -6,8 +6,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/ephemeral/schema"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
-	"github.com/hashicorp/terraform-plugin-framework/types"
-	"github.com/hashicorp/terraform-plugin-log/tflog"
 )
 
 var (
@@ -86,22 +84,10 @@ func (e *publishNotificationEphemeral) Open(ctx context.Context, req ephemeral.O
 				"Check that the provider \"livehook\" block does not depend on this ephemeral resource.")
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
-	defer cancel()
-
-	domain := m.Domain.ValueString()
-	n, diags := getNotification(ctx, e.data, domain)
+	ctx, diags := readInto(ctx, e.data, &m, "ephemeral")
 	resp.Diagnostics.Append(diags...)
 	if diags.HasError() {
 		return
 	}
-	ctx = maskSecrets(ctx, n.AuthSignKey)
-	tflog.Debug(ctx, "read publish notification (ephemeral)", map[string]any{"domain": domain, "key_set": n.AuthSignKey != ""})
-
-	m.ID = types.StringValue(domain)
-	m.URL = types.StringValue(n.URL)
-	m.CallBackArea = stringOrNull(n.CallBackArea)
-	m.AuthSignKeySet = types.BoolValue(n.AuthSignKey != "")
-	m.AuthSignKey = stringOrNull(n.AuthSignKey)
 	resp.Diagnostics.Append(resp.Result.Set(ctx, m)...)
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
@@ -81,4 +82,15 @@ func UsageError(fs *flag.FlagSet, stderr io.Writer) func(format string, a ...any
 		fmt.Fprintf(stderr, "run %q for usage\n", fs.Name()+" -h")
 		return 2
 	}
+}
+
+// IsTerminal reports whether w is a character device (a terminal, as far as the standard library
+// can tell without a dependency): progress lines go only there.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Stat() (os.FileInfo, error) })
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/livehook/terraform-provider-livehook/archiver/compact"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/replay"
 	"github.com/livehook/terraform-provider-livehook/archiver/report"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
@@ -33,6 +34,7 @@ var Commands = []struct {
 	{"sessions", sessions.Run},
 	{"verify", verify.Run},
 	{"compact", compact.Run},
+	{"replay", replay.Run},
 	{"report", report.Run},
 }
 

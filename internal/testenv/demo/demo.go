@@ -88,6 +88,11 @@ type Result struct {
 
 	Redelivery Redelivery
 
+	// Business is what the demo's business server got through the archiver's relay: each
+	// event once (BusinessRepeats counts repeated requests), signatures checked (BusinessInvalid).
+	Business                         []Event
+	BusinessRepeats, BusinessInvalid int
+
 	Missing    []Event // delivered but not in the archive
 	Duplicated []Event // in the archive more than once
 	Unexpected []Event // in the archive but never delivered
@@ -176,6 +181,7 @@ type runner struct {
 	tf       *devenv.Terraform
 	key      string
 	tfVars   []string
+	biz      *business
 }
 
 // step prints one progress line: elapsed time, a short label, the message.
@@ -209,6 +215,7 @@ func (r *runner) run(ctx context.Context) error {
 	if err := r.drive(ctx); err != nil {
 		return err
 	}
+	r.waitBusiness(ctx)
 	if err := r.readBack(ctx); err != nil {
 		return err
 	}
@@ -278,6 +285,12 @@ func (r *runner) startServices(ctx context.Context) error {
 	if err := os.WriteFile(keysPath, keys, 0o600); err != nil {
 		return fmt.Errorf("write keys file: %w", err)
 	}
+	r.biz, err = startBusiness(r.key)
+	if err != nil {
+		return fmt.Errorf("business server: %w", err)
+	}
+	r.env.Defer("business server", r.biz.Close)
+	r.step("business", "the business server (the receiver Live called before) on %s", r.biz.url)
 	r.archiver, err = r.env.Start(ctx, proc.Spec{
 		Name: "archiver", Path: r.bins.Archiver,
 		Args: []string{"serve",
@@ -288,6 +301,7 @@ func (r *runner) startServices(ctx context.Context) error {
 			"--ack", "spool",
 			"--flush-interval", FlushInterval.String(),
 			"--keys", keysPath,
+			"--forward", "business=" + r.biz.url,
 		},
 		Env:           s3.Env(),
 		WaitListening: true,
@@ -297,7 +311,7 @@ func (r *runner) startServices(ctx context.Context) error {
 		return err
 	}
 	r.res.ArchiverURL = r.archiver.URL
-	r.step("archiver", "%s -> %s (spool mode, flush every %s, signing key for %s)", r.archiver.URL, r.storeURL(), FlushInterval, r.o.Domain)
+	r.step("archiver", "%s -> %s (spool mode, flush every %s, signing key for %s, forwarding to the business server)", r.archiver.URL, r.storeURL(), FlushInterval, r.o.Domain)
 
 	r.emu, err = r.env.Start(ctx, proc.Spec{
 		Name: "emulator", Path: r.bins.Emulator,
@@ -348,7 +362,7 @@ func (r *runner) apply(ctx context.Context) error {
 		return err
 	}
 	r.tf = tf
-	r.tfVars = []string{"-var", "domain=" + r.o.Domain, "-var", "archiver_url=" + r.archiver.URL}
+	r.tfVars = []string{"-var", "domain=" + r.o.Domain, "-var", "archiver_url=" + r.archiver.URL, "-var", "business_url=" + r.biz.url}
 
 	res, err := tf.Run(ctx, nil, "init", "-no-color")
 	if err != nil {
@@ -521,6 +535,12 @@ func (r *runner) verify() error {
 		}
 	}
 	r.res.Redelivery.StoredOnce = archived[r.res.Redelivery.Event] == 1
+	if r.biz != nil && (!slices.Equal(sortedEvents(r.res.Business), sortedEvents(uniqueEvents(r.res.Delivered))) || r.res.BusinessInvalid > 0 || r.res.BusinessRepeats > 0) {
+		msg := fmt.Sprintf("the business server got %d events (%d repeated requests, %d invalid signatures), want each of the %d delivered once, signed",
+			len(r.res.Business), r.res.BusinessRepeats, r.res.BusinessInvalid, len(uniqueEvents(r.res.Delivered)))
+		r.step("check", "FAILED: %s", msg)
+		return errors.New(msg)
+	}
 	closed := 0
 	for _, s := range r.res.Sessions {
 		if strings.Contains(s, `"status":"closed"`) {
@@ -549,6 +569,37 @@ func (r *runner) verify() error {
 	}
 	r.step("check", "FAILED: %s", b.String())
 	return errors.New(b.String())
+}
+
+// waitBusiness waits (at most 10 s) until the business server has every delivered event.
+func (r *runner) waitBusiness(ctx context.Context) {
+	want := len(uniqueEvents(r.res.Delivered))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, repeats, invalid := r.biz.got()
+		if len(got) >= want || time.Now().After(deadline) || ctx.Err() != nil {
+			r.res.Business, r.res.BusinessRepeats, r.res.BusinessInvalid = got, repeats, invalid
+			r.step("business", "%d callbacks arrived at the business server through the relay, each once, %d with an invalid signature", len(got), invalid)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func uniqueEvents(es []Event) []Event {
+	var out []Event
+	for _, e := range es {
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func sortedEvents(es []Event) []Event {
+	out := slices.Clone(es)
+	slices.SortFunc(out, func(a, b Event) int { return strings.Compare(a.String(), b.String()) })
+	return out
 }
 
 func randomHex(n int) string {

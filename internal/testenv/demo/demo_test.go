@@ -46,6 +46,13 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Every delivered event is archived exactly once, and nothing else is.
+	// The business server keeps getting every callback, once, signed, through the relay.
+	if got := res.TerraformOutputs["archiver_forward"]; !strings.HasPrefix(got, "business=http://127.0.0.1:") {
+		t.Errorf("output archiver_forward = %q, want business=<the business server's URL>", got)
+	}
+	if len(res.Business) != 2*streams || res.BusinessInvalid != 0 || res.BusinessRepeats != 0 {
+		t.Errorf("business server got %d events (%d repeats, %d invalid signatures), want %d each once and valid", len(res.Business), res.BusinessRepeats, res.BusinessInvalid, 2*streams)
+	}
 	if len(res.Delivered) != 2*streams {
 		t.Errorf("emulator delivered %d events, want %d (PUBLISH and PUBLISH_DONE per stream)", len(res.Delivered), 2*streams)
 	}

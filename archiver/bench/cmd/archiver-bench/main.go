@@ -36,6 +36,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "target" {
 		return bench.RunTarget(args[1:], stderr)
 	}
+	// The relay's bench (make bench-forward): forward lag and the ack cost of destinations.
+	if len(args) > 0 && args[0] == "forward" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return bench.RunForwardCmd(ctx, args[1:], stdout, stderr)
+	}
 	d := bench.Defaults()
 	fs := flag.NewFlagSet("archiver-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -1,0 +1,594 @@
+// Package relay passes every archived callback on to the servers that need it (archiver serve
+// --forward, --forward-config). It is a consumer of the spool: each destination has one
+// goroutine that tails the spool's committed records (woken by each group commit, so a healthy
+// destination gets an event within milliseconds of its 200) and a durable cursor (segment,
+// offset) under <spool>/relay/<name>/. The spool keeps an uploaded segment until every
+// destination, configured or removed but not purged, has passed it. Delivery is at least once:
+// the cursor is written a little after the deliveries it covers, so a crash repeats at most those.
+// Order is the spool's order, which is the order the instance accepted the events.
+//
+// Failures: 2xx is delivered; timeouts, connection errors, 408, 429 and 5xx are retried with
+// capped, jittered exponential backoff (internal/backoff) that honours Retry-After; other
+// statuses, events older than max_age, and (when the spool is nearly full and the archive already
+// holds them) the lagging destination's oldest events become dead letters: appended to
+// <spool>/relay/<name>/deadletters.jsonl and stored under _deadletter/ (layout.DeadLetterKey).
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
+	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
+	"github.com/livehook/terraform-provider-livehook/archiver/readback"
+	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
+	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
+)
+
+// DefaultBackoff is the delay between attempts of one event: 200ms doubling to 30s, jittered.
+var DefaultBackoff = backoff.Policy{Initial: 200 * time.Millisecond, Max: 30 * time.Second}
+
+// DefaultLagDegraded is the lag at which /readyz names a destination as degraded.
+const DefaultLagDegraded = 30 * time.Second
+
+// Header names set on every forwarded request.
+const (
+	HeaderEventID = "X-Livehook-Event-Id"
+	HeaderAttempt = "X-Livehook-Attempt"
+)
+
+// Dead-letter reasons (the reason label).
+const (
+	ReasonRejected   = "rejected"   // a status that is not retried (4xx other than 408/429, 3xx)
+	ReasonMaxAge     = "max_age"    // older than the destination's max_age
+	ReasonSpoolFull  = "spool_full" // the spool needed the room; the event is in the archive
+	ReasonUnreadable = "unreadable" // not an archive record
+)
+
+// Options configure a Relay.
+type Options struct {
+	Spool *spool.Spool
+	Dir   string // where cursors and local dead letters live (<spool>/relay)
+	Store storage.Putter
+	// Key returns a domain's current signing key (for resign).
+	Key         func(domain string) (string, bool)
+	Registry    *metrics.Registry
+	Logger      *slog.Logger
+	Instance    string
+	Backoff     backoff.Policy // zero: DefaultBackoff
+	LagDegraded time.Duration  // zero: DefaultLagDegraded
+	Now         func() time.Time
+	// Purge names removed destinations whose kept queue is dropped at start.
+	Purge []string
+	// Pressure is the share of the spool budget above which lagging destinations shed their
+	// oldest (already archived) events as dead letters; zero: 0.9.
+	Pressure float64
+}
+
+// Relay forwards spooled events to destinations.
+type Relay struct {
+	o   Options
+	log *slog.Logger
+	m   *relayMetrics
+
+	mu      sync.Mutex
+	workers map[string]*worker
+	parked  map[string]*position // removed destinations whose queue is kept
+	holds   atomic.Pointer[[]*position]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// position is a destination's durable cursor: the next record is at byte off of segment seq,
+// after idx records of it. seq is read by Retains from the spool's lock; the rest belongs to the
+// goroutine that owns the position.
+type position struct {
+	seq atomic.Uint64
+	off int64
+	idx atomic.Int64
+}
+
+// New loads the cursors under o.Dir and starts nothing (see Start).
+func New(o Options, dests []Destination) (*Relay, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Backoff == (backoff.Policy{}) {
+		o.Backoff = DefaultBackoff
+	}
+	if o.LagDegraded <= 0 {
+		o.LagDegraded = DefaultLagDegraded
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Pressure <= 0 {
+		o.Pressure = 0.9
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the relay directory: %w", err)
+	}
+	r := &Relay{o: o, log: o.Logger.With("component", "relay"), workers: map[string]*worker{}, parked: map[string]*position{}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.m = newMetrics(o.Registry, r)
+	for _, name := range o.Purge {
+		if !ValidName(name) {
+			continue
+		}
+		dir := filepath.Join(o.Dir, name)
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("--forward-purge %s: %w", name, err)
+		}
+		r.log.Warn("purged the kept queue of a removed destination; its undelivered events are in the archive (archiver replay)", "destination", name)
+	}
+	des, err := os.ReadDir(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the relay directory: %w", err)
+	}
+	for _, de := range des {
+		if !de.IsDir() || !nameRE.MatchString(de.Name()) {
+			continue
+		}
+		p, ok, err := loadCursor(r.cursorPath(de.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			r.parked[de.Name()] = p
+		}
+	}
+	for _, d := range dests {
+		if err := r.add(d); err != nil {
+			return nil, err
+		}
+	}
+	for name := range r.parked {
+		r.log.Warn("a removed destination's queue is kept until it is added back or purged (archiver serve --forward-purge NAME)", "destination", name, "dir", filepath.Join(o.Dir, name))
+	}
+	r.publishHolds()
+	return r, nil
+}
+
+// Start runs the destinations' goroutines and the shedding of parked queues.
+func (r *Relay) Start() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.workers {
+		r.start(w)
+	}
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.shedParked() }()
+}
+
+func (r *Relay) start(w *worker) {
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); w.run() }()
+}
+
+// add makes a worker for d (mu held or not yet shared), from its kept cursor or at the end.
+func (r *Relay) add(d Destination) error {
+	w, err := newWorker(r, d)
+	if err != nil {
+		return err
+	}
+	if p, ok := r.parked[d.Name]; ok {
+		w.pos = p
+		delete(r.parked, d.Name)
+	} else {
+		w.pos = r.endPosition()
+		if err := writeCursor(r.cursorPath(d.Name), w.pos); err != nil {
+			return err
+		}
+		r.log.Info("new destination starts with the events accepted from now on (archiver replay backfills older ones)", "destination", d.Name)
+	}
+	r.workers[d.Name] = w
+	return nil
+}
+
+// endPosition is the end of what the spool has committed.
+func (r *Relay) endPosition() *position {
+	p := &position{}
+	segs := r.o.Spool.Segments()
+	if len(segs) == 0 {
+		p.seq.Store(0)
+		return p
+	}
+	last := segs[len(segs)-1]
+	if last.Sealed {
+		p.seq.Store(last.Seq + 1) // the next segment, from its start
+		return p
+	}
+	p.seq.Store(last.Seq)
+	p.off = last.Size
+	p.idx.Store(int64(last.Records))
+	return p
+}
+
+func (r *Relay) publishHolds() {
+	var hs []*position
+	for _, w := range r.workers {
+		hs = append(hs, w.pos)
+	}
+	for _, p := range r.parked {
+		hs = append(hs, p)
+	}
+	r.holds.Store(&hs)
+}
+
+// Retains implements spool.Retainer: some destination has not passed segment seq.
+func (r *Relay) Retains(seq uint64) bool {
+	hs := r.holds.Load()
+	if hs == nil {
+		return false
+	}
+	for _, p := range *hs {
+		if p.seq.Load() <= seq {
+			return true
+		}
+	}
+	return false
+}
+
+// Reload replaces the destinations: changed ones restart from their cursor, removed ones are
+// parked (their queue kept), added ones start at the end (or from their parked cursor).
+func (r *Relay) Reload(dests []Destination) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	want := map[string]Destination{}
+	for _, d := range dests {
+		want[d.Name] = d
+	}
+	for name, w := range r.workers {
+		if d, ok := want[name]; ok && equalDest(d, w.d) {
+			delete(want, name)
+			continue
+		}
+		w.stop()
+		delete(r.workers, name)
+		r.parked[name] = w.pos
+		if _, ok := want[name]; !ok {
+			r.log.Warn("destination removed; its queue is kept until it is added back or purged (archiver serve --forward-purge NAME)", "destination", name)
+		}
+	}
+	var errs []error
+	for _, d := range want {
+		if err := r.add(d); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.start(r.workers[d.Name])
+	}
+	r.publishHolds()
+	r.o.Spool.ReleaseRetained()
+	return errors.Join(errs...)
+}
+
+func equalDest(a, b Destination) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// Settle waits (at most until ctx ends) until every configured destination has passed every
+// segment the spool holds: at shutdown, after the spool sealed its last segment, so that a
+// healthy destination gets the last events now and the uploaded segments need not be kept.
+func (r *Relay) Settle(ctx context.Context) bool {
+	for {
+		segs := r.o.Spool.Segments()
+		done := true
+		r.mu.Lock()
+		for _, w := range r.workers {
+			if len(segs) > 0 && w.pos.seq.Load() <= segs[len(segs)-1].Seq {
+				done = false
+			}
+		}
+		r.mu.Unlock()
+		if done {
+			return true
+		}
+		if ctxsleep.Sleep(ctx, 20*time.Millisecond) != nil {
+			return false
+		}
+	}
+}
+
+// Close stops every destination, writing their cursors.
+func (r *Relay) Close() {
+	r.cancel()
+	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range r.workers {
+		w.persist(true)
+	}
+}
+
+// Lagging names the destinations whose oldest undelivered event is older than LagDegraded.
+func (r *Relay) Lagging() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	now := r.o.Now()
+	for name, w := range r.workers {
+		if lag := w.lag(now); lag > r.o.LagDegraded {
+			out = append(out, fmt.Sprintf("%s (%s behind)", name, lag.Round(time.Second)))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// underPressure: the spool is near its budget.
+func (r *Relay) underPressure() bool {
+	sp := r.o.Spool
+	return sp.MaxBytes() > 0 && float64(sp.Bytes()) >= r.o.Pressure*float64(sp.MaxBytes())
+}
+
+// oldestUploaded reports whether v is the spool's oldest segment and already in the archive:
+// the one a lagging destination gives up when the spool needs room.
+func oldestUploaded(segs []spool.View, seq uint64) bool {
+	return len(segs) > 0 && segs[0].Seq == seq && segs[0].Uploaded
+}
+
+// shedParked turns the oldest events of removed destinations into dead letters when the spool
+// needs the room (a parked queue must not make the archive refuse callbacks).
+func (r *Relay) shedParked() {
+	for {
+		if ctxsleep.Sleep(r.ctx, time.Second) != nil {
+			return
+		}
+		if !r.underPressure() {
+			continue
+		}
+		r.mu.Lock()
+		segs := r.o.Spool.Segments()
+		for name, p := range r.parked {
+			if len(segs) == 0 {
+				break
+			}
+			v := segs[0]
+			if p.seq.Load() < v.Seq { // its segment is gone: it is at the oldest one
+				p.seq.Store(v.Seq)
+				p.off = 0
+				p.idx.Store(0)
+			}
+			if p.seq.Load() != v.Seq || !v.Uploaded {
+				continue
+			}
+			dl := newDeadLetters(r, name)
+			_ = spool.ReadRange(v.Path, p.off, v.Size, func(rec spool.Record, _ int64) error {
+				dl.add(rec, v.Seq, p.off, ReasonSpoolFull, 0, "destination removed and the spool needed the room", 0)
+				return nil
+			})
+			dl.flush(r.ctx)
+			p.seq.Store(v.Seq + 1)
+			p.off = 0
+			p.idx.Store(0)
+			if err := writeCursor(r.cursorPath(name), p); err != nil {
+				r.log.Error("writing a removed destination's cursor", "destination", name, "error", err)
+			}
+		}
+		r.mu.Unlock()
+		r.o.Spool.ReleaseRetained()
+	}
+}
+
+func (r *Relay) cursorPath(name string) string { return filepath.Join(r.o.Dir, name, "cursor") }
+
+// loadCursor reads "seq off idx".
+func loadCursor(path string) (*position, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading relay cursor: %w", err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 {
+		return nil, false, fmt.Errorf("relay cursor %s is damaged (%q); delete it to start that destination at the newest event", path, strings.TrimSpace(string(b)))
+	}
+	seq, err1 := strconv.ParseUint(f[0], 10, 64)
+	off, err2 := strconv.ParseInt(f[1], 10, 64)
+	idx, err3 := strconv.ParseInt(f[2], 10, 64)
+	if err := errors.Join(err1, err2, err3); err != nil || off < 0 || idx < 0 {
+		return nil, false, fmt.Errorf("relay cursor %s is damaged (%q); delete it to start that destination at the newest event", path, strings.TrimSpace(string(b)))
+	}
+	p := &position{off: off}
+	p.seq.Store(seq)
+	p.idx.Store(idx)
+	return p, true, nil
+}
+
+func writeCursor(path string, p *position) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("writing relay cursor: %w", err)
+	}
+	b := fmt.Appendf(nil, "%d %d %d\n", p.seq.Load(), p.off, p.idx.Load())
+	if err := fsutil.WriteFileAtomic(path, b, 0o600); err != nil {
+		return fmt.Errorf("writing relay cursor: %w", err)
+	}
+	return nil
+}
+
+// newClient is the HTTP client of one destination: its CA, no redirects (a 3xx is an answer).
+func newClient(d Destination) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 4
+	if d.CAFile != "" {
+		pool, err := loadCA(d.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+}
+
+// snippet is a short, one-line excerpt of a receiver's answer for dead letters and logs. A
+// receiver may echo the request: long hex strings (an auth_sign, a key) are masked, so a
+// signature never reaches the logs this way.
+func snippet(r io.Reader) string {
+	b, _ := io.ReadAll(io.LimitReader(r, 200))
+	s := strings.Join(strings.Fields(strings.Map(func(c rune) rune {
+		if c < 0x20 || c == 0x7f {
+			return ' '
+		}
+		return c
+	}, string(b))), " ")
+	return longHex.ReplaceAllString(s, "[masked]")
+}
+
+var longHex = regexp.MustCompile(`[0-9a-fA-F]{24,}`)
+
+// deadLetter is one line of a dead-letter file or object.
+type deadLetter struct {
+	Destination string          `json:"destination"`
+	Reason      string          `json:"reason"`
+	Status      int             `json:"status,omitempty"`
+	Error       string          `json:"error,omitempty"`
+	Attempts    int             `json:"attempts"`
+	DeadAt      time.Time       `json:"dead_at"`
+	Event       json.RawMessage `json:"event"` // the archive line
+}
+
+// deadLetters collects one destination's dead letters of one segment stretch and writes them
+// (locally, fsynced, then to the store) in one go.
+type deadLetters struct {
+	r    *Relay
+	name string
+	day  string
+	seq  uint64
+	off  int64
+	ls   [][]byte
+	n    map[string]int
+}
+
+func newDeadLetters(r *Relay, name string) *deadLetters {
+	return &deadLetters{r: r, name: name, n: map[string]int{}}
+}
+
+func (d *deadLetters) add(rec spool.Record, seq uint64, off int64, reason string, status int, msg string, attempts int) {
+	ev := json.RawMessage(strings.TrimSpace(string(rec.Line)))
+	if !json.Valid(ev) {
+		ev, _ = json.Marshal(string(rec.Line))
+	}
+	b, _ := json.Marshal(deadLetter{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: d.r.o.Now().UTC(), Event: ev})
+	if len(d.ls) == 0 {
+		d.day, d.seq, d.off = rec.Day, seq, off
+	}
+	d.ls = append(d.ls, append(b, '\n'))
+	d.n[reason]++
+}
+
+// flush writes the collected dead letters: appended and fsynced to the local file first (that
+// copy is the durable one), then one object in the store (retried a few times; the local copy
+// stays either way).
+func (d *deadLetters) flush(ctx context.Context) {
+	if len(d.ls) == 0 {
+		return
+	}
+	var body []byte
+	for _, l := range d.ls {
+		body = append(body, l...)
+	}
+	path := filepath.Join(d.r.o.Dir, d.name, "deadletters.jsonl")
+	if err := appendSync(path, body); err != nil {
+		d.r.log.Error("writing dead letters locally", "destination", d.name, "path", path, "error", err)
+	}
+	for reason, n := range d.n {
+		d.r.m.dead.WithLabelValues(d.name, reason).Add(float64(n))
+	}
+	key := layout.DeadLetterKey(d.day, d.name, d.r.o.Instance, d.seq, d.off)
+	var err error
+	if d.r.o.Store != nil {
+		for i := range 3 {
+			err = d.r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+			if errors.Is(err, storage.ErrExists) {
+				// The same dead letters, stored before a crash made this run decide them again.
+				err = nil
+			}
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			_ = ctxsleep.Sleep(ctx, backoff.Policy{Initial: time.Second, Max: 5 * time.Second}.Delay(i))
+		}
+	}
+	if err != nil {
+		d.r.log.Error("storing dead letters failed; they are kept in the local file", "destination", d.name, "key", key, "path", path, "error", err)
+	}
+	d.r.log.Warn("events became dead letters", "destination", d.name, "events", len(d.ls), "reasons", d.n, "key", key)
+	d.ls, d.n = d.ls[:0], map[string]int{}
+}
+
+func appendSync(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	_, err = w.Write(b)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// parse decodes what delivery needs from an archive line: the body as received (the line without
+// the archive field livehook writes last) and the event id; with full, also domain and event
+// (filters, resign). The common case is a scan for the archive field, a third of readback's
+// strict parse, which takes anything unusual.
+func parse(line []byte, full bool) (readback.Event, error) {
+	line = bytes.TrimRight(line, "\n")
+	if !full && !bytes.HasPrefix(line, []byte(`{"raw":`)) {
+		if i := bytes.LastIndex(line, archiveMark); i > 0 {
+			rest := line[i+len(archiveMark):]
+			if j := bytes.Index(rest, eventIDMark); j >= 0 {
+				id := rest[j+len(eventIDMark):]
+				if k := bytes.IndexByte(id, '"'); k == 32 {
+					body := make([]byte, i+1)
+					copy(body, line[:i])
+					body[i] = '}'
+					return readback.Event{Body: body, Archive: layout.Archive{EventID: string(id[:k])}}, nil
+				}
+			}
+		}
+	}
+	return readback.ParseLine(slices.Clone(line))
+}
+
+var (
+	archiveMark = []byte(`,"archive":{"received_at":"`)
+	eventIDMark = []byte(`","event_id":"`)
+)
