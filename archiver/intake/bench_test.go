@@ -12,6 +12,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+	"github.com/livehook/terraform-provider-livehook/internal/callback"
 )
 
 // instantSink makes every entry durable at once: the benchmark measures intake alone.
@@ -19,11 +20,18 @@ type instantSink struct{}
 
 func (instantSink) Submit(e *sink.Entry) error { e.Finish(nil); return nil }
 
-type nopWriter struct{ h http.Header }
+type nopWriter struct {
+	h      http.Header
+	status *int // if set, the last status written
+}
 
 func (w *nopWriter) Header() http.Header         { return w.h }
 func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *nopWriter) WriteHeader(int)             {}
+func (w *nopWriter) WriteHeader(code int) {
+	if w.status != nil {
+		*w.status = code
+	}
+}
 
 // BenchmarkHandler is the per-request CPU and allocation cost of intake (parse, validate, dedup,
 // archive line), without HTTP parsing or durability.
@@ -56,3 +64,46 @@ func BenchmarkHandler(b *testing.B) {
 }
 
 var benchTimeout = 10 * time.Second
+
+// BenchmarkHandlerSigned is BenchmarkHandler for signed callbacks of a domain in --keys (what Live
+// sends when the notification has an auth_sign_key): it adds the signature check.
+func BenchmarkHandlerSigned(b *testing.B) {
+	const key = "0123456789abcdef0123456789abcdef"
+	keys := &KeyRing{}
+	keys.Set(map[string][]string{"push.example.com": {key}})
+	now := time.Unix(1764115300, 0)
+	h, err := New(Config{Sink: instantSink{}, Dedup: dedup.New(0), Keys: keys, Metrics: metrics.NewArchiver(Reasons),
+		Instance: "bench-host-0123456789ab", Timeout: benchTimeout, Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([][]byte, 4096)
+	for i := range bodies {
+		stream := fmt.Sprintf("bench-abcdef-w001-%010d", i)
+		sign := callback.Sign(key, "PUBLISH", "push.example.com", "live", stream, now.Unix())
+		bodies[i] = fmt.Appendf(nil, `{"domain":"push.example.com","app":"live","stream":"%s","user_args":"auth_info=yz1TG0PVN/5isfyrGrRj10gKPCWqSS2X02t6QsRrocH+mEq0gQ0g8k6KhalS84sQ+kDprFyqI0yajbYiFmUO8e45B7ryaS+MpJBlYkhwnuFLnRiKK&cdn=hw","client_ip":"116.31.96.221","node_ip":"113.96.102.42","publish_timestamp":"1764115200","event":"PUBLISH","auth_timestamp":%d,"auth_sign":"%s"}`,
+			stream, now.Unix(), sign)
+	}
+	b.ReportAllocs()
+	w := &nopWriter{h: http.Header{}}
+	r := httptest.NewRequest(http.MethodPost, "/callback", nil)
+	rd := &bytes.Reader{}
+	var status int
+	w.status = &status
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		body := bodies[i%len(bodies)]
+		if i%len(bodies) == 0 && i > 0 {
+			b.StopTimer()
+			h.cfg.Dedup = dedup.New(0) // keep events new
+			b.StartTimer()
+		}
+		rd.Reset(body)
+		r.Body = io.NopCloser(rd)
+		r.ContentLength = int64(len(body))
+		h.ServeHTTP(w, r)
+		if status != http.StatusOK {
+			b.Fatalf("status %d", status)
+		}
+	}
+}

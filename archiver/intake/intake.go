@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/admission"
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
@@ -60,6 +61,9 @@ type Config struct {
 	Logger  *slog.Logger
 	// Load, if set, counts the requests in flight for the backend's group commit (sink.Load).
 	Load *sink.Load
+	// Admission, if set, sheds requests (503 + Retry-After, before the body is read) while the
+	// wait for durability has a standing queue; nil admits everything.
+	Admission *admission.Controller
 }
 
 // Handler serves POST /callback (and every path below it).
@@ -161,6 +165,7 @@ func putState(st *reqState) {
 var (
 	jsonContentType = []string{"application/json"}
 	allowPost       = []string{http.MethodPost}
+	retryOverloaded = []string{"1"}
 )
 
 // ServeHTTP handles one callback.
@@ -183,12 +188,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nil, tooLarge(r.ContentLength, max))
 		return
 	}
+	adm := h.cfg.Admission
+	if !adm.Admit() {
+		w.Header()["Retry-After"] = retryOverloaded
+		h.fail(w, r, nil, reject(http.StatusServiceUnavailable, ReasonOverloaded, "",
+			"the archiver is over capacity (callbacks are waiting longer than --max-queue-delay to be made durable); retry after Retry-After seconds"))
+		return
+	}
 	ld := h.cfg.Load
 	ld.Enter()
 	st := statePool.Get().(*reqState)
 	pooled := true
+	var submitted time.Time // set when the event went to the backend: its wait is the queue delay
+	var waited time.Duration
 	defer func() {
 		ld.Exit()
+		adm.Done(waited, !submitted.IsZero())
 		if pooled {
 			putState(st)
 		}
@@ -224,7 +239,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A domain the operator named (--allow-domain or --keys) is its own metric label; any other is
 	// "other", so callbacks cannot create series.
 	named := h.allow != nil
-	if keys, ok := h.cfg.Keys.lookupCanonical(domainKey); ok {
+	if keys, ok := h.cfg.Keys.verifiersCanonical(domainKey); ok {
 		named = true
 		if rej := h.verify(f, keys, now, publishTime); rej != nil {
 			h.fail(w, r, body, rej)
@@ -289,15 +304,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case _ = <-e.Done:
 	default:
 	}
+	if adm != nil {
+		submitted = time.Now()
+	}
 	err = h.cfg.Sink.Submit(e)
 	if err != nil {
+		submitted = time.Time{}
 		if reserved {
 			h.cfg.Dedup.Release(key)
 		}
 		h.unavailable(w, r, err)
 		return
 	}
-	if ok, err := h.wait(st, r); !ok {
+	ok, err := h.wait(st, r)
+	if adm != nil {
+		waited = time.Since(submitted)
+	}
+	if !ok {
 		// The backend still owns e (and resolves the reservation); never reuse it.
 		pooled = false
 		h.unavailable(w, r, err)
@@ -317,6 +340,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("stream", f.Stream), slog.String("event", f.Event), slog.String("event_id", idHex), slog.Bool("repeat", repeat))
 	}
 	h.ok(w, st, "ok", idHex)
+}
+
+// Shed answers a request the archiver has no room for (its connection is past --max-connections)
+// 503 with Retry-After and closes the connection, after reading the body (bounded by MaxBody) so
+// that the close does not reset the answer away.
+func (h *Handler) Shed(w http.ResponseWriter, r *http.Request) {
+	h.cfg.Metrics.Received.Inc()
+	_, _ = io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	w.Header()["Retry-After"] = retryOverloaded
+	w.Header().Set("Connection", "close")
+	h.fail(w, r, nil, reject(http.StatusServiceUnavailable, ReasonOverloaded, "",
+		"the archiver is serving --max-connections connections; retry after Retry-After seconds"))
 }
 
 // wait waits for the outcome of st.entry. ok is false when the wait was given up (Timeout, or the
@@ -388,7 +423,7 @@ func readFailure(err error, max int64) *Rejection {
 
 // verify checks auth_sign for a domain that has keys: present, made with one of the keys
 // (constant time per key), fresh, and not reporting a stream that started after the signing.
-func (h *Handler) verify(f *Fields, keys []string, now time.Time, publishTime *time.Time) *Rejection {
+func (h *Handler) verify(f *Fields, keys []*callback.Verifier, now time.Time, publishTime *time.Time) *Rejection {
 	if f.AuthSign == nil {
 		return reject(http.StatusUnauthorized, ReasonSignatureMissing, "auth_sign",
 			"domain %q requires a signature but auth_sign is missing; set the same auth_sign_key in the Live notification config and in --keys", truncate(f.Domain, 256))
@@ -407,8 +442,8 @@ func (h *Handler) verify(f *Fields, keys []string, now time.Time, publishTime *t
 			"auth_timestamp must be unix seconds in plain decimal (no sign, no leading zeros), as an integer or a string of digits")
 	}
 	valid := false
-	for _, key := range keys {
-		if callback.Valid(sign, key, f.Event, f.Domain, f.App, f.Stream, ts) {
+	for _, key := range keys { // every key, whatever matched: the time says nothing about which
+		if key.Valid(sign, f.Event, f.Domain, f.App, f.Stream, ts) {
 			valid = true
 		}
 	}

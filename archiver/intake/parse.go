@@ -36,6 +36,7 @@ const (
 	ReasonSpoolFull        = "spool_full"
 	ReasonUnavailable      = "unavailable"
 	ReasonShuttingDown     = "shutting_down"
+	ReasonOverloaded       = "overloaded"
 )
 
 // Reasons lists every rejection reason, so /metrics shows them all from the start.
@@ -44,7 +45,7 @@ var Reasons = []string{
 	ReasonMissingField, ReasonBadField, ReasonBadEvent, ReasonDomainNotAllowed, ReasonDomainNoKey,
 	ReasonDuplicateKey, ReasonReservedKey, ReasonReadTimeout,
 	ReasonSignatureMissing, ReasonSignatureInvalid, ReasonSignatureStale,
-	ReasonSpoolFull, ReasonUnavailable, ReasonShuttingDown,
+	ReasonSpoolFull, ReasonUnavailable, ReasonShuttingDown, ReasonOverloaded,
 }
 
 // Rejection is a refused request: the HTTP status, the metrics reason, the field at fault (may be

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/admission"
 	"github.com/livehook/terraform-provider-livehook/archiver/batcher"
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
 	"github.com/livehook/terraform-provider-livehook/archiver/intake"
@@ -41,6 +42,7 @@ type Config struct {
 	Keys            string
 	AllowUnsigned   bool
 	MaxConnections  int
+	MaxQueueDelay   time.Duration // admission control's target; 0: by --ack (queueDelayTarget); < 0: off
 	DedupMaxEntries int
 	AllowDomains    []string
 	SignatureWindow time.Duration
@@ -63,6 +65,8 @@ type Config struct {
 	// Not flags.
 	Now    func() time.Time // clock for received_at and partition days (tests fake it)
 	Logger *slog.Logger     // nil => JSON to stderr at LogLevel
+	// AdmissionFloor: callbacks always admitted whatever the queue delay (0 => admission.DefaultFloor).
+	AdmissionFloor int64
 	// S3 static credentials (tests); empty => minio-go's chain (AWS_* env, files, IAM role).
 	S3AccessKey, S3SecretKey string
 	// Relay tuning (tests): zero values are relay's defaults.
@@ -136,6 +140,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	sizeVar(fs, &c.MaxBody, "max-body", "largest accepted callback body (larger => 413)")
 	sizeVar(fs, &c.SpoolMaxBytes, "spool-max-bytes", "above this much spooled data, answer 503 with Retry-After (store unreachable)")
 	sizeVar(fs, &c.StoreMaxPending, "store-max-pending", "--ack store: above this much event data in memory waiting for the store, answer 503 with Retry-After")
+	fs.Var(queueDelayValue{&c.MaxQueueDelay}, "max-queue-delay", "overload control: when for 100ms even the fastest callbacks waited longer than this to be made durable, answer the excess 503 with Retry-After: 1 at once instead of queueing it past the sender's timeout (auto: "+
+		admission.DefaultTarget.String()+" with --ack spool, "+StoreQueueDelay.String()+" with --ack store, whose every answer waits for a Put; off: never shed)")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key for --tls-cert (PEM)")
 	fs.StringVar(&c.Instance, "instance", "", "instance name in object keys (letters, digits, . _ -); default: spool mode persists <hostname>-<random> in the spool, store mode uses <hostname>-<random boot id>")
@@ -225,6 +231,55 @@ func parseLevel(s string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+}
+
+// StoreQueueDelay is --max-queue-delay's auto value with --ack store: every answer waits for one or
+// two Puts to a remote store, tens to hundreds of milliseconds without any queue.
+const StoreQueueDelay = 500 * time.Millisecond
+
+// queueDelayTarget is the admission target --max-queue-delay and --ack give; 0 means off.
+func (c *Config) queueDelayTarget() time.Duration {
+	switch {
+	case c.MaxQueueDelay < 0:
+		return 0
+	case c.MaxQueueDelay > 0:
+		return c.MaxQueueDelay
+	case c.Ack == AckStore:
+		return StoreQueueDelay
+	}
+	return admission.DefaultTarget
+}
+
+// queueDelayValue is --max-queue-delay: a positive duration, auto (0) or off (< 0).
+type queueDelayValue struct{ p *time.Duration }
+
+func (v queueDelayValue) String() string {
+	switch {
+	case v.p == nil:
+		return "" // the zero Value flag compares with: the default is then printed
+	case *v.p == 0:
+		return "auto"
+	case *v.p < 0:
+		return "off"
+	}
+	return v.p.String()
+}
+
+func (v queueDelayValue) Set(s string) error {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "auto":
+		*v.p = 0
+		return nil
+	case "off", "0", "0s":
+		*v.p = -1
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q: want a positive duration like 100ms, auto or off", s)
+	}
+	*v.p = d
+	return nil
 }
 
 type sizeValue struct{ p *int64 }

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/admission"
 	"github.com/livehook/terraform-provider-livehook/archiver/backend"
 	"github.com/livehook/terraform-provider-livehook/archiver/batcher"
 	"github.com/livehook/terraform-provider-livehook/archiver/dedup"
@@ -48,6 +49,7 @@ type Server struct {
 	keys     *intake.KeyRing
 	handler  *intake.Handler
 	sampler  *intake.Sampler
+	admit    *admission.Controller // nil: no overload shedding
 	instance string
 
 	backend  backend.Backend
@@ -194,10 +196,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.sampler = intake.NewSampler(store, sampleInstance, loc, s.metrics, log)
 	// Both modes bound the wait: a hung disk or store gives 503, never a hung sender.
 	timeout := cfg.StoreTimeout
+	s.admit = admission.New(admission.Options{Target: cfg.queueDelayTarget(), Floor: cfg.AdmissionFloor})
 	s.handler, err = intake.New(intake.Config{
 		Sink: s.backend, Dedup: s.dedup, Keys: s.keys, AllowUnsigned: cfg.AllowUnsigned, AllowDomains: cfg.AllowDomains,
 		SignatureWindow: cfg.SignatureWindow, MaxBody: cfg.MaxBody, Location: loc, Instance: s.instance,
 		Now: cfg.Now, Timeout: timeout, Metrics: s.metrics, Sampler: s.sampler, Logger: log, Load: load,
+		Admission: s.admit,
 	})
 	if err != nil {
 		return nil, err
@@ -266,6 +270,10 @@ func (s *Server) registerGauges() {
 	r.GaugeFunc(p+"digest_enabled", "1 when signed digests are written (--digest-key), else 0.", func() float64 {
 		return b2f(s.digests != nil && s.digests.writer != nil)
 	})
+	// Overload control (--max-queue-delay); what it refuses is rejected_total{reason="overloaded"}.
+	r.GaugeFunc(p+"admission_in_flight", "Callbacks admitted and not yet answered.", func() float64 { return float64(s.admit.Stats().InFlight) })
+	r.GaugeFunc(p+"admission_limit", "Callbacks admitted at once while shedding load (0: not shedding).", func() float64 { return float64(s.admit.Stats().Limit) })
+	r.GaugeFunc(p+"queue_delay_seconds", "Smallest wait for durability of the last 100ms: above --max-queue-delay, load is shed.", func() float64 { return s.admit.Stats().Delay.Seconds() })
 	s.backend.RegisterGauges(r)
 }
 
@@ -297,8 +305,15 @@ func (s *Server) Handler() http.Handler {
 	} else {
 		mux.HandleFunc("/healthz", healthz)
 	}
-	mux.Handle("/callback", s.handler)
-	mux.Handle("/callback/", s.handler)
+	callbacks := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if overLimit(r) {
+			s.handler.Shed(w, r)
+			return
+		}
+		s.handler.ServeHTTP(w, r)
+	})
+	mux.Handle("/callback", callbacks)
+	mux.Handle("/callback/", callbacks)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": fmt.Sprintf("no such endpoint %s; callbacks go to POST /callback", r.URL.Path)})
 	})
@@ -362,6 +377,10 @@ func (s *Server) Start() error {
 	lim := newLimitListener(ln, s.cfg.MaxConnections)
 	s.metrics.Registry.GaugeFunc("livehook_archiver_connections_open", "Client connections being served (at most --max-connections).",
 		func() float64 { return float64(lim.Open()) })
+	s.metrics.Registry.GaugeFunc("livehook_archiver_connections_over_limit", "Client connections past --max-connections, being answered 503 and closed.",
+		func() float64 { return float64(lim.Over()) })
+	lim.onEvict = s.metrics.Registry.Counter("livehook_archiver_connections_evicted_total",
+		"Idle kept-alive connections closed to make room for new ones at --max-connections.").Inc
 	ln = lim
 	s.ln = ln
 	s.scheme = "http"
@@ -372,6 +391,8 @@ func (s *Server) Start() error {
 		WriteTimeout:      s.cfg.StoreTimeout + 30*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ConnContext:       connContext,
+		ConnState:         lim.connState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.cfg.TLSCert != "" {

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 
@@ -25,7 +28,7 @@ var errNoKeysNoUnsigned = errors.New("refusing to start without --keys FILE or -
 // may make the archiver hold.
 func registerTrustFlags(fs *flag.FlagSet, c *Config) {
 	fs.BoolVar(&c.AllowUnsigned, "allow-unsigned", c.AllowUnsigned, "accept callbacks of domains that have no key in --keys (or all callbacks, without --keys) unverified, archived with signature \"none\"")
-	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most client connections served at once; more wait to be accepted (stalled clients cannot exhaust memory or file descriptors)")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most client connections served at once; up to as many more are accepted only to be answered 503 with Retry-After and closed, and more wait to be accepted (stalled clients cannot exhaust memory or file descriptors)")
 	fs.IntVar(&c.DedupMaxEntries, "dedup-max-entries", c.DedupMaxEntries, "most callbacks remembered for redelivery detection (about 130 bytes each in memory, 32 in the journal); past it the oldest are forgotten first")
 }
 
@@ -58,36 +61,100 @@ func (s *Server) openJournal(path string) (*dedup.Journal, []dedup.Item, error) 
 	return dedup.OpenJournalLimited(path, dedup.DefaultTTL, s.cfg.DedupMaxEntries, s.cfg.Now)
 }
 
-// limitListener serves at most n connections at once: Accept waits for a slot, and a slot is
-// freed when its connection is closed.
+// limitListener serves at most n connections at once. A connection arriving when all n slots are
+// taken gets the slot of an idle keep-alive connection, which is closed (a client opens a new one
+// when it needs it; HTTP clients retry a request on a kept-alive connection the server closed):
+// idle connections must not keep a sender's new ones waiting. When none is idle, up to n more are
+// accepted only to answer their requests 503 (Retry-After, Connection: close) at once: left in the
+// kernel's accept queue, they would wait until the sender gave up, and Live retries a delivery that
+// got no answer. Past 2n, Accept waits for a slot. A slot is freed when its connection is closed.
 type limitListener struct {
 	net.Listener
-	sem  chan struct{}
-	open atomic.Int64
-	done chan struct{}
-	once sync.Once
+	sem      chan struct{}
+	overflow chan struct{}
+	open     atomic.Int64
+	over     atomic.Int64
+	onEvict  func() // counts evictions (metrics); nil: not counted
+	done     chan struct{}
+	once     sync.Once
+
+	connMu sync.Mutex
+	conns  map[*limitConn]struct{} // the connections in slots (per connection, not per request)
 }
 
 func newLimitListener(ln net.Listener, n int) *limitListener {
 	if n <= 0 {
 		n = DefaultMaxConnections
 	}
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), overflow: make(chan struct{}, n),
+		done: make(chan struct{}), conns: make(map[*limitConn]struct{})}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.sem
 		return nil, err
 	}
-	l.open.Add(1)
-	return &limitConn{Conn: c, l: l}, nil
+	over := false
+	select {
+	case l.sem <- struct{}{}:
+	default:
+		l.evictIdle() // frees a slot at once when a connection was idle
+		select {
+		case l.sem <- struct{}{}:
+		case l.overflow <- struct{}{}:
+			over = true
+		case <-l.done:
+			c.Close()
+			return nil, net.ErrClosed
+		}
+	}
+	lc := &limitConn{Conn: c, l: l, over: over}
+	if over {
+		l.over.Add(1)
+	} else {
+		l.open.Add(1)
+		l.connMu.Lock()
+		l.conns[lc] = struct{}{}
+		l.connMu.Unlock()
+	}
+	return lc, nil
+}
+
+// evictIdle closes one idle kept-alive connection, if any. It scans the slots (at most
+// --max-connections), which happens only when they are all taken.
+func (l *limitListener) evictIdle() {
+	l.connMu.Lock()
+	var victim *limitConn
+	for c := range l.conns {
+		if c.idle.Load() {
+			victim = c
+			break
+		}
+	}
+	l.connMu.Unlock()
+	if victim != nil {
+		if l.onEvict != nil {
+			l.onEvict()
+		}
+		victim.Close()
+	}
+}
+
+// connState (http.Server.ConnState) marks the connections idle between requests: one atomic store
+// per state change, nothing shared on the request path.
+func (l *limitListener) connState(c net.Conn, st http.ConnState) {
+	if lc := asLimitConn(c); lc != nil {
+		lc.idle.Store(st == http.StateIdle)
+	}
+}
+
+func asLimitConn(c net.Conn) *limitConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	lc, _ := c.(*limitConn)
+	return lc
 }
 
 func (l *limitListener) Close() error {
@@ -98,17 +165,46 @@ func (l *limitListener) Close() error {
 // Open is the number of connections being served.
 func (l *limitListener) Open() int64 { return l.open.Load() }
 
+// Over is the number of connections past the limit, being refused.
+func (l *limitListener) Over() int64 { return l.over.Load() }
+
 type limitConn struct {
 	net.Conn
 	l    *limitListener
+	over bool        // past --max-connections: every request is answered 503 and the connection closed
+	idle atomic.Bool // between requests of a kept-alive connection (http.StateIdle)
 	once sync.Once
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		if c.over {
+			c.l.over.Add(-1)
+			<-c.l.overflow
+			return
+		}
+		c.l.connMu.Lock()
+		delete(c.l.conns, c)
+		c.l.connMu.Unlock()
 		c.l.open.Add(-1)
 		<-c.l.sem
 	})
 	return err
+}
+
+type overLimitKey struct{}
+
+// connContext marks the requests of a connection accepted past --max-connections.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if lc := asLimitConn(c); lc != nil && lc.over {
+		return context.WithValue(ctx, overLimitKey{}, true)
+	}
+	return ctx
+}
+
+// overLimit reports whether r came on a connection past --max-connections.
+func overLimit(r *http.Request) bool {
+	v, _ := r.Context().Value(overLimitKey{}).(bool)
+	return v
 }

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/intake"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
@@ -192,7 +194,7 @@ func TestStalledConnections(t *testing.T) {
 	}
 }
 
-// --max-connections: past the cap, connections wait to be accepted.
+// --max-connections: past the cap (and as many again, answered 503), connections wait to be accepted.
 func TestMaxConnections(t *testing.T) {
 	t.Parallel()
 	c := fileConfig(t)
@@ -235,6 +237,11 @@ func TestMaxConnections(t *testing.T) {
 	}
 	conns = nil
 	mu.Unlock()
+	// A slot is free once the server has seen its connection close (until then a new connection
+	// would be answered 503 at once, TestOverLimitConnectionAnswered503).
+	archivetest.Eventually(t, 10*time.Second, "the stalled connections' slots freed", func() bool {
+		return strings.Contains(metricsTextRaw(t, s), "livehook_archiver_connections_open 0\n")
+	})
 	r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix()))
 	if r.Status != 200 {
 		t.Fatalf("after the stalled clients left: %d", r.Status)
@@ -283,5 +290,106 @@ func TestDedupCapMetric(t *testing.T) {
 	}
 	if entries > 128 || evicted < 300-128 {
 		t.Fatalf("dedup_entries %d, dedup_evicted_total %d; want at most the cap (rounded per shard) and the rest evicted", entries, evicted)
+	}
+}
+
+// Past --max-connections a connection is accepted only to be answered 503 + Retry-After and
+// closed, at once: left in the accept queue it would wait for a slot past the sender's timeout.
+func TestOverLimitConnectionAnswered503(t *testing.T) {
+	t.Parallel()
+	c := fileConfig(t)
+	c.AllowUnsigned = true
+	c.MaxConnections = 2
+	s := start(t, c)
+	var stalled []net.Conn
+	t.Cleanup(func() {
+		for _, cn := range stalled {
+			cn.Close()
+		}
+	})
+	for range 2 {
+		cn, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, cn)
+		fmt.Fprintf(cn, "POST /callback HTTP/1.1\r\nHost: x\r\n")
+	}
+	archivetest.Eventually(t, 10*time.Second, "both stalled connections accepted", func() bool {
+		return strings.Contains(metricsTextRaw(t, s), "livehook_archiver_connections_open 2\n")
+	})
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	resp, err := client.Post(s.URL()+"/callback", "application/json",
+		bytes.NewReader(archivetest.Event("open.example.com", "over", "PUBLISH", time.Now().Unix())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !resp.Close || !strings.Contains(string(b), "--max-connections") {
+		t.Fatalf("past the limit: %d Retry-After %q close %v: %s; want 503, Retry-After 1, the connection closed, a message naming --max-connections",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Close, b)
+	}
+	if got := s.Metrics().Rejected.With(intake.ReasonOverloaded).Value(); got != 1 {
+		t.Errorf("rejected{reason=overloaded} = %d, want 1", got)
+	}
+	for _, cn := range stalled {
+		cn.Close()
+	}
+	stalled = nil
+	archivetest.Eventually(t, 10*time.Second, "the stalled connections' slots freed", func() bool {
+		return strings.Contains(metricsTextRaw(t, s), "livehook_archiver_connections_open 0\n")
+	})
+	if r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("open.example.com", "real", "PUBLISH", time.Now().Unix())); r.Status != 200 {
+		t.Fatalf("with free slots: %d %s", r.Status, r.Raw)
+	}
+}
+
+// At --max-connections, a new connection takes the slot of an idle kept-alive one (closed) rather
+// than being refused: idle connections must not lock a sender's new ones out.
+func TestIdleConnectionMakesRoom(t *testing.T) {
+	t.Parallel()
+	c := fileConfig(t)
+	c.AllowUnsigned = true
+	c.MaxConnections = 2
+	s := start(t, c)
+	var idle []net.Conn
+	t.Cleanup(func() {
+		for _, cn := range idle {
+			cn.Close()
+		}
+	})
+	for i := range 2 {
+		cn, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, cn)
+		body := archivetest.Event("open.example.com", "idle-"+strconv.Itoa(i), "PUBLISH", time.Now().Unix())
+		fmt.Fprintf(cn, "POST /callback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		resp, err := http.ReadResponse(bufio.NewReader(cn), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("kept-alive request %d: %v %v", i, resp, err)
+		}
+		resp.Body.Close()
+	}
+	// Both slots are held by idle connections; a new sender gets through (retried only while the
+	// server may not yet have marked the second one idle).
+	archivetest.Eventually(t, 10*time.Second, "a new connection served with both slots held by idle ones", func() bool {
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Post(s.URL()+"/callback", "application/json",
+			bytes.NewReader(archivetest.Event("open.example.com", "new", "PUBLISH", time.Now().UnixNano())))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if !strings.Contains(metricsTextRaw(t, s), "livehook_archiver_connections_evicted_total 1\n") &&
+		!strings.Contains(metricsTextRaw(t, s), "livehook_archiver_connections_evicted_total 2\n") {
+		t.Fatalf("no eviction counted:\n%s", metricsTextRaw(t, s))
 	}
 }

@@ -26,3 +26,66 @@ func TestSignSpecExamples(t *testing.T) {
 		}
 	}
 }
+
+// The Verifier agrees with Valid on the spec examples and their near misses, and allocates nothing
+// per call (it runs for every signed callback the archiver receives).
+func TestVerifierAgreesWithValid(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef"
+	const good = "fa5addca9ea94589d2a7f936a82e2ef3af10bf7ffc665e278c05214537e2ed41"
+	v := NewVerifier(key)
+	other := NewVerifier(key + "x")
+	flip := []byte(good)
+	flip[63] = '0'
+	tests := []struct {
+		name, sign, stream string
+		ts                 int64
+		key                *Verifier
+		want               bool
+	}{
+		{"spec example", good, "example_stream", 1587954140, v, true},
+		{"another stream", good, "other", 1587954140, v, false},
+		{"another timestamp", good, "example_stream", 1587954141, v, false},
+		{"another key", good, "example_stream", 1587954140, other, false},
+		{"last digit changed", string(flip), "example_stream", 1587954140, v, false},
+		{"upper-case hex", "FA5ADDCA9EA94589D2A7F936A82E2EF3AF10BF7FFC665E278C05214537E2ED41", "example_stream", 1587954140, v, false},
+		{"too short", good[:62], "example_stream", 1587954140, v, false},
+		{"too long", good + "00", "example_stream", 1587954140, v, false},
+		{"empty", "", "example_stream", 1587954140, v, false},
+	}
+	for _, tc := range tests {
+		got := tc.key.Valid(tc.sign, EventPublish, "push.example.com", "live", tc.stream, tc.ts)
+		if got != tc.want {
+			t.Errorf("%s: Verifier.Valid = %v, want %v", tc.name, got, tc.want)
+		}
+		k := key
+		if tc.key == other {
+			k = key + "x"
+		}
+		if old := Valid(tc.sign, k, EventPublish, "push.example.com", "live", tc.stream, tc.ts); old != got {
+			t.Errorf("%s: Verifier.Valid = %v but Valid = %v", tc.name, got, old)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		v.Valid(good, EventPublish, "push.example.com", "live", "example_stream", 1587954140)
+	}); n != 0 {
+		t.Errorf("Verifier.Valid allocates %.0f times per call, want 0", n)
+	}
+}
+
+func BenchmarkValid(b *testing.B) {
+	const key = "0123456789abcdef0123456789abcdef"
+	const good = "fa5addca9ea94589d2a7f936a82e2ef3af10bf7ffc665e278c05214537e2ed41"
+	b.Run("Valid", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			Valid(good, key, EventPublish, "push.example.com", "live", "example_stream", 1587954140)
+		}
+	})
+	b.Run("Verifier", func(b *testing.B) {
+		v := NewVerifier(key)
+		b.ReportAllocs()
+		for b.Loop() {
+			v.Valid(good, EventPublish, "push.example.com", "live", "example_stream", 1587954140)
+		}
+	})
+}
