@@ -6,6 +6,12 @@
 //	archiver-openloop [--rates 1000,5000,10000,20000,40000] [--duration 5s] [--targets bare,spool,store]
 //	                  [--out openloop-results.json] [--no-fail] [-- EXTRA-SERVE-FLAGS...]
 //
+//	archiver-openloop overload [--modes auto,off] [--s3-latency 30ms] [--s3-bandwidth 1048576] [--duration 12s] ...
+//
+// The overload scenario (make bench-overload) makes store mode's durability path the bottleneck
+// (VersityGW behind a slow store), finds its capacity and offers twice that, with admission
+// control on and off. Exit status: as below.
+//
 // Exit status: 0 when every check passes, 1 when one fails (with --no-fail, only lost data and
 // targets that did not run count), 2 on bad usage.
 package main
@@ -32,6 +38,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "target" { // the bench re-execs itself to run the bare target
 		return bench.RunTarget(args[1:], stderr)
+	}
+	if len(args) > 0 && args[0] == "overload" {
+		return runOverload(args[1:], stdout, stderr)
 	}
 	d := bench.DefaultOpenLoop()
 	o := d
@@ -100,4 +109,75 @@ func joinInts(v []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ",")
+}
+
+func runOverload(args []string, stdout, stderr io.Writer) int {
+	d := bench.DefaultOverload()
+	o := d
+	fs := flag.NewFlagSet("archiver-openloop overload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	modes := fs.String("modes", strings.Join(d.Modes, ","), "comma-separated --max-queue-delay values, one archiver each (auto, off or a duration)")
+	ramp := fs.String("ramp", joinInts(d.Ramp), "comma-separated offered rates of the capacity ramp, ascending; it stops at the first rate goodput does not follow")
+	fs.DurationVar(&o.RampDuration, "ramp-duration", d.RampDuration, "how long each ramp rate is offered")
+	fs.Float64Var(&o.Factor, "factor", d.Factor, "the overload: this times the ramp's peak goodput")
+	fs.DurationVar(&o.Duration, "duration", d.Duration, "how long the overload is offered")
+	fs.DurationVar(&o.Latency, "s3-latency", d.Latency, "slow store: added to every S3 request")
+	fs.Int64Var(&o.BytesPerSec, "s3-bandwidth", d.BytesPerSec, "slow store: bytes per second of request bodies, shared by all requests (0: no limit)")
+	fs.DurationVar(&o.Timeout, "timeout", d.Timeout, "the sender's timeout: a later answer is an error")
+	fs.IntVar(&o.Conns, "conns", d.Conns, "most connections the sender opens (0: no cap)")
+	fs.StringVar(&o.ArchiverBin, "archiver-bin", "", "use this archiver binary instead of building ./archiver")
+	fs.StringVar(&o.WorkDir, "workdir", "", "keep logs and S3 data here (default: a temporary directory, removed)")
+	out := fs.String("out", "overload-results.json", "write the results as JSON here (\"\" = don't)")
+	noFail := fs.Bool("no-fail", false, "exit 0 when only the overload goal is missed (lost data still exits 1)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	o.ExtraArgs = fs.Args()
+	o.Ramp = nil
+	for _, v := range strings.Split(*ramp, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(stderr, "archiver-openloop overload: --ramp %q: want positive integers like 500,1000\n", *ramp)
+			return 2
+		}
+		o.Ramp = append(o.Ramp, n)
+	}
+	o.Modes = nil
+	for _, m := range strings.Split(*modes, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			o.Modes = append(o.Modes, m)
+		}
+	}
+	if len(o.Modes) == 0 || len(o.Modes) > 3 {
+		fmt.Fprintf(stderr, "archiver-openloop overload: --modes %q: want one to three --max-queue-delay values like auto,off\n", *modes)
+		return 2
+	}
+	if o.Factor <= 1 || o.Duration <= 0 || o.RampDuration <= 0 || o.Latency < 0 || o.BytesPerSec < 0 {
+		fmt.Fprintln(stderr, "archiver-openloop overload: --factor must be above 1, --duration and --ramp-duration positive, --s3-latency and --s3-bandwidth not negative")
+		return 2
+	}
+	o.Log = stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.RunOverload(ctx, o)
+	if res != nil {
+		checks := bench.OverloadChecks(res)
+		bench.WriteOverloadMarkdown(stdout, res, checks)
+		if *out != "" {
+			if b, jerr := json.MarshalIndent(res, "", "  "); jerr == nil {
+				if werr := os.WriteFile(*out, append(b, '\n'), 0o644); werr != nil {
+					fmt.Fprintf(stderr, "archiver-openloop: writing %s: %v\n", *out, werr)
+				}
+			}
+		}
+		if err == nil && bench.Failed(checks, *noFail) {
+			fmt.Fprintln(stderr, "archiver-openloop overload: FAIL (see the checks above)")
+			return 1
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver-openloop overload: %v\n", err)
+		return 1
+	}
+	return 0
 }
