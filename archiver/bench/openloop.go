@@ -80,6 +80,11 @@ type RateResult struct {
 	Other    int64         `json:"other"`   // any other status
 	Errors   int64         `json:"errors"`  // no answer (timeout, connection error)
 	Late     int64         `json:"late_1s"` // answers (any status) more than 1 s after the intended send time
+	// LateFrom and LateTo bound the intended send times (from the rate's start) of the late
+	// answers: a burst at the start of an overload is the controller's reaction time, a spread
+	// over the window a standing queue.
+	LateFrom time.Duration `json:"late_from_ns,omitempty"`
+	LateTo   time.Duration `json:"late_to_ns,omitempty"`
 	Goodput  float64       `json:"goodput"` // 200s per second of the window
 	P50      time.Duration `json:"p50_ns"`  // of every answer, from the intended send time
 	P99      time.Duration `json:"p99_ns"`  //
@@ -338,6 +343,11 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 		}
 		lat = append(lat, l)
 		if l > time.Second {
+			due := time.Duration(res.Seq) * interval
+			if row.Late == 0 || due < row.LateFrom {
+				row.LateFrom = due
+			}
+			row.LateTo = max(row.LateTo, due)
 			row.Late++
 		}
 		switch res.Code {

@@ -162,7 +162,9 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*OverloadResults, erro
 }
 
 // overloadName is a mode's target name: its archive prefix and log names.
-func overloadName(mode string) string { return "store-mqd-" + strings.NewReplacer(".", "_", ":", "_").Replace(mode) }
+func overloadName(mode string) string {
+	return "store-mqd-" + strings.NewReplacer(".", "_", ":", "_").Replace(mode)
+}
 
 func (r *runner) overloadMode(ctx context.Context, o OverloadOptions, endpoint, keys, mode string, group int) *OverloadRun {
 	name := overloadName(mode)
@@ -203,8 +205,9 @@ func (r *runner) overloadMode(ctx context.Context, o OverloadOptions, endpoint, 
 	err = r.withOverloadArchiver(ctx, o, run, endpoint, keys, mode, name, "overload", func(url string, pid int) error {
 		run.Over = r.attack(ctx, ol, tr, gen, url, pid, rate, o.Duration)
 		row := run.Over
-		r.logf("%s at %d/s (%.1fx peak %.0f/s): %.0f ok/s, %d shed, %d errors, p99 %s p99.9 %s max %s",
-			name, rate, o.Factor, run.Peak, row.Goodput, row.Shed, row.Errors, fmtDur(row.P99), fmtDur(row.P999), fmtDur(row.Max))
+		r.logf("%s at %d/s (%.1fx peak %.0f/s): %.0f ok/s, %d shed, %d errors, p99 %s p99.9 %s max %s, %d later than 1s (sent %s to %s into the rate)",
+			name, rate, o.Factor, run.Peak, row.Goodput, row.Shed, row.Errors, fmtDur(row.P99), fmtDur(row.P999), fmtDur(row.Max),
+			row.Late, fmtDur(row.LateFrom), fmtDur(row.LateTo))
 		return ctx.Err()
 	})
 	if err != nil {
