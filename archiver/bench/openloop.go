@@ -72,14 +72,14 @@ func DefaultOpenLoop() OpenLoopOptions {
 
 // RateResult is one row: one target at one offered rate.
 type RateResult struct {
-	Target   string        `json:"target"`
-	Offered  int           `json:"offered_per_s"`
-	Sent     int64         `json:"sent"`
-	OK       int64         `json:"ok"`      // 200
-	Shed     int64         `json:"shed"`    // 503 with Retry-After
-	Other    int64         `json:"other"`   // any other status
-	Errors   int64         `json:"errors"`  // no answer (timeout, connection error)
-	Late     int64         `json:"late_1s"` // answers (any status) more than 1 s after the intended send time
+	Target  string `json:"target"`
+	Offered int    `json:"offered_per_s"`
+	Sent    int64  `json:"sent"`
+	OK      int64  `json:"ok"`      // 200
+	Shed    int64  `json:"shed"`    // 503 with Retry-After
+	Other   int64  `json:"other"`   // any other status
+	Errors  int64  `json:"errors"`  // no answer (timeout, connection error)
+	Late    int64  `json:"late_1s"` // answers (any status) more than 1 s after the intended send time
 	// LateFrom and LateTo bound the intended send times (from the rate's start) of the late
 	// answers: a burst at the start of an overload is the controller's reaction time, a spread
 	// over the window a standing queue.
