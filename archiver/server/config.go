@@ -235,7 +235,7 @@ func parseLevel(s string) (slog.Level, error) {
 
 // StoreQueueDelay is --max-queue-delay's auto value with --ack store: every answer waits for one or
 // two Puts to a remote store, tens to hundreds of milliseconds without any queue.
-const StoreQueueDelay = 250 * time.Millisecond
+const StoreQueueDelay = 200 * time.Millisecond
 
 // queueDelayTarget is the admission target --max-queue-delay and --ack give; 0 means off.
 func (c *Config) queueDelayTarget() time.Duration {
