@@ -275,6 +275,11 @@ func OverloadChecks(res *OverloadResults) []Check {
 				run.Peak, o.Offered, o.Goodput, 100*safeDiv(o.Goodput, run.Peak), fmtDur(o.Max), o.Late, o.Errors)
 			c.Pass = o.Goodput >= olOverloadGood*run.Peak && o.Max <= olAnswerBound && o.Errors == 0
 		}
+		// Without overload control the goal is not expected: that run is the comparison.
+		c.Baseline = run.Mode == "off" || run.Mode == "0"
+		if c.Baseline {
+			c.Target = "none (no overload control: the comparison)"
+		}
 		checks = append(checks, c)
 	}
 	return checks

@@ -19,12 +19,16 @@ type Check struct {
 	// outage, the harness ran); the others are speed and size targets.
 	Hard    bool `json:"hard"`
 	Skipped bool `json:"skipped,omitempty"` // a peer needed for the ratio was not run
+	// Baseline rows are measured for comparison only (e.g. overload control off): shown, never failing.
+	Baseline bool `json:"baseline,omitempty"`
 }
 
 func (c Check) verdict() string {
 	switch {
 	case c.Skipped:
 		return "SKIP"
+	case c.Baseline:
+		return "baseline"
 	case c.Pass:
 		return "PASS"
 	default:
@@ -35,7 +39,7 @@ func (c Check) verdict() string {
 // Failed reports whether a check fails the run: any hard failure, and soft ones unless noFail.
 func Failed(checks []Check, noFail bool) bool {
 	for _, c := range checks {
-		if c.Skipped || c.Pass {
+		if c.Skipped || c.Pass || (c.Baseline && !c.Hard) {
 			continue
 		}
 		if c.Hard || !noFail {
