@@ -148,6 +148,18 @@ func StripArchive(t testing.TB, line []byte) []byte {
 	return append(append([]byte(nil), line[:i]...), '}')
 }
 
+// ArchiveField returns the raw "archive" object of an archive line.
+func ArchiveField(t testing.TB, line []byte) json.RawMessage {
+	t.Helper()
+	var rec struct {
+		Archive json.RawMessage `json:"archive"`
+	}
+	if err := json.Unmarshal(line, &rec); err != nil || rec.Archive == nil {
+		t.Fatalf("line has no archive field (%v): %s", err, line)
+	}
+	return rec.Archive
+}
+
 // Samples returns every sample body by file name.
 func Samples(t testing.TB) map[string][]byte {
 	t.Helper()
