@@ -7,7 +7,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
 
@@ -120,4 +123,44 @@ func TestLayoutIsNotIdentity(t *testing.T) {
 	if n := len(sk.events(t)); n != 1 {
 		t.Errorf("%d lines archived; the compact redelivery of a pretty-printed callback must be dropped", n)
 	}
+}
+
+// FuzzRequestRoundTrip: whatever body and Content-Type intake accepts, the archived line is
+// readable and gives back exactly that body and header (an empty header counts as none).
+func FuzzRequestRoundTrip(f *testing.F) {
+	for _, b := range sampleBodies(f) {
+		f.Add(b, "application/json")
+		f.Add(b, "text/plain; charset=utf-8")
+		f.Add(archivetest.Compact(f, b), "")
+	}
+	f.Add([]byte("\t{\"domain\":\"d\",\"app\":\"a\",\"stream\":\"s\",\"event\":\"PUBLISH\",\"x\":\"\\u2028\\\"\"}\r\n"), `application/json; charset="utf-8"`)
+	f.Add([]byte(`{"domain":"d","app":"a","stream":"s","event":"PUBLISH","x":"é\u00e9"}`), "Application/Json")
+	sk := &memSink{}
+	h, err := New(Config{Sink: sk, AllowUnsigned: true, Metrics: metrics.NewArchiver(Reasons), Timeout: 5 * time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, ct string) {
+		if strings.ContainsFunc(ct, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) || !utf8.ValidString(ct) {
+			return // net/http refuses such a header (or keeps it with U+FFFD, see layout)
+		}
+		sk.mu.Lock()
+		sk.lines = sk.lines[:0]
+		sk.mu.Unlock()
+		r := httptest.NewRequest(http.MethodPost, "/callback", bytes.NewReader(body))
+		r.Header["Content-Type"] = []string{ct}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			return
+		}
+		evs := sk.events(t)
+		if len(evs) != 1 {
+			t.Fatalf("%d lines archived", len(evs))
+		}
+		got, gotCT, ok := evs[0].Request()
+		if !bytes.Equal(got, body) || gotCT != ct || ok != (ct != "") {
+			t.Fatalf("Request() = %q, %q, %v; sent %q, %q", got, gotCT, ok, body, ct)
+		}
+	})
 }
