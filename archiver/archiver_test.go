@@ -5,10 +5,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -389,5 +391,86 @@ func TestUsage(t *testing.T) {
 		if code := run(context.Background(), []string{v}, &out, io.Discard); code != 0 || out.String() != "archiver "+version+"\n" {
 			t.Errorf("%s: %d %q", v, code, out.String())
 		}
+	}
+}
+
+// TestAdminPortAndSIGHUPReloadsTLS: the binary serves /metrics and /readyz on --admin-listen only
+// (with its build info), and SIGHUP swaps the TLS certificate; a broken one is logged and the old
+// one kept.
+func TestAdminPortAndSIGHUPReloadsTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	write := func(cert, key []byte) {
+		t.Helper()
+		if err := os.WriteFile(certFile, cert, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(archivetest.SelfSignedCert(t, "first.test"))
+	admin, err := lproc.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := serve(t, nil, dir, "--store", "file://"+filepath.Join(dir, "archive"), "--admin-listen", admin,
+		"--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.HasPrefix(p.url, "https://") {
+		t.Fatalf("callback URL %s", p.url)
+	}
+	served := func() string {
+		t.Helper()
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(p.url, "https://"), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads which certificate is served
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	insecure := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed test certificate
+	for path, want := range map[string]int{"/metrics": 404, "/readyz": 404, "/healthz": 200} {
+		resp, err := insecure.Get(p.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("callback port %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "livehook_archiver_build_info{") {
+		t.Fatalf("admin /metrics: %d\n%s", resp.StatusCode, body)
+	}
+
+	if cn := served(); cn != "first.test" {
+		t.Fatalf("serving %q", cn)
+	}
+	hup := func(logged string) {
+		t.Helper()
+		if err := syscall.Kill(p.p.PID(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		archivetest.Eventually(t, 10*time.Second, logged, func() bool { return strings.Contains(strings.Join(p.Logs(), "\n"), logged) })
+	}
+	write(archivetest.SelfSignedCert(t, "second.test"))
+	hup("reloaded the TLS certificate")
+	if cn := served(); cn != "second.test" {
+		t.Fatalf("after SIGHUP serving %q, want second.test", cn)
+	}
+	write([]byte("not a certificate"), []byte("not a key"))
+	hup("keeping the previous certificate")
+	if cn := served(); cn != "second.test" {
+		t.Fatalf("after a broken reload serving %q, want the previous second.test", cn)
+	}
+	if code, _ := p.terminate(); code != 0 {
+		t.Fatalf("exit code %d", code)
 	}
 }

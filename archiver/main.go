@@ -6,6 +6,7 @@
 //	archiver sessions [flags] list push sessions: who streamed what, when (see archiver sessions -h)
 //	archiver verify [flags]   prove a day range complete and unaltered (see archiver verify -h)
 //	archiver compact [flags]  merge a day's objects of every replica (see archiver compact -h)
+//	archiver drain [flags]    upload a spool directory without serving (see archiver drain -h)
 //	archiver replay [flags]   re-send archived events or dead letters to a receiver (see archiver replay -h)
 //	archiver report [flags]   write a self-contained HTML report of the sessions (see archiver report -h)
 package main
@@ -35,6 +36,7 @@ Commands:
   sessions list push sessions (who streamed what, when) from the archive
   verify   check a day range against the signed digests (archiver serve --digest-key)
   compact  merge a day's objects of every replica into few, each callback once
+  drain    upload what a spool directory holds to the store, without serving (dead or scaled-down node)
   replay   re-send archived events (or the relay's dead letters) to a receiver
   report   write one self-contained HTML page of the sessions for auditors
   version  print the version (stamped from the release tag)
@@ -57,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
+		server.Version = version
 		return server.Run(ctx, args[1:], stdout, stderr)
 	case "events":
 		return readback.Run(ctx, args[1:], stdout, stderr)
@@ -66,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return verify.Run(ctx, args[1:], stdout, stderr)
 	case "compact":
 		return compact.Run(ctx, args[1:], stdout, stderr)
+	case "drain":
+		return server.Drain(ctx, args[1:], stdout, stderr)
 	case "replay":
 		return replay.Run(ctx, args[1:], stdout, stderr)
 	case "report":

@@ -119,11 +119,11 @@ func TestSIGHUPReloadsDestinations(t *testing.T) {
 }
 
 // TestExamplesShowTheRelay: the spool-mode deployments forward to the business server (the flags
-// themselves are parsed by TestExamplesSecureAsShipped).
+// themselves are parsed by TestKubernetesExamples and TestSystemdExample).
 func TestExamplesShowTheRelay(t *testing.T) {
 	t.Parallel()
 	for file, want := range map[string]string{
-		"kubernetes/deployment.yaml":        "- --forward=business=https://",
+		"kubernetes/spool/statefulset.yaml": "- --forward=business=https://",
 		"systemd/livehook-archiver.service": "--forward business=https://",
 	} {
 		b, err := os.ReadFile(filepath.Join("..", "examples", "archiver", file))

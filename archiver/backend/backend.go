@@ -135,6 +135,7 @@ func (w *Writer) Put(ctx context.Context, key string, body []byte, events int) (
 		if err == nil {
 			w.Metrics.UploadSeconds.Observe(time.Since(start).Seconds())
 			w.Metrics.ObjectsStored.Inc()
+			w.Metrics.LastUpload.SetToCurrentTime()
 			w.Metrics.Stored.Add(uint64(events))
 			if w.State != nil {
 				w.State.ok()

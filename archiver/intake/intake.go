@@ -237,7 +237,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := h.cfg.Now()
 	signature := layout.SignatureNone
 	publishTime := layout.ParsePublishTimestamp(f.PublishTimestamp)
+	// A domain the operator named (--allow-domain or --keys) is its own metric label; any other is
+	// "other", so callbacks cannot create series.
+	named := h.allow != nil
 	if keys, ok := h.cfg.Keys.verifiersCanonical(domainKey); ok {
+		named = true
 		if rej := h.verify(f, keys, now, publishTime); rej != nil {
 			h.fail(w, r, body, rej)
 			return
@@ -332,6 +336,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.Accepted.Inc()
+	label := metrics.OtherDomain
+	if named {
+		label = domainKey
+	}
+	m.AcceptedDomain.With(label).Inc()
+	if h.log.Enabled(r.Context(), slog.LevelDebug) { // the attributes cost only when asked for
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "accepted callback", slog.String("domain", f.Domain), slog.String("app", f.App),
+			slog.String("stream", f.Stream), slog.String("event", f.Event), slog.String("event_id", idHex), slog.Bool("repeat", repeat))
+	}
 	h.ok(w, st, "ok", idHex)
 }
 

@@ -6,6 +6,7 @@
 //
 //	dt=YYYY-MM-DD/<instance>-<seq %020d>-<part %03d>.jsonl.gz   (".jsonl" when gzip is off)
 //	_rejected/dt=YYYY-MM-DD/<instance>-<seq %020d>.json
+//	_probe/<random>.json   (archiver serve's start-up check of conditional creates; deleted after)
 //
 // Objects are never overwritten. In --ack spool the key instance is the spool's and seq a segment
 // number persisted in the spool; in --ack store the key instance carries a random per-process part
@@ -309,6 +310,13 @@ func RejectedDayPrefix(day string) string { return "_rejected/" + DayPrefix(day)
 func RejectedKey(day, instance string, seq uint64) string {
 	return fmt.Sprintf("%s%s-%020d.json", RejectedDayPrefix(day), instance, seq)
 }
+
+// ProbePrefix holds the objects archiver serve writes at start to check that the store refuses a
+// second conditional create of one name. Outside every dt= partition: no reader ever sees them.
+const ProbePrefix = "_probe/"
+
+// ProbeKey names one start-up probe object: "_probe/<nonce>.json".
+func ProbeKey(nonce string) string { return ProbePrefix + nonce + ".json" }
 
 // DeadLetterDayPrefix is the key prefix of one day's relay dead letters: "_deadletter/dt=2026-11-26/".
 func DeadLetterDayPrefix(day string) string { return "_deadletter/" + DayPrefix(day) }

@@ -7,6 +7,9 @@ package metrics
 import (
 	"io"
 	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,8 +48,27 @@ func (v *CounterVec) With(value string) *Counter {
 	if c, ok := v.m.Load(value); ok {
 		return c.(*Counter)
 	}
+	value = strings.Clone(value) // the caller's string may alias a pooled request buffer
 	c, _ := v.m.LoadOrStore(value, &Counter{c: v.v.WithLabelValues(value)})
 	return c.(*Counter)
+}
+
+// Gauge is a value that goes up and down, here mostly "time of the last success".
+type Gauge struct{ g prometheus.Gauge }
+
+// SetToCurrentTime sets the gauge to the current Unix time in seconds.
+func (g *Gauge) SetToCurrentTime() { g.g.SetToCurrentTime() }
+
+// Set sets the gauge to v.
+func (g *Gauge) Set(v float64) { g.g.Set(v) }
+
+// Value is the gauge's current value.
+func (g *Gauge) Value() float64 {
+	var m dto.Metric
+	if err := g.g.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetGauge().GetValue()
 }
 
 // Histogram counts observations into cumulative buckets; a scrape sees _count, _sum and the
@@ -86,6 +108,30 @@ func (r *Registry) CounterVec(name, help, label string, values ...string) *Count
 		v.With(x)
 	}
 	return v
+}
+
+// Gauge registers a gauge (0 until set).
+func (r *Registry) Gauge(name, help string) *Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	r.r.MustRegister(g)
+	return &Gauge{g: g}
+}
+
+// BuildInfo registers NAME{version, revision, goversion} 1: which build is running, for dashboards
+// and for alerts that join on it. revision is the VCS commit go build stamped ("unknown" without).
+func (r *Registry) BuildInfo(name, version string) {
+	revision := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "Build of the running archiver: version (release tag), revision (VCS commit), goversion; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
+	g.Set(1)
+	r.r.MustRegister(g)
 }
 
 // GaugeFunc registers a gauge read at scrape time.
@@ -151,7 +197,19 @@ type Archiver struct {
 	SamplesDropped  *Counter    // rejected-request samples dropped (rate limit or full queue)
 	SpoolDamaged    *Counter    // damaged spool records set aside (not uploaded)
 	SpoolSetAside   *Counter    // spool segments set aside whole (header unreadable)
+	LastUpload      *Gauge      // Unix time of the last archive object stored
+	// AcceptedDomain is Accepted by push domain; the label is bounded: a domain named in --keys or
+	// --allow-domain, else "other" (intake decides), so a sender cannot grow the series.
+	AcceptedDomain *CounterVec
+	DigestsWritten *Counter // signed digests stored
+	DigestFailures *Counter // failed digest writes (the next digest retries them)
+	LastDigest     *Gauge   // Unix time of the last digest stored
+	// ReloadFailures counts SIGHUP reloads that kept the old value, by file (keys, forward, tls).
+	ReloadFailures *CounterVec
 }
+
+// OtherDomain is the AcceptedDomain label of domains not named in the configuration.
+const OtherDomain = "other"
 
 // UploadBuckets are the upload_seconds histogram bounds.
 var UploadBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
@@ -180,5 +238,11 @@ func NewArchiver(reasons []string) *Archiver {
 		SamplesDropped:  r.Counter(p+"rejected_samples_dropped_total", "Rejected-request samples not written (rate limit or queue full)."),
 		SpoolDamaged:    r.Counter(p+"spool_damaged_records_total", "Damaged spool records set aside for inspection instead of uploaded (the file is named in the log)."),
 		SpoolSetAside:   r.Counter(p+"spool_segments_set_aside_total", "Spool segments set aside whole because their header cannot be read."),
+		LastUpload:      r.Gauge(p+"last_upload_timestamp_seconds", "Unix time of the last archive object stored (0: none since start)."),
+		AcceptedDomain:  r.CounterVec(p+"domain_accepted_total", "Events accepted (as accepted_total), by push domain: domains named in --keys or --allow-domain, every other one as \"other\".", "domain", OtherDomain),
+		DigestsWritten:  r.Counter(p+"digests_written_total", "Signed digests stored (--digest-key)."),
+		DigestFailures:  r.Counter(p+"digest_failures_total", "Digest writes that failed; the entries go into the next digest, which is retried."),
+		LastDigest:      r.Gauge(p+"last_digest_timestamp_seconds", "Unix time of the last signed digest stored (0: none since start)."),
+		ReloadFailures:  r.CounterVec(p+"reload_failures_total", "SIGHUP reloads that failed and kept the previous value, by file: keys (--keys), forward (--forward-config) or tls (--tls-cert/--tls-key).", "file", "keys", "forward", "tls"),
 	}
 }

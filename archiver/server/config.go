@@ -30,6 +30,8 @@ const (
 // what the command uses; tests set them to run the server in-process.
 type Config struct {
 	Listen          string
+	AdminListen     string // --admin-listen: /metrics, /readyz, /healthz (ops.go); "" => on Listen
+	StoreProbe      bool   // --store-probe: refuse a store that overwrites (probe.go)
 	Store           string
 	S3Endpoint      string
 	S3Region        string
@@ -76,6 +78,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:          ":8080",
+		StoreProbe:      true,
 		Spool:           "./spool",
 		Ack:             AckSpool,
 		FlushInterval:   spool.DefaultFlushInterval,
@@ -113,6 +116,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to listen on (host:port; port 0 picks a free one, the real address is logged)")
+	fs.StringVar(&c.AdminListen, "admin-listen", "", "serve /metrics, /readyz and /healthz on this address (host:port, e.g. :9090) and not on --listen, which then serves only /callback and /healthz (default: all on --listen)")
+	fs.BoolVar(&c.StoreProbe, "store-probe", c.StoreProbe, "at start, check that the store refuses a second conditional create of one name (an object under _probe/) and refuse to start if it overwrites; --store-probe=false skips the check")
 	fs.StringVar(&c.Store, "store", "", "where the archive goes: s3://BUCKET/PREFIX or file:///DIR (default: the directory ./archive)")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "S3 endpoint URL for S3-compatible servers, e.g. http://127.0.0.1:7070 (default: AWS)")
 	fs.StringVar(&c.S3Region, "s3-region", "", "S3 region (default: $AWS_REGION, else us-east-1)")
@@ -187,6 +192,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StoreTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--store-timeout %s must be positive", c.StoreTimeout))
+	}
+	if c.AdminListen != "" && c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		errs = append(errs, fmt.Errorf("--admin-listen %s is the same address as --listen; give the admin endpoints their own port", c.AdminListen))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("--tls-cert and --tls-key go together; give both or neither"))

@@ -93,7 +93,7 @@ func (s *Server) openDigests(ctx context.Context, store storage.Store) (storage.
 	s.digests.writer = &digest.Writer{Recorder: rec, Interval: c.Interval, Now: s.cfg.Now, Logger: s.log}
 	s.digests.key = key
 	s.digests.retain = retain
-	s.digests.store = store
+	s.digests.store = digestCounter{Store: store, m: s.metrics}
 	return recordingStore{Store: store, rec: rec}, nil
 }
 

@@ -153,6 +153,7 @@ func (s *Server) ReloadForward() error {
 		err = s.relay.Reload(dests)
 	}
 	if err != nil {
+		s.metrics.ReloadFailures.With("forward").Inc()
 		s.log.Error("reloading the forward destinations failed; keeping the previous ones", "error", err)
 		return err
 	}

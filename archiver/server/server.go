@@ -62,6 +62,11 @@ type Server struct {
 	ln       net.Listener
 	scheme   string
 	serveErr chan error
+	certs    *certStore // --tls-cert (ops.go)
+
+	adminSrv *http.Server // --admin-listen (ops.go)
+	adminLn  net.Listener
+	adminErr chan error
 
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
@@ -91,6 +96,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	loc, _ := time.LoadLocation(cfg.PartitionTZ) // validated
 	s := &Server{cfg: cfg, log: log, loc: loc, metrics: metrics.NewArchiver(intake.Reasons), keys: &intake.KeyRing{}, serveErr: make(chan error, 1)}
+	s.metrics.Registry.BuildInfo("livehook_archiver_build_info", Version)
 
 	store, err := storage.Open(ctx, storage.Options{
 		URL: cfg.Store, Endpoint: cfg.S3Endpoint, Region: cfg.S3Region,
@@ -101,6 +107,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 	s.store = store
+	if err := s.probeStore(ctx); err != nil {
+		return nil, err
+	}
 	if store, err = s.openDigests(ctx, store); err != nil {
 		return nil, err
 	}
@@ -250,11 +259,29 @@ func (s *Server) registerGauges() {
 	r := s.metrics.Registry
 	const p = "livehook_archiver_"
 	r.GaugeFunc(p+"dedup_entries", "Event identities remembered for redelivery detection.", func() float64 { return float64(s.dedup.Len()) })
+	// For alerts: /readyz's answer without its store round trip (scrapes stay cheap).
+	r.GaugeFunc(p+"ready", "1 when new events can be made durable (/readyz 200), 0 when not (spool full or failing, store down in store mode, shutting down).", func() float64 {
+		h := s.backend.Health()
+		return b2f(h.Accepting && len(h.Problems) == 0 && !s.draining.Load())
+	})
+	r.GaugeFunc(p+"degraded", "1 while events are accepted but not reaching the store (the spool buffers; /readyz says degraded), else 0.", func() float64 {
+		return b2f(s.backend.Health().Degraded != "")
+	})
+	r.GaugeFunc(p+"digest_enabled", "1 when signed digests are written (--digest-key), else 0.", func() float64 {
+		return b2f(s.digests != nil && s.digests.writer != nil)
+	})
 	// Overload control (--max-queue-delay); what it refuses is rejected_total{reason="overloaded"}.
 	r.GaugeFunc(p+"admission_in_flight", "Callbacks admitted and not yet answered.", func() float64 { return float64(s.admit.Stats().InFlight) })
 	r.GaugeFunc(p+"admission_limit", "Callbacks admitted at once while shedding load (0: not shedding).", func() float64 { return float64(s.admit.Stats().Limit) })
 	r.GaugeFunc(p+"queue_delay_seconds", "Smallest wait for durability of the last 100ms: above --max-queue-delay, load is shed.", func() float64 { return s.admit.Stats().Delay.Seconds() })
 	s.backend.RegisterGauges(r)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Instance is the name in this process's object keys.
@@ -269,9 +296,15 @@ func (s *Server) Store() storage.Store { return s.store }
 // Spool is the spool (nil with --ack store).
 func (s *Server) Spool() *spool.Spool { return s.spool }
 
-// Handler is the whole HTTP surface: /callback, /healthz, /readyz, /metrics.
+// Handler is the callback listener's HTTP surface: /callback and /healthz (for a load balancer),
+// plus /readyz and /metrics only when there is no --admin-listen (AdminHandler).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	if s.cfg.AdminListen == "" {
+		mux = s.adminMux()
+	} else {
+		mux.HandleFunc("/healthz", healthz)
+	}
 	callbacks := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if overLimit(r) {
 			s.handler.Shed(w, r)
@@ -281,11 +314,6 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.Handle("/callback", callbacks)
 	mux.Handle("/callback/", callbacks)
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
-	})
-	mux.HandleFunc("/readyz", s.readyz)
-	mux.Handle("/metrics", s.metrics.Registry.Handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": fmt.Sprintf("no such endpoint %s; callbacks go to POST /callback", r.URL.Path)})
 	})
@@ -368,12 +396,14 @@ func (s *Server) Start() error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
-		if err != nil {
+		s.certs = &certStore{cert: s.cfg.TLSCert, key: s.cfg.TLSKey,
+			notAfter: s.metrics.Registry.Gauge("livehook_archiver_tls_cert_not_after_timestamp_seconds", "Unix time the serving certificate (--tls-cert) expires; SIGHUP reloads it.")}
+		if _, err := s.certs.load(); err != nil {
 			ln.Close()
-			return fmt.Errorf("loading --tls-cert/--tls-key: %w", err)
+			return err
 		}
-		s.httpSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// GetCertificate, not Certificates: ReloadTLS swaps the pair under running connections.
+		s.httpSrv.TLSConfig = &tls.Config{GetCertificate: s.certs.get, MinVersion: tls.VersionTLS12}
 		s.scheme = "https"
 	}
 	s.log.Info("listening on "+s.URL(), "addr", ln.Addr().String(), "ack", s.cfg.Ack, "store", s.store.String(),
@@ -390,7 +420,7 @@ func (s *Server) Start() error {
 		}
 		s.serveErr <- err
 	}()
-	return nil
+	return s.startAdmin()
 }
 
 // Addr is the listening address (after Start).
@@ -406,6 +436,7 @@ func (s *Server) ReloadKeys() error {
 	}
 	keys, err := intake.LoadKeysFile(s.cfg.Keys)
 	if err != nil {
+		s.metrics.ReloadFailures.With("keys").Inc()
 		s.log.Error("reloading --keys failed; keeping the previous keys", "error", err)
 		return err
 	}
@@ -451,6 +482,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if err := s.closeDigests(fctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.stopAdmin(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	s.closeBackground()
 	s.log.Info("archiver stopped", "took", time.Since(start).Round(time.Millisecond).String(),
 		"accepted", s.metrics.Accepted.Value(), "stored", s.metrics.Stored.Value(), "duplicates", s.metrics.Duplicates.Value())
@@ -465,7 +499,7 @@ func (s *Server) closeBackground() {
 }
 
 // Run is `archiver serve`: it parses args, serves until SIGTERM/SIGINT (graceful shutdown, exit
-// 0) and re-reads --keys on SIGHUP.
+// 0) and re-reads --keys and the TLS certificate on SIGHUP.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := ParseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -496,8 +530,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				_ = s.ReloadKeys()
-				_ = s.ReloadForward()
+				_ = s.Reload()
 				continue
 			}
 			cfg.Logger.Info("received signal", "signal", sig.String())
@@ -515,6 +548,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case err := <-s.serveErr:
 			cfg.Logger.Error("HTTP server failed", "error", err)
 			s.serveErr <- err
+			_ = s.Shutdown(context.Background())
+			return 1
+		case err := <-s.adminErr: // nil channel without --admin-listen
+			cfg.Logger.Error("admin HTTP server failed", "error", err)
+			s.adminErr <- err
 			_ = s.Shutdown(context.Background())
 			return 1
 		}

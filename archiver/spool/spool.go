@@ -54,6 +54,13 @@ const (
 	JournalFile = "dedup.journal"
 )
 
+// Exists reports whether dir holds a spool (the instance file every spool has), so that a command
+// that only reads spools (archiver drain) never creates one in a mistyped directory.
+func Exists(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, instanceFile))
+	return err == nil && fi.Mode().IsRegular()
+}
+
 // ErrDrained is returned by Next once the spool is closed and every sealed segment was removed.
 var ErrDrained = errors.New("spool closed and drained")
 

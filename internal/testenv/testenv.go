@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -84,4 +85,26 @@ func Binary(tb testing.TB, name string, find func() (string, error)) string {
 		Skip(tb, fmt.Sprintf("needs %s: %v", name, err))
 	}
 	return p
+}
+
+// Tool returns the path of a command-line tool that `make tools` installs (helm, promtool, ...):
+// found on PATH or in $GOPATH/bin (where go install puts it); else the test skips (fails under
+// LIVEHOOK_TEST_ALL) saying how to install it.
+func Tool(tb testing.TB, name string) string {
+	tb.Helper()
+	return Binary(tb, name, func() (string, error) {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+		gopath := os.Getenv("GOPATH")
+		if gopath == "" {
+			home, _ := os.UserHomeDir()
+			gopath = filepath.Join(home, "go")
+		}
+		p := filepath.Join(gopath, "bin", name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		return "", fmt.Errorf("%s is not on PATH nor in %s: run make tools (or make tool-%s)", name, filepath.Join(gopath, "bin"), name)
+	})
 }

@@ -34,6 +34,7 @@ var Commands = []struct {
 	{"sessions", sessions.Run},
 	{"verify", verify.Run},
 	{"compact", compact.Run},
+	{"drain", server.Drain},
 	{"replay", replay.Run},
 	{"report", report.Run},
 }

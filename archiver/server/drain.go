@@ -1,0 +1,106 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
+	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+)
+
+const drainUsage = `usage: archiver drain --spool DIR [--store s3://BUCKET/PREFIX | --store file:///DIR]
+                     [--s3-endpoint URL] [--s3-region R] [--digest-key FILE] [--timeout D]
+
+Uploads every event left in a spool directory to the store, without serving: the spool of a node
+that is gone or scaled down, or of an archiver that ran out of --shutdown-timeout. Objects keep the
+spool's instance name, so nothing collides with running replicas; with --digest-key (the spool's
+own archiver's key) the uploads are listed in a digest that continues that instance's chain.
+Exits 0 once the spool is empty, 1 when segments are left (run it again), 2 on a usage error.
+The spool must not be in use: a running archiver holds its lock.
+
+Flags:
+`
+
+// Drain is `archiver drain`.
+func Drain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := cli.NewFlagSet("drain", drainUsage, stderr)
+	var so storage.Options
+	cli.StoreFlags(fs, &so)
+	c := DefaultConfig()
+	c.Spool = ""
+	fs.StringVar(&c.Spool, "spool", "", "the spool directory to upload (required; an archiver's --spool)")
+	addDigestFlags(fs, &c.Digest)
+	fs.DurationVar(&c.ShutdownTimeout, "timeout", 10*time.Minute, "give up after this long; what is not uploaded stays in the spool")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.BoolVar(&c.StoreProbe, "store-probe", c.StoreProbe, "check first that the store refuses to overwrite objects (as archiver serve does)")
+	if code, done := cli.Parse(fs, args); done {
+		return code
+	}
+	usage := cli.UsageError(fs, stderr)
+	switch {
+	case fs.NArg() > 0:
+		return usage("unexpected argument %q (flags start with --)", fs.Arg(0))
+	case c.Spool == "":
+		return usage("--spool DIR is required: the spool directory to upload")
+	case !spool.Exists(c.Spool):
+		return usage("%s is not a spool directory (no instance.id in it); give the --spool directory of an archiver", c.Spool)
+	case c.ShutdownTimeout <= 0:
+		return usage("--timeout %s must be positive", c.ShutdownTimeout)
+	}
+	lvl, err := parseLevel(c.LogLevel)
+	if err != nil {
+		return usage("%v", err)
+	}
+	c.Store, c.S3Endpoint, c.S3Region = so.URL, so.Endpoint, so.Region
+	c.Ack = AckSpool
+	c.AllowUnsigned = true // nothing is served; New wants a trust choice
+	c.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if err := c.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	start := time.Now()
+	s, err := New(ctx, c)
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver drain: %v\n", err)
+		return 1
+	}
+	// Shutdown seals the open segment, uploads every sealed one (bounded by --timeout) and writes
+	// the shutdown digest: exactly a drain.
+	err = s.Shutdown(ctx)
+	left, bytes := s.spool.Pending(), s.spool.Bytes()
+	fmt.Fprintf(stdout, "drained %s (instance %s) to %s: %d events in %d objects, %s\n", c.Spool, s.Instance(), s.store,
+		s.metrics.Stored.Value(), s.metrics.ObjectsStored.Value(), time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver drain: %v\n", err)
+		return 1
+	}
+	if left > 0 {
+		fmt.Fprintf(stderr, "archiver drain: %d segments (%d bytes) are still in %s: the store did not take them within --timeout; run archiver drain again\n", left, bytes, c.Spool)
+		return 1
+	}
+	if damaged, _ := damagedFiles(c.Spool); len(damaged) > 0 {
+		fmt.Fprintf(stderr, "archiver drain: damaged records were set aside, not uploaded; inspect them: %v\n", damaged)
+	}
+	return 0
+}
+
+// damagedFiles lists what the spool set aside (<segment>.damaged, <segment>.unreadable).
+func damagedFiles(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if n := e.Name(); strings.HasSuffix(n, ".damaged") || strings.HasSuffix(n, ".unreadable") {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
