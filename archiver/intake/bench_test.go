@@ -2,6 +2,7 @@ package intake
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,7 +36,13 @@ func (w *nopWriter) WriteHeader(code int) {
 
 // BenchmarkHandler is the per-request CPU and allocation cost of intake (parse, validate, dedup,
 // archive line), without HTTP parsing or durability.
-func BenchmarkHandler(b *testing.B) {
+func BenchmarkHandler(b *testing.B) { benchUnsigned(b, false, "application/json") }
+
+// BenchmarkHandlerPrettyText is BenchmarkHandler for pretty-printed text/plain callbacks: the
+// record also keeps archive.body and archive.content_type.
+func BenchmarkHandlerPrettyText(b *testing.B) { benchUnsigned(b, true, "text/plain; charset=utf-8") }
+
+func benchUnsigned(b *testing.B, pretty bool, contentType string) {
 	h, err := New(Config{Sink: instantSink{}, Dedup: dedup.New(0), AllowUnsigned: true, Metrics: metrics.NewArchiver(Reasons), Instance: "bench-host-0123456789ab", Timeout: benchTimeout})
 	if err != nil {
 		b.Fatal(err)
@@ -43,10 +50,16 @@ func BenchmarkHandler(b *testing.B) {
 	bodies := make([][]byte, 4096)
 	for i := range bodies {
 		bodies[i] = fmt.Appendf(nil, `{"domain":"push.example.com","app":"live","stream":"bench-abcdef-w001-%010d","user_args":"auth_info=yz1TG0PVN/5isfyrGrRj10gKPCWqSS2X02t6QsRrocH+mEq0gQ0g8k6KhalS84sQ+kDprFyqI0yajbYiFmUO8e45B7ryaS+MpJBlYkhwnuFLnRiKK&cdn=hw","client_ip":"116.31.96.221","node_ip":"113.96.102.42","publish_timestamp":"1764115200","event":"PUBLISH"}`, i)
+		if pretty {
+			var buf bytes.Buffer
+			_ = json.Indent(&buf, bodies[i], "", "  ")
+			bodies[i] = append(buf.Bytes(), '\n')
+		}
 	}
 	b.ReportAllocs()
 	w := &nopWriter{h: http.Header{}}
 	r := httptest.NewRequest(http.MethodPost, "/callback", nil)
+	r.Header.Set("Content-Type", contentType)
 	rd := &bytes.Reader{}
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -87,6 +100,7 @@ func BenchmarkHandlerSigned(b *testing.B) {
 	b.ReportAllocs()
 	w := &nopWriter{h: http.Header{}}
 	r := httptest.NewRequest(http.MethodPost, "/callback", nil)
+	r.Header.Set("Content-Type", "application/json") // the common request: compact application/json
 	rd := &bytes.Reader{}
 	var status int
 	w.status = &status

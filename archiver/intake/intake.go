@@ -6,6 +6,7 @@
 package intake
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -284,7 +285,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		reserved = true
 	}
-	st.line = layout.AppendRecord(st.line[:0], compact, layout.Archive{
+	a := layout.Archive{
 		ReceivedAt:  now,
 		EventID:     idHex,
 		RemoteAddr:  r.RemoteAddr,
@@ -292,7 +293,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		PublishTime: publishTime,
 		Instance:    h.cfg.Instance,
 		Repeat:      repeat,
-	})
+		ContentType: requestContentType(r.Header),
+	}
+	if !bytes.Equal(body, compact) { // what the relay rebuilds from the line is not what Live sent
+		a.Body = string(body)
+	}
+	st.line = layout.AppendRecord(st.line[:0], compact, a)
 
 	e := st.entry
 	e.ID, e.Day, e.ReceivedAt, e.Line = key, layout.Day(now, h.cfg.Location), now, st.line
@@ -379,6 +385,23 @@ func (h *Handler) wait(st *reqState, r *http.Request) (ok bool, err error) {
 	case <-st.timer.C:
 		return false, fmt.Errorf("the event was not durable within %s: %w", h.cfg.Timeout, context.DeadlineExceeded)
 	}
+}
+
+// noContentType is archive.content_type of a request without a Content-Type header.
+var noContentType = ""
+
+// requestContentType is archive.content_type for a request's headers: nil for exactly
+// "application/json" (the member is left out), else the first Content-Type value ("" for none).
+// It points into h (or at noContentType): no allocation per request.
+func requestContentType(h http.Header) *string {
+	v := h["Content-Type"]
+	switch {
+	case len(v) == 0:
+		return &noContentType
+	case v[0] == layout.DefaultContentType:
+		return nil
+	}
+	return &v[0]
 }
 
 func tooLarge(n, max int64) *Rejection {

@@ -13,7 +13,7 @@
 // (ProcessInstance). A name that nevertheless holds other bytes is left alone and the object goes
 // under ConflictKey's name, <name>-c<12 hex of its SHA-256>.<ext>.
 //
-// Each line of an object is the callback body exactly as received (compacted, fields in received
+// Each line of an object is the callback body as received (compacted, fields in received
 // order, unknown fields kept) with one extra trailing field "archive":
 //
 //	{"domain":...,"event":"PUBLISH","archive":{"received_at":"2026-11-26T08:00:00.123456789Z",
@@ -23,12 +23,29 @@
 // received_at always carries exactly nine fractional digits (fixed width), so the string sorts
 // the same way as the instant it names.
 //
+// The request as sent: two optional members of "archive", after "instance", keep what the relay
+// and archiver replay need to send the callback again exactly as Live sent it (the receiver may
+// hash or log the raw body, or check the Content-Type), at no cost for the common request:
+//
+//	"content_type":"text/plain; charset=utf-8"   the request's Content-Type header when it was not
+//	                                             exactly "application/json"; "" when it had none
+//	                                             (an empty header counts as none; of repeated
+//	                                             headers the first). Absent: "application/json".
+//	"body":"{\n  \"domain\": ...}\n"             the request body byte for byte, as a JSON string,
+//	                                             when it differs from the record's fields as written
+//	                                             (the line up to "archive", closed with '}'), e.g.
+//	                                             pretty-printed or with a trailing newline.
+//	                                             Absent: the body is exactly those bytes.
+//
+// Intake accepts only UTF-8 bodies, so "body" decodes back to the exact bytes; a Content-Type
+// header that is not UTF-8 is kept with each invalid byte replaced by U+FFFD.
+//
 // Field names are exact: a body never carries two keys equal under Unicode case folding, nor a
 // top-level key "archive" in any case (intake refuses both with 400), and readers must match
 // field names exactly, never case-insensitively.
 //
 // Repeats: a callback is dropped as a redelivery only when it is the same callback again, byte
-// for byte after compaction. A callback whose body differs from one already archived under the
+// for byte after compaction (its layout and Content-Type do not count). A callback whose body differs from one already archived under the
 // same event_id (another auth_timestamp, another unsigned field) is archived too, with
 // "repeat":true as the last field of its "archive" object; event_id stays the same so readers
 // can group. The field is absent on every other record.
@@ -340,9 +357,27 @@ type Archive struct {
 	Signature   string     `json:"signature"`    // "verified" or "none"
 	PublishTime *time.Time `json:"publish_time"` // null when publish_timestamp has no leading digits
 	Instance    string     `json:"instance"`     // the archiver instance that received it
+	// ContentType is the request's Content-Type header when it was not exactly
+	// "application/json" (nil, member absent): "" when it had none. See RequestContentType.
+	ContentType *string `json:"content_type,omitempty"`
+	// Body is the request body byte for byte when it differs from the record's fields as written
+	// (pretty-printed, a trailing newline); "" (member absent) when it does not.
+	Body string `json:"body,omitempty"`
 	// Repeat marks a callback whose body differs from one archived earlier under the same
 	// EventID (see the package comment). Absent (false) on every other record.
 	Repeat bool `json:"repeat,omitempty"`
+}
+
+// DefaultContentType is the Content-Type a record without archive.content_type was sent with.
+const DefaultContentType = "application/json"
+
+// RequestContentType is the Content-Type the callback was sent with; ok is false when the
+// request had none.
+func (a *Archive) RequestContentType() (ct string, ok bool) {
+	if a.ContentType == nil {
+		return DefaultContentType, true
+	}
+	return *a.ContentType, *a.ContentType != ""
 }
 
 // AppendRecord appends one line: compactBody (an already-compacted JSON object, fields in received
@@ -402,6 +437,14 @@ func appendArchive(dst []byte, a Archive) []byte {
 	}
 	dst = append(dst, `,"instance":`...)
 	dst = appendString(dst, a.Instance)
+	if a.ContentType != nil {
+		dst = append(dst, `,"content_type":`...)
+		dst = appendString(dst, *a.ContentType)
+	}
+	if a.Body != "" {
+		dst = append(dst, `,"body":`...)
+		dst = appendString(dst, a.Body)
+	}
 	if a.Repeat {
 		dst = append(dst, `,"repeat":true`...)
 	}

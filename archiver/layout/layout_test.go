@@ -62,6 +62,13 @@ func TestAppendRecordExact(t *testing.T) {
 	noPT.PublishTime = nil
 	repeat := a
 	repeat.Repeat = true
+	plain, none := "text/plain; charset=utf-8", ""
+	asSent := a
+	asSent.ContentType, asSent.Body = &plain, "{\n  \"a\": 1\n}\n"
+	noType := a
+	noType.ContentType = &none
+	sentRepeat := asSent
+	sentRepeat.Repeat = true
 	weird := a
 	weird.RemoteAddr = "a\"b\\c\n\x00\x7f<é>\xff"
 	weird.Instance = "\u2028"
@@ -77,6 +84,11 @@ func TestAppendRecordExact(t *testing.T) {
 		{"trailing newline", "{\"a\":1}\n", a, `{"a":1,"archive":` + arch + "}\n"},
 		{"repeat", `{"a":1}`, repeat, `{"a":1,"archive":` + strings.TrimSuffix(arch, "}") + `,"repeat":true}` + "}\n"},
 		{"null publish_time", `{"a":1}`, noPT, `{"a":1,"archive":` + strings.Replace(arch, `"2020-04-27T02:22:14Z"`, "null", 1) + "}\n"},
+		{"content type and body", `{"a":1}`, asSent, `{"a":1,"archive":` + strings.TrimSuffix(arch, "}") +
+			`,"content_type":"text/plain; charset=utf-8","body":"{\n  \"a\": 1\n}\n"}` + "}\n"},
+		{"no content type", `{"a":1}`, noType, `{"a":1,"archive":` + strings.TrimSuffix(arch, "}") + `,"content_type":""}` + "}\n"},
+		{"repeat stays last", `{"a":1}`, sentRepeat, `{"a":1,"archive":` + strings.TrimSuffix(arch, "}") +
+			`,"content_type":"text/plain; charset=utf-8","body":"{\n  \"a\": 1\n}\n","repeat":true}` + "}\n"},
 		{"not compacted", "{\n  \"a\": 1,\n  \"b\": [1, 2]\n}", a, `{"a":1,"b":[1,2],"archive":` + arch + "}\n"},
 		{"not an object", `[1,2]`, a, `{"raw":"[1,2]","archive":` + arch + "}\n"},
 		{"empty body", ``, a, `{"raw":"","archive":` + arch + "}\n"},
@@ -115,7 +127,9 @@ func checkArchive(t *testing.T, got, want layout.Archive) {
 	if !got.ReceivedAt.Equal(want.ReceivedAt) || got.EventID != want.EventID || got.RemoteAddr != want.RemoteAddr ||
 		got.Signature != want.Signature || got.Instance != want.Instance ||
 		(got.PublishTime == nil) != (want.PublishTime == nil) ||
-		(got.PublishTime != nil && !got.PublishTime.Equal(*want.PublishTime)) {
+		(got.PublishTime != nil && !got.PublishTime.Equal(*want.PublishTime)) ||
+		got.Body != want.Body || got.Repeat != want.Repeat || (got.ContentType == nil) != (want.ContentType == nil) ||
+		(got.ContentType != nil && *got.ContentType != *want.ContentType) {
 		t.Fatalf("archive round trip:\n got %+v\nwant %+v", got, want)
 	}
 }
@@ -474,6 +488,22 @@ func TestObjectEncoderMatchesEncodeObject(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Errorf("%s, gzip %v: encoder gives %d bytes, EncodeObject %d: they differ", tc.name, gz, len(got), len(want))
 			}
+		}
+	}
+}
+
+// RequestContentType: no member means application/json, "" means the request had none.
+func TestRequestContentType(t *testing.T) {
+	t.Parallel()
+	plain, none := "text/plain", ""
+	for _, tc := range []struct {
+		ct     *string
+		want   string
+		wantOK bool
+	}{{nil, "application/json", true}, {&plain, "text/plain", true}, {&none, "", false}} {
+		a := layout.Archive{ContentType: tc.ct}
+		if got, ok := a.RequestContentType(); got != tc.want || ok != tc.wantOK {
+			t.Errorf("RequestContentType(%v) = %q, %v; want %q, %v", tc.ct, got, ok, tc.want, tc.wantOK)
 		}
 	}
 }

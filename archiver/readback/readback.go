@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/jsonscan"
@@ -61,9 +62,21 @@ type Event struct {
 	Domain, App, Stream, Event, PublishTimestamp string          // PublishTimestamp: the string's contents or the number's literal
 	ClientIP, NodeIP                             string          // "from where": the pushing client and the Live node
 	Archive                                      layout.Archive
-	// Body is the callback as received (compacted), without the archive field. Aliases Raw
-	// except for its final '}'.
+	// Body is the callback's fields as archived (compacted), without the archive field: the
+	// identity of the callback (redelivery detection). Aliases Raw except for its final '}'.
+	// Request gives the bytes Live sent.
 	Body []byte
+}
+
+// Request is the callback exactly as Live sent it: the body byte for byte (archive.body, or
+// Body when the two are the same) and its Content-Type (ok false: the request had none).
+func (e *Event) Request() (body []byte, contentType string, ok bool) {
+	body = e.Body
+	if e.Archive.Body != "" {
+		body = []byte(e.Archive.Body)
+	}
+	contentType, ok = e.Archive.RequestContentType()
+	return body, contentType, ok
 }
 
 // ErrStop may be returned by Read's callback to end the read early without an error.
@@ -313,6 +326,22 @@ func parseArchive(raw json.RawMessage) (layout.Archive, error) {
 				return fmt.Errorf("archive.publish_time %q is not an RFC 3339 time", truncate(s))
 			}
 			a.PublishTime = &t
+		case "content_type":
+			var ct string
+			if err := getStr(key, v, &ct); err != nil {
+				return err
+			}
+			if strings.ContainsFunc(ct, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+				return errors.New("archive.content_type holds a control character, which no HTTP header can carry")
+			}
+			a.ContentType = &ct
+		case "body":
+			if err := getStr(key, v, &a.Body); err != nil {
+				return err
+			}
+			if a.Body == "" {
+				return errors.New("archive.body is empty; livehook leaves the member out when the body is the record's fields")
+			}
 		case "repeat":
 			if err := json.Unmarshal(v, &a.Repeat); err != nil {
 				return errors.New("archive.repeat must be true or false")

@@ -248,6 +248,36 @@ func TestQueryDays(t *testing.T) {
 
 const goodArchive = `"archive":{"received_at":"2026-11-26T08:00:00.000000000Z","event_id":"0123456789abcdef0123456789abcdef","remote_addr":"10.0.0.1:5555","signature":"verified","publish_time":"2020-04-27T02:22:14Z","instance":"host-a"}`
 
+// asSentArchive has the optional members of a callback not sent as compact application/json.
+const asSentArchive = `"archive":{"received_at":"2026-11-26T08:00:00.000000000Z","event_id":"0123456789abcdef0123456789abcdef","remote_addr":"10.0.0.1:5555","signature":"verified","publish_time":"2020-04-27T02:22:14Z","instance":"host-a","content_type":"text/plain; charset=utf-8","body":"{\n  \"domain\": \"a\"\n}\n"}`
+
+// ParseLine decodes archive.content_type and archive.body, and Request gives the exact request.
+func TestParseLineRequestAsSent(t *testing.T) {
+	t.Parallel()
+	ev, err := readback.ParseLine([]byte(`{"domain":"a",` + asSentArchive + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, ct, ok := ev.Request()
+	if string(body) != "{\n  \"domain\": \"a\"\n}\n" || ct != "text/plain; charset=utf-8" || !ok {
+		t.Errorf("Request() = %q, %q, %v", body, ct, ok)
+	}
+	plain, err := readback.ParseLine([]byte(`{"domain":"a",` + goodArchive + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, ct, ok := plain.Request(); string(body) != `{"domain":"a"}` || ct != "application/json" || !ok {
+		t.Errorf("Request() of a record without the members = %q, %q, %v", body, ct, ok)
+	}
+	none, err := readback.ParseLine([]byte(`{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","content_type":""}`, 1) + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ct, ok := none.Request(); ct != "" || ok {
+		t.Errorf(`content_type "" gives %q, %v; want no Content-Type`, ct, ok)
+	}
+}
+
 // One unreadable line costs only itself: the lines after it are read, and it is reported with
 // its object key and line number.
 func TestReadSkipsUnreadableLines(t *testing.T) {
@@ -302,6 +332,12 @@ func TestParseLineExactNames(t *testing.T) {
 		{name: "variant after", line: `{"domain":"a.example.com","Domain":"evil.example.com",` + goodArchive + `}`, domain: "a.example.com", body: `{"domain":"a.example.com","Domain":"evil.example.com"}`},
 		{name: "empty body", line: `{` + goodArchive + `}`, body: `{}`},
 		{name: "repeat", line: `{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","repeat":true}`, 1) + `}`, domain: "a", repeat: true, body: `{"domain":"a"}`},
+		{name: "content type and body", line: `{"domain":"a",` + asSentArchive + `}`, domain: "a", body: `{"domain":"a"}`},
+		{name: "content type not a string", line: `{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","content_type":1}`, 1) + `}`, err: "content_type must be a string"},
+		{name: "content type with a control character", line: `{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","content_type":"text/plain\r\nX-Evil: 1"}`, 1) + `}`, err: "control character"},
+		{name: "body not a string", line: `{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","body":{"domain":"a"}}`, 1) + `}`, err: "body must be a string"},
+		{name: "empty body member", line: `{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","body":""}`, 1) + `}`, err: "archive.body is empty"},
+		{name: "two body members", line: `{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","body":"{}","body":"{}"}`, 1) + `}`, err: "appears twice"},
 		{name: "archive variant is not the archive", line: `{"domain":"a","ARCHIVE":{"received_at":"2026-11-26T08:00:00Z","event_id":"x"}}`, err: `no "archive" field`},
 		{name: "archive field variant", line: `{"domain":"a","archive":{"RECEIVED_AT":"2026-11-26T08:00:00Z","event_id":"x"}}`, err: "lacks received_at"},
 		{name: "two archives", line: `{"archive":{"received_at":"2026-11-26T08:00:00Z","event_id":"x"},` + goodArchive + `}`, err: "appears twice"},
@@ -338,6 +374,10 @@ func TestParseLineExactNames(t *testing.T) {
 func FuzzParseLine(f *testing.F) {
 	for _, seed := range []string{
 		`{"domain":"a.example.com",` + goodArchive + `}`,
+		`{"domain":"a",` + asSentArchive + `}`,
+		`{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","content_type":""}`, 1) + `}`,
+		`{"domain":"a",` + strings.Replace(goodArchive, `"host-a"}`, `"host-a","body":"{\"domain\":\"a\"}\n","repeat":true}`, 1) + `}`,
+		`{"archive":{"received_at":"2026-11-26T08:00:00Z","event_id":"x","content_type":null,"body":1}}`,
 		`{"DOMAIN":"a","domain":"b",` + goodArchive + `}`,
 		`{"Archive":{},` + goodArchive + `}`,
 		`{` + goodArchive + `}`,
@@ -355,6 +395,9 @@ func FuzzParseLine(f *testing.F) {
 		}
 		if !json.Valid(ev.Body) {
 			t.Fatalf("Body %q of accepted line %q is not JSON", ev.Body, line)
+		}
+		if body, ct, ok := ev.Request(); len(body) == 0 || ok != (ct != "") {
+			t.Fatalf("Request() of accepted line %q = %q, %q, %v", line, body, ct, ok)
 		}
 		var m map[string]json.RawMessage
 		if json.Unmarshal(line, &m) != nil || m["archive"] == nil {

@@ -565,16 +565,19 @@ func appendSync(path string, b []byte) error {
 	return errors.Join(err, f.Close())
 }
 
-// parse decodes what delivery needs from an archive line: the body as received (the line without
-// the archive field livehook writes last) and the event id; with full, also domain and event
-// (filters, resign). The common case is a scan for the archive field, a third of readback's
-// strict parse, which takes anything unusual.
+// parse decodes what delivery needs from an archive line: the body (the line without the archive
+// field livehook writes last, or archive.body) and its Content-Type, and the event id; with full,
+// also domain and event (filters, resign). The common case (a compact application/json request)
+// is a scan for the archive field, a third of readback's strict parse, which takes anything
+// unusual, such as archive.content_type or archive.body.
 func parse(line []byte, full bool) (readback.Event, error) {
 	line = bytes.TrimRight(line, "\n")
 	if !full && !bytes.HasPrefix(line, []byte(`{"raw":`)) {
 		if i := bytes.LastIndex(line, archiveMark); i > 0 {
 			rest := line[i+len(archiveMark):]
-			if j := bytes.Index(rest, eventIDMark); j >= 0 {
+			// `,"` never occurs inside a JSON string, so these are members of the archive object.
+			asSent := !bytes.Contains(rest, contentTypeMark) && !bytes.Contains(rest, bodyMark)
+			if j := bytes.Index(rest, eventIDMark); j >= 0 && asSent {
 				id := rest[j+len(eventIDMark):]
 				if k := bytes.IndexByte(id, '"'); k == 32 {
 					body := make([]byte, i+1)
@@ -591,4 +594,7 @@ func parse(line []byte, full bool) (readback.Event, error) {
 var (
 	archiveMark = []byte(`,"archive":{"received_at":"`)
 	eventIDMark = []byte(`","event_id":"`)
+	// archive members that make the request differ from the rebuilt one
+	contentTypeMark = []byte(`,"content_type":`)
+	bodyMark        = []byte(`,"body":`)
 )

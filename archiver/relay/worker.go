@@ -315,13 +315,16 @@ func NewSender(d Destination, key func(domain string) (string, bool), log *slog.
 	return &Sender{d: d, client: c, key: key, log: log, noKey: map[string]bool{}}, nil
 }
 
-// Send makes one attempt of ev. It returns the status, the Retry-After delay, a one-line excerpt
+// Send makes one attempt of ev: its body byte for byte with its Content-Type (or none), as Live
+// sent it, so the receiver's own auth_sign check, raw-body hash or content-type check passes.
+// With resign the body is rebuilt (compact, new auth_timestamp and auth_sign), necessarily other
+// bytes; the Content-Type stays. It returns the status, the Retry-After delay, a one-line excerpt
 // of a non-2xx answer, or the transport error. Not safe for concurrent use.
 func (s *Sender) Send(ctx context.Context, ev readback.Event, attempt int, now time.Time) (int, time.Duration, string, error) {
-	body := ev.Body
+	body, contentType, hasContentType := ev.Request()
 	if s.d.Resign {
 		if key, ok := s.key(ev.Domain); ok {
-			b, err := Resign(body, key, now)
+			b, err := Resign(ev.Body, key, now)
 			if err == nil {
 				body = b
 			}
@@ -339,7 +342,9 @@ func (s *Sender) Send(ctx context.Context, ev readback.Event, attempt int, now t
 	for k, v := range s.d.Headers {
 		req.Header.Set(k, v)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if hasContentType {
+		req.Header.Set("Content-Type", contentType)
+	}
 	req.Header.Set(HeaderEventID, ev.Archive.EventID)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(attempt))
 	resp, err := s.client.Do(req)

@@ -231,9 +231,17 @@ func TestForwardRejectedBecomesDeadLetterAndReplays(t *testing.T) {
 	c.Forward = []string{"biz=" + rc.URL}
 	s := start(t, c)
 	var sent [][]byte
+	cts := [][]string{{"application/json"}, {"text/plain; charset=utf-8"}, {"application/json"}}
 	for i := range 3 {
 		b := signedAt("dl"+strconv.Itoa(i), callback.EventPublish, i, time.Now())
-		if r := archivetest.Post(t, s.URL()+"/callback", b); r.Status != 200 {
+		if i == 1 { // a dead letter keeps the request as Live sent it, too
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, b, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			b = pretty.Bytes()
+		}
+		if r := archivetest.PostAs(t, s.URL()+"/callback", cts[i], b); r.Status != 200 {
 			t.Fatalf("post: %d %s", r.Status, r.Raw)
 		}
 		sent = append(sent, b)
@@ -282,7 +290,10 @@ func TestForwardRejectedBecomesDeadLetterAndReplays(t *testing.T) {
 		if !bytes.Equal(g.Body, sent[i]) {
 			t.Errorf("replayed event %d:\n got %s\nwant %s", i, g.Body, sent[i])
 		}
-		checkSigned(t, g.Body)
+		if ct := g.Header.Values("Content-Type"); !slices.Equal(ct, cts[i]) {
+			t.Errorf("replayed event %d: Content-Type %q, want %q", i, ct, cts[i])
+		}
+		checkSigned(t, archivetest.Compact(t, g.Body))
 	}
 }
 
@@ -568,4 +579,86 @@ func TestForwardRemovedQueueKeptUntilPurged(t *testing.T) {
 	if g := segs(); len(g) != 0 {
 		t.Errorf("segments kept after the purge: %v", g)
 	}
+}
+
+// Relay and archiver replay send each callback as Live sent it: the spec's pretty-printed signed
+// samples and other layouts byte for byte, with the Content-Type as received (or none), so the
+// receiver's own auth_sign check, raw-body hash or content-type check passes. A compact
+// application/json callback's archive line carries no extra member.
+func TestForwardExactBytesAndContentType(t *testing.T) { // not parallel: replay reads AWS_* from the environment
+	e := newEnv(t, nil)
+	rc := archivetest.NewReceiver(t, nil)
+	c := e.config(t)
+	forwardConfig(t, &c)
+	c.SignatureWindow = 0 // the spec's samples were signed in 2020
+	c.Forward = []string{"biz=" + rc.URL}
+	s := start(t, c)
+
+	compact := signedAt("exact-compact", callback.EventPublish, 1, time.Now())
+	var tabs bytes.Buffer
+	if err := json.Indent(&tabs, signedAt("exact-tabs", callback.EventPublish, 2, time.Now()), "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	crlf := bytes.ReplaceAll(tabs.Bytes(), []byte("\n"), []byte("\r\n"))
+	sent := []struct {
+		name   string
+		ct     []string
+		body   []byte
+		asSent bool // the compact application/json case: no archive.body, no archive.content_type
+	}{
+		{"spec sample PUBLISH", []string{"application/json"}, archivetest.Sample(t, "signed-publish.json"), false},
+		{"spec sample PUBLISH_DONE, text/plain", []string{"text/plain; charset=utf-8"}, archivetest.Sample(t, "signed-publish_done.json"), false},
+		{"compact application/json", []string{"application/json"}, compact, true},
+		{"tabs and CRLF, charset", []string{"application/json; charset=UTF-8"}, append(crlf, "\r\n"...), false},
+		{"no Content-Type", nil, signedAt("exact-none", callback.EventPublishDone, 3, time.Now()), false},
+	}
+	for _, m := range sent {
+		if r := archivetest.PostAs(t, s.URL()+"/callback", m.ct, m.body); r.Status != 200 {
+			t.Fatalf("%s: %d %s", m.name, r.Status, r.Raw)
+		}
+	}
+	archivetest.Eventually(t, 10*time.Second, "every callback forwarded", func() bool { return len(rc.Accepted()) >= len(sent) })
+	check := func(how string, got []archivetest.Received) {
+		t.Helper()
+		if len(got) != len(sent) {
+			t.Fatalf("%s: %d requests, want %d", how, len(got), len(sent))
+		}
+		for i, g := range got {
+			m := sent[i]
+			if !bytes.Equal(g.Body, m.body) {
+				t.Errorf("%s: %s: body\n%q\nwant the bytes Live sent\n%q", how, m.name, g.Body, m.body)
+			}
+			if ct := g.Header.Values("Content-Type"); !slices.Equal(ct, m.ct) {
+				t.Errorf("%s: %s: Content-Type %q, want %q", how, m.name, ct, m.ct)
+			}
+			checkSigned(t, archivetest.Compact(t, g.Body))
+		}
+	}
+	check("relay", rc.Accepted())
+
+	stop(t, s) // uploads what the spool holds
+	archived := archivetest.ReadToday(t, e.store)
+	if len(archived) != len(sent) {
+		t.Fatalf("%d archived, want %d", len(archived), len(sent))
+	}
+	for _, ev := range archived {
+		if !bytes.Equal(ev.Body, compact) {
+			continue
+		}
+		if a := archivetest.ArchiveField(t, ev.Raw); bytes.Contains(a, []byte(`"content_type"`)) || bytes.Contains(a, []byte(`"body"`)) {
+			t.Errorf("a compact application/json callback's archive has extra members: %s", a)
+		}
+	}
+
+	to := archivetest.NewReceiver(t, nil)
+	t.Setenv("AWS_ACCESS_KEY_ID", e.gw.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", e.gw.SecretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	var out, errb bytes.Buffer
+	from, until := archivetest.Today()
+	args := []string{"--from", from, "--to", until, "--store", c.Store, "--s3-endpoint", e.gw.Endpoint, "--to-url", to.URL}
+	if code := replay.Run(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("replay: exit %d\n%s", code, errb.String())
+	}
+	check("archiver replay --to-url", to.Accepted())
 }

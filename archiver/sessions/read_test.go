@@ -253,3 +253,28 @@ func TestReadStopsOnError(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+// Records keeping the request as sent (archive.content_type, archive.body) pair like any other:
+// a pretty-printed text/plain PUBLISH and a compact PUBLISH_DONE without a Content-Type make one
+// closed session, read with no unreadable line.
+func TestReadRecordsWithRequestAsSent(t *testing.T) {
+	st, _ := fileStore(t)
+	plain, none := "text/plain; charset=utf-8", ""
+	rec := func(event, at string, ct *string, pretty bool) string {
+		tm, _ := time.Parse(time.RFC3339, at)
+		body := `{"domain":"d","app":"live","stream":"s","publish_timestamp":"1794180000","event":"` + event + `"}`
+		a := layout.Archive{ReceivedAt: tm, Signature: "none", PublishTime: layout.ParsePublishTimestamp([]byte(`"1794180000"`)), ContentType: ct}
+		if pretty {
+			a.Body = strings.ReplaceAll(strings.ReplaceAll(body, `,"`, ",\n  \""), "{", "{\n  ") + "\n"
+		}
+		return string(bytes.TrimSpace(layout.AppendRecord(nil, []byte(body), a)))
+	}
+	lines := []string{rec("PUBLISH", "2026-11-10T01:00:00Z", &plain, true), rec("PUBLISH_DONE", "2026-11-10T02:00:00Z", &none, false)}
+	if err := st.Put(testCtx(t), layout.ObjectKey("2026-11-10", "i", 1, 0, false), []byte(strings.Join(lines, "\n")+"\n"), layout.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	got, stats := readAll(t, st, sessions.Query{From: "2026-11-10"}, sessions.ReadOptions{})
+	if len(got) != 1 || !strings.Contains(got[0], `"status":"closed"`) || !strings.Contains(got[0], `"ended_at":"2026-11-10T02:00:00`) {
+		t.Errorf("got %v (stats %+v), want one closed session ended at 02:00", got, stats)
+	}
+}

@@ -82,9 +82,31 @@ func Post(t testing.TB, url string, body []byte) Response {
 	return r
 }
 
+// PostAs is Post with the given Content-Type header values (none when nil): Live's content type
+// is undocumented.
+func PostAs(t testing.TB, url string, contentType []string, body []byte) Response {
+	t.Helper()
+	r, err := tryPost(url, contentType, body)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	return r
+}
+
 // TryPost is Post without failing the test.
 func TryPost(url string, body []byte) (Response, error) {
-	resp, err := Client.Post(url, "application/json", bytes.NewReader(body))
+	return tryPost(url, []string{"application/json"}, body)
+}
+
+func tryPost(url string, contentType []string, body []byte) (Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Response{}, err
+	}
+	if contentType != nil {
+		req.Header["Content-Type"] = contentType
+	}
+	resp, err := Client.Do(req)
 	if err != nil {
 		return Response{}, err
 	}
@@ -146,6 +168,18 @@ func StripArchive(t testing.TB, line []byte) []byte {
 		t.Fatalf("line has no trailing archive field: %s", line)
 	}
 	return append(append([]byte(nil), line[:i]...), '}')
+}
+
+// ArchiveField returns the raw "archive" object of an archive line.
+func ArchiveField(t testing.TB, line []byte) json.RawMessage {
+	t.Helper()
+	var rec struct {
+		Archive json.RawMessage `json:"archive"`
+	}
+	if err := json.Unmarshal(line, &rec); err != nil || rec.Archive == nil {
+		t.Fatalf("line has no archive field (%v): %s", err, line)
+	}
+	return rec.Archive
 }
 
 // Samples returns every sample body by file name.
