@@ -257,7 +257,8 @@ func (r *runner) withOverloadArchiver(ctx context.Context, o OverloadOptions, ru
 	return err
 }
 
-// OverloadChecks: every mode ran and lost nothing (hard); the goal at Factor x capacity for each.
+// OverloadChecks are the checks of a run: every mode ran and lost nothing (hard), and the goal at
+// Factor x capacity for each (a baseline row for the mode without overload control).
 func OverloadChecks(res *OverloadResults) []Check {
 	var checks []Check
 	for _, run := range res.Runs {
