@@ -12,7 +12,7 @@
 // The actuator is an in-flight limit set from that signal (Little's law: at a fixed throughput,
 // in-flight requests are proportional to their delay). When an interval's minimum delay is over
 // the target, the limit becomes in-flight × target / delay; while it is under, the limit grows
-// (doubling below a quarter of the target, by a quarter above) until it no longer binds. Shedding at admission, before the body is read,
+// (doubling below half the target, by a quarter above) until it no longer binds. Shedding at admission, before the body is read,
 // costs a refused request almost nothing, and what is admitted still sees a queue of about target:
 // the server never idles, so goodput stays at capacity.
 package admission
@@ -143,11 +143,9 @@ func (c *Controller) evaluate(minDelay time.Duration, inFlight int64) {
 		return
 	}
 	// Well under the target the queue is gone: double, so that a short stall that shrank the limit
-	// to the floor costs a few intervals of shedding, not seconds. Nearer the target, creep up: with
-	// --ack store one small batch's short Put puts an interval's minimum under half the target while
-	// the queue stands, and doubling on that admitted bursts answered after more than a second.
+	// to the floor costs a few intervals of shedding, not seconds. Near the target, creep up.
 	next := limit + max(1, limit/4)
-	if minDelay < target/4 {
+	if minDelay < target/2 {
 		next = 2 * limit
 	}
 	if next > c.o.Ceiling {

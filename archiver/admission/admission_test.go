@@ -169,34 +169,3 @@ func TestConcurrentCountsBalance(t *testing.T) {
 		t.Fatalf("in flight after everything finished = %d, want 0", s.InFlight)
 	}
 }
-
-// Between a quarter and the whole target the limit grows by a quarter per interval, not doubling:
-// with --ack store one short Put (a small batch) drops an interval's minimum well below the target
-// while the queue is still there, and doubling on it admitted bursts whose answers took over a
-// second (make bench-overload). Well under a quarter it doubles, to recover from a stall quickly.
-func TestLimitGrowth(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		delay time.Duration // of the interval after the cut, target 100ms
-		want  int64
-	}{
-		{90 * time.Millisecond, 125},
-		{40 * time.Millisecond, 125}, // under half, over a quarter: still creeping
-		{20 * time.Millisecond, 200},
-		{0, 200},
-	}
-	for _, tc := range tests {
-		c, clk := newTest(100*time.Millisecond, 4)
-		admitN(c, 200)
-		clk.add(101 * time.Millisecond)
-		finish(c, 1, 200*time.Millisecond) // limit = 200*100ms/200ms = 100
-		if l := c.Stats().Limit; l != 100 {
-			t.Fatalf("limit after the cut = %d, want 100", l)
-		}
-		clk.add(101 * time.Millisecond)
-		finish(c, 1, tc.delay)
-		if l := c.Stats().Limit; l != tc.want {
-			t.Errorf("delay %s: limit = %d, want %d", tc.delay, l, tc.want)
-		}
-	}
-}
