@@ -160,6 +160,7 @@ func putState(st *reqState) {
 	}
 	st.entry.Line = nil
 	st.entry.Resolver = nil
+	st.entry.Load = nil
 	statePool.Put(st)
 }
 
@@ -202,8 +203,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pooled := true
 	var submitted time.Time // set when the event went to the backend: its wait is the queue delay
 	var waited time.Duration
+	handedOff := false // the backend owns the Load count (Entry.Finish exits it)
 	defer func() {
-		ld.Exit()
+		if !handedOff {
+			ld.Exit()
+		}
 		adm.Done(waited, !submitted.IsZero())
 		if pooled {
 			putState(st)
@@ -302,7 +306,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	e := st.entry
 	e.ID, e.Day, e.ReceivedAt, e.Line = key, layout.Day(now, h.cfg.Location), now, st.line
-	e.Resolver = nil
+	e.Resolver, e.Load = nil, ld
 	if reserved {
 		e.Resolver = h.cfg.Dedup
 	}
@@ -314,6 +318,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		submitted = time.Now()
 	}
 	err = h.cfg.Sink.Submit(e)
+	handedOff = err == nil
 	if err != nil {
 		submitted = time.Time{}
 		if reserved {
