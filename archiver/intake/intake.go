@@ -160,7 +160,6 @@ func putState(st *reqState) {
 	}
 	st.entry.Line = nil
 	st.entry.Resolver = nil
-	st.entry.Load = nil
 	statePool.Put(st)
 }
 
@@ -203,11 +202,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pooled := true
 	var submitted time.Time // set when the event went to the backend: its wait is the queue delay
 	var waited time.Duration
-	handedOff := false // the backend owns the Load count (Entry.Finish exits it)
 	defer func() {
-		if !handedOff {
-			ld.Exit()
-		}
+		ld.Exit()
 		adm.Done(waited, !submitted.IsZero())
 		if pooled {
 			putState(st)
@@ -306,7 +302,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	e := st.entry
 	e.ID, e.Day, e.ReceivedAt, e.Line = key, layout.Day(now, h.cfg.Location), now, st.line
-	e.Resolver, e.Load = nil, ld
+	e.Resolver = nil
 	if reserved {
 		e.Resolver = h.cfg.Dedup
 	}
@@ -318,7 +314,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		submitted = time.Now()
 	}
 	err = h.cfg.Sink.Submit(e)
-	handedOff = err == nil
 	if err != nil {
 		submitted = time.Time{}
 		if reserved {

@@ -37,10 +37,6 @@ type Entry struct {
 
 	Resolver Resolver   // optional
 	Done     chan error // buffered (cap >= 1); receives the outcome exactly once
-	// Load, if set, is the counter the submitter entered for this entry's request: Finish exits it,
-	// so the request stops counting as on its way the moment it has its outcome, not when its
-	// goroutine next runs (see Load).
-	Load *Load
 }
 
 // NewEntry returns an entry with its Done channel allocated.
@@ -49,9 +45,6 @@ func NewEntry() *Entry { return &Entry{Done: make(chan error, 1)} }
 // Finish reports the outcome: first to the Resolver, then to the waiter. Backends call it exactly
 // once per submitted entry; it never blocks.
 func (e *Entry) Finish(err error) {
-	if e.Load != nil {
-		e.Load.Exit()
-	}
 	if e.Resolver != nil {
 		e.Resolver.Resolve(e, err)
 	}
@@ -71,10 +64,6 @@ type Sink interface {
 // more entries are on their way: waiting a fraction of a millisecond for them costs less than
 // one more fdatasync, and with many concurrent senders it doubles the events per fdatasync. The
 // zero value is ready to use; a nil *Load counts nothing.
-//
-// A submitted entry's request leaves the count when the backend finishes it (Entry.Load), not
-// when its handler returns: right after a commit the writer would otherwise wait for the whole
-// batch it has just answered, whose goroutines have not run yet, and linger for nothing.
 type Load struct {
 	active atomic.Int64 // requests inside intake (entered, not yet answered)
 }

@@ -39,8 +39,6 @@ const (
 	DefaultMaxBytes      = 1 << 30
 	DefaultLinger        = time.Millisecond
 	DefaultLingerGap     = 300 * time.Microsecond
-	// DefaultCommitSpacing: under load, commits start at least this far apart (see gather).
-	DefaultCommitSpacing = time.Millisecond
 )
 
 const (
@@ -87,11 +85,6 @@ type Options struct {
 	// Linger bounds that wait in all (0 => DefaultLinger; < 0 => never wait), LingerGap the wait
 	// for each next entry (0 => DefaultLingerGap).
 	Linger, LingerGap time.Duration
-	// CommitSpacing is the least time from one commit's start to the next one's while entries
-	// keep coming (0 => DefaultCommitSpacing; < 0 => none). It bounds the fdatasyncs per second,
-	// each a fixed CPU cost, so a busy spool commits more events per fdatasync; a commit that
-	// follows an idle spell never waits. Only used with Load.
-	CommitSpacing time.Duration
 	// MaxRecovered bounds the event IDs kept from recovered segments for TakeRecovered (the
 	// newest are kept; <= 0: all). The dedup memory keeps no more than its cap of them anyway.
 	MaxRecovered int
@@ -149,8 +142,7 @@ type Spool struct {
 
 	w *writer
 
-	linger     *time.Timer // gather's, stopped when unused
-	lastCommit time.Time   // when the writer's last commit began (gather's spacing)
+	linger *time.Timer // gather's, stopped when unused
 
 	readMu sync.Mutex // guards readBr and frame
 	readBr *bufio.Reader
@@ -194,9 +186,6 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 	}
 	if o.LingerGap <= 0 {
 		o.LingerGap = DefaultLingerGap
-	}
-	if o.CommitSpacing == 0 {
-		o.CommitSpacing = DefaultCommitSpacing
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating spool directory: %w", err)

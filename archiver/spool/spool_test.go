@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -450,46 +449,5 @@ func TestOwnerOnly(t *testing.T) {
 		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", e.Name(), info.Mode().Perm())
 		}
-	}
-}
-
-// Under a steady stream, commits start at least CommitSpacing apart (more events per fdatasync);
-// the first entry after an idle spell is committed without waiting for the spacing.
-func TestCommitSpacing(t *testing.T) {
-	t.Parallel()
-	const spacing = 40 * time.Millisecond
-	var commits atomic.Int64
-	load := &sink.Load{}
-	s := open(t, Options{Dir: t.TempDir(), Instance: "inst", Load: load, CommitSpacing: spacing,
-		OnCommit: func(int, time.Duration) { commits.Add(1) }})
-	submit(t, s, entry(0, "2026-11-26"))
-	time.Sleep(2 * spacing) // idle: the next commit owes no spacing
-	began := time.Now()
-	submit(t, s, entry(1, "2026-11-26"))
-	if took := time.Since(began); took >= spacing {
-		t.Fatalf("a commit after an idle spell took %s, want well under the spacing %s", took, spacing)
-	}
-	// A stream of 40 entries from 8 senders over about 200ms: at most one commit per spacing.
-	commits.Store(0)
-	began = time.Now()
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 5 {
-				e := entry(2+g*5+i, "2026-11-26")
-				e.Load = load
-				load.Enter()
-				submit(t, s, e)
-				time.Sleep(5 * time.Millisecond)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(began)
-	if max := int64(elapsed/spacing) + 1; commits.Load() > max {
-		t.Fatalf("%d commits in %s, want at most %d with %s spacing", commits.Load(), elapsed, max, spacing)
-	}
-	if a := load.Active(); a != 0 {
-		t.Fatalf("load after every entry was finished: active %d, want 0", a)
 	}
 }
