@@ -288,20 +288,27 @@ func (r *runner) openLoopTarget(ctx context.Context, o OpenLoopOptions, name str
 	if name == "bare" {
 		return tr
 	}
-	found, err := readEventIDs(ctx, r, name)
-	if err != nil {
-		return fail(fmt.Errorf("reading back: %w", err))
+	if tr.Acked, tr.Found, tr.Missing, err = r.readBack(ctx, name, tr.ackedIDs); err != nil {
+		return fail(err)
 	}
-	tr.Acked = len(tr.ackedIDs)
-	for id := range tr.ackedIDs {
-		if _, ok := found[id]; ok {
-			tr.Found++
+	return tr
+}
+
+// readBack looks for every acknowledged event id in name's archive and counts what it finds.
+func (r *runner) readBack(ctx context.Context, name string, acked map[[16]byte]struct{}) (n, found, missing int, err error) {
+	in, err := readEventIDs(ctx, r, name)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("reading back: %w", err)
+	}
+	for id := range acked {
+		if _, ok := in[id]; ok {
+			found++
 		} else {
-			tr.Missing++
+			missing++
 		}
 	}
-	r.logf("%s: %d events answered 200, %d read back, %d missing", name, tr.Acked, tr.Found, tr.Missing)
-	return tr
+	r.logf("%s: %d events answered 200, %d read back, %d missing", name, len(acked), found, missing)
+	return len(acked), found, missing, nil
 }
 
 // attack offers rate callbacks/s for d and summarises the answers.

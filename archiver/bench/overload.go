@@ -213,19 +213,9 @@ func (r *runner) overloadMode(ctx context.Context, o OverloadOptions, endpoint, 
 	if err != nil {
 		return fail(err)
 	}
-	found, err := readEventIDs(ctx, r, name)
-	if err != nil {
-		return fail(fmt.Errorf("reading back: %w", err))
+	if run.Acked, run.Found, run.Missing, err = r.readBack(ctx, name, tr.ackedIDs); err != nil {
+		return fail(err)
 	}
-	run.Acked = len(tr.ackedIDs)
-	for id := range tr.ackedIDs {
-		if _, ok := found[id]; ok {
-			run.Found++
-		} else {
-			run.Missing++
-		}
-	}
-	r.logf("%s: %d events answered 200, %d read back, %d missing", name, run.Acked, run.Found, run.Missing)
 	return run
 }
 
