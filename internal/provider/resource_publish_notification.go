@@ -217,6 +217,7 @@ func (r *publishNotificationResource) write(ctx context.Context, op string, plan
 	plan.AuthSignKeyWO = types.StringNull() // never in state (the framework nulls it too)
 	diags.Append(state.Set(ctx, plan)...)
 	diags.Append(recordSentKey(ctx, private, domain, wo)...)
+	diags.Append(markManaged(ctx, private, domain)...)
 	return domain, created, !diags.HasError()
 }
 
@@ -235,10 +236,20 @@ func (r *publishNotificationResource) Create(ctx context.Context, req resource.C
 // (for a config that appears between the plan and the apply): taking over a config made
 // elsewhere would silently overwrite it, so an existing one is an error with the import hint.
 func (r *publishNotificationResource) refuseExisting(ctx context.Context, domain string, timeout time.Duration, diags *diag.Diagnostics) bool {
+	return r.lookUpExisting(ctx, domain, timeout, nil, diags)
+}
+
+// lookUpExisting is the GET behind the takeover checks: it reports whether the domain has no
+// config; an existing config is an error with the import hint unless tolerate accepts it.
+func (r *publishNotificationResource) lookUpExisting(ctx context.Context, domain string, timeout time.Duration,
+	tolerate func(*liveapi.Notification) bool, diags *diag.Diagnostics,
+) (absent bool) {
 	existing, err := r.data.client.Get(ctx, domain)
 	switch {
 	case err == nil:
-		diags.AddAttributeError(path.Root("domain"), "Publish notification already exists", alreadyExistsDetail(domain, existing))
+		if tolerate == nil || !tolerate(existing) {
+			diags.AddAttributeError(path.Root("domain"), "Publish notification already exists", alreadyExistsDetail(domain, existing))
+		}
 		return false
 	case errors.Is(err, liveapi.ErrNotFound):
 		return true // expected: go on and create it (an unknown domain is reported by the PUT)

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -9,6 +10,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/livehook/terraform-provider-livehook/internal/liveapi"
 )
 
 // ModifyPlan says at plan time what would otherwise surprise the user later: a create that
@@ -25,8 +28,13 @@ func (r *publishNotificationResource) ModifyPlan(ctx context.Context, req resour
 		return
 	}
 	if req.State.Raw.IsNull() {
-		// Create, or the create half of a replacement (Terraform plans it with a null prior state).
-		r.refuseTakeoverAtPlan(ctx, plan, &resp.Diagnostics)
+		// Create, or a replacement: Terraform plans a tainted object, and the create half of a
+		// -replace, with a null prior state but the object's private state, which names the domain
+		// whose config on Live this resource wrote (markManaged). Only a real create looks for a
+		// takeover; Create's own check still runs after the delete.
+		if !managesConfig(ctx, req.Private, plan.Domain) {
+			r.refuseTakeoverAtPlan(ctx, plan, &resp.Diagnostics)
+		}
 		return
 	}
 	var state publishNotificationModel
@@ -34,6 +42,8 @@ func (r *publishNotificationResource) ModifyPlan(ctx context.Context, req resour
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	// States written before the marker existed get it here, for a -replace planned from them.
+	resp.Diagnostics.Append(markManaged(ctx, resp.Private, state.Domain.ValueString())...)
 	var wo types.String
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("auth_sign_key_wo"), &wo)...)
 	if resp.Diagnostics.HasError() {
@@ -83,9 +93,39 @@ func (r *publishNotificationResource) refuseTakeoverAtPlan(ctx context.Context, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if domain := plan.Domain.ValueString(); r.refuseExisting(ctx, domain, timeout, diags) {
+	// A config that already points at the planned URL is tolerated here: a tainted object of this
+	// resource is planned like a create (Terraform gives no prior state, not even private state),
+	// and its replacement deletes it first. A real create of such a config is still refused by
+	// Create's own check at apply.
+	sameURL := func(n *liveapi.Notification) bool { return !plan.URL.IsUnknown() && n.URL == plan.URL.ValueString() }
+	domain := plan.Domain.ValueString()
+	if r.lookUpExisting(ctx, domain, timeout, sameURL, diags) {
 		r.data.noteAbsent(domain)
 	}
+}
+
+// privateKeyManaged names, in private state, the domain whose config on Live this resource wrote:
+// Terraform hands it to the plan of a replacement (taint, -replace), whose prior state is null.
+const privateKeyManaged = "managed_domain"
+
+// markManaged records that domain's config on Live belongs to this resource.
+func markManaged(ctx context.Context, p privateStore, domain string) diag.Diagnostics {
+	if p == nil {
+		return nil
+	}
+	b, _ := json.Marshal(domain) // a string always encodes
+	return p.SetKey(ctx, privateKeyManaged, b)
+}
+
+// managesConfig reports whether the private state says this resource wrote domain's config on
+// Live (see markManaged): a plan with a null prior state is then a replacement, not a takeover.
+func managesConfig(ctx context.Context, p privateStore, domain types.String) bool {
+	if p == nil || domain.IsUnknown() || domain.IsNull() {
+		return false
+	}
+	b, diags := p.GetKey(ctx, privateKeyManaged)
+	var managed string
+	return !diags.HasError() && len(b) > 0 && json.Unmarshal(b, &managed) == nil && managed == domain.ValueString()
 }
 
 // keyStaysAsIs reports whether the plan leaves the resource as it is, so no write (which would

@@ -99,6 +99,57 @@ func TestAccPublishNotification_takeoverRaceAtApply(t *testing.T) {
 	})
 }
 
+// TestAccPublishNotification_replaceOwnConfig: replacing the resource (taint, as a half-failed
+// create leaves it, or -replace) plans and applies: the config on Live is the resource's own,
+// so the plan-time takeover check does not refuse it, and the apply recreates it.
+func TestAccPublishNotification_replaceOwnConfig(t *testing.T) {
+	live := newTestLive(t, testDomain)
+	cfg := live.provider() + notificationHCL(testDomain, `url = "https://hooks.example.com/live"`)
+	want := &emulator.Notification{URL: "https://hooks.example.com/live"}
+
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             live.checkDestroyed(testDomain),
+		Steps: []resource.TestStep{
+			{Config: cfg, Check: live.checkRemote(testDomain, want)},
+			{
+				Config: cfg,
+				Taint:  []string{testResource},
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(testResource, plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+				Check: live.checkRemote(testDomain, want),
+			},
+		},
+	})
+}
+
+// TestAccPublishNotification_takeoverOfSameURLRefusedAtApply: a config made outside Terraform
+// that already points at the planned URL passes the plan (a tainted object looks the same), but
+// the apply still refuses to take it over, and leaves it as it was.
+func TestAccPublishNotification_takeoverOfSameURLRefusedAtApply(t *testing.T) {
+	live := newTestLive(t, testDomain)
+	existing := emulator.Notification{URL: "https://hooks.example.com/live", AuthSignKey: key1}
+	if err := live.SetConfig(testDomain, existing); err != nil {
+		t.Fatal(err)
+	}
+	cfg := live.provider() + notificationHCL(testDomain, `url = "https://hooks.example.com/live"`)
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: cfg, ExpectError: importHint},
+			{
+				PreConfig: func() {
+					if err := live.checkRemote(testDomain, &existing)(nil); err != nil {
+						t.Fatalf("the existing config was touched: %v", err)
+					}
+				},
+				Config: cfg, PlanOnly: true, ExpectNonEmptyPlan: true,
+			},
+		},
+	})
+}
+
 // TestAccPublishNotification_keyFingerprint: with the write-only key the state file keeps a
 // fingerprint of the key (never the key), Read records a key changed outside Terraform
 // (through the emulator's control API) without a diff in the plan, and bumping the version
