@@ -467,9 +467,14 @@ func alreadyCompacted(objs []storage.ObjectInfo, listed map[string]digest.Entry)
 // uncovered hours would sign the day as whole after its evidence was removed, and the originals
 // (with the records that are gone) could then be deleted.
 func checkDay(ctx context.Context, store Store, o Options) error {
-	ps, _, err := verify.Verify(ctx, store, verify.Options{From: o.Day, PublicKey: o.Key.Public().(ed25519.PublicKey), Now: o.Now, ArchiveID: o.ArchiveID})
+	ps, sum, err := verify.Verify(ctx, store, verify.Options{From: o.Day, PublicKey: o.Key.Public().(ed25519.PublicKey), Now: o.Now, ArchiveID: o.ArchiveID})
 	if err != nil {
 		return fmt.Errorf("checking day %s before compacting it: %w", o.Day, err)
+	}
+	if sum.Pending > 0 {
+		// Not provable yet: merging them would sign whatever they hold (a planted object too).
+		return fmt.Errorf("day %s has %d objects stored after their running instance's last digest; nothing was changed: compaction merges only what the digests vouch for, so run it again after that instance's next hourly digest",
+			o.Day, sum.Pending)
 	}
 	var bad []string
 	objectsOnly := true

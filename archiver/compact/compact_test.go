@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +164,47 @@ func TestCompactRefusesWhatDigestsDoNotVouchFor(t *testing.T) {
 				t.Fatalf("the store changed: %d -> %d keys", len(before), len(after))
 			}
 		})
+	}
+}
+
+// TestCompactRefusesPendingObjects: an object named like a running instance's and stored after its
+// last hourly digest is not provable yet (a planted one looks the same): compaction refuses the
+// day rather than sign it, and changes nothing.
+func TestCompactRefusesPendingObjects(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := storage.Open(ctx, storage.Options{URL: "file://" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.(compact.Store)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	put(t, st, "ra", 1, [2]any{`{"s":"a"}`, -time.Hour})
+	rc, _ := st.Get(ctx, layout.ObjectKey(day, "ra", 1, 0, true))
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	e, _ := digest.Describe(layout.ObjectKey(day, "ra", 1, 0, true), b)
+	c, err := digest.OpenChain(ctx, st, key, "ra", t0, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := t0.Truncate(24 * time.Hour)
+	if _, err := c.Write(ctx, digest.Payload{Kind: digest.KindHourly, Start: digest.FormatTime(from), End: digest.FormatTime(t0), Objects: []digest.Entry{e}, CreatedAt: digest.FormatTime(t0)}, t0); err != nil {
+		t.Fatal(err)
+	}
+	put(t, st, "ra", 2, [2]any{`{"s":"forged"}`, time.Minute}) // planted while ra runs
+	at := t0.Add(5 * time.Minute)
+	if err := os.Chtimes(filepath.Join(dir, filepath.FromSlash(layout.ObjectKey(day, "ra", 2, 0, true))), at, at); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := st.List(ctx, "")
+	_, err = compact.Compact(ctx, st, compact.Options{Day: day, Key: key, DeleteOriginals: true, FlushBytes: 1 << 20, Gzip: true,
+		Now: func() time.Time { return t0.Add(10 * time.Minute) }})
+	if err == nil || !strings.Contains(err.Error(), "after their running instance's last digest") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("err %v", err)
+	}
+	if after, _ := st.List(ctx, ""); len(before) != len(after) {
+		t.Fatalf("the store changed: %d -> %d keys", len(before), len(after))
 	}
 }
 

@@ -21,6 +21,10 @@ const (
 	ExitClean    = 0 // nothing to report
 	ExitProblems = 1 // problems found
 	ExitUsage    = 2 // usage or access error
+	// ExitPending: no problem found, but some objects are not provable yet (stored after their
+	// running instance's last digest). Not a clean result: a planted object looks the same until
+	// that instance's next hourly digest, so verify again after it.
+	ExitPending = 3
 )
 
 const usage = `usage: archiver verify --from YYYY-MM-DD [--to YYYY-MM-DD] --public-key FILE
@@ -38,7 +42,8 @@ objects of the day before and after the range are checked too: archiver sessions
 Problems: altered (hash differs), missing (listed, not present), unlisted (present, in no digest),
 chain_broken, bad_signature, gap, misplaced (a digest copied or moved), uncovered (hours no digest
 covers), reappeared (an original a compaction deleted is back). Exit 0 when there is nothing to
-report, 1 when there is, 2 on a usage or access error. Each instance's first and last digest and
+report, 1 when there is, 2 on a usage or access error, 3 when objects stored since a running
+instance's last digest are not provable yet (verify again after its next hourly digest). Each instance's first and last digest and
 a summary line end the output; progress goes to stderr.
 
 flags:
@@ -156,8 +161,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "archiver verify: writing output: %v\n", err)
 		return ExitUsage
 	}
-	if sum.Problems > 0 {
+	return exitCode(sum)
+}
+
+// exitCode is verify's answer for a summary: problems first, then objects not provable yet.
+func exitCode(sum Summary) int {
+	switch {
+	case sum.Problems > 0:
 		return ExitProblems
+	case sum.Pending > 0:
+		return ExitPending
 	}
 	return ExitClean
 }
@@ -187,7 +200,7 @@ func printNotes(w io.Writer, r *Report) {
 		fmt.Fprintf(w, "note: %d originals a compaction merged are not deleted yet (archiver events reads their records twice); rerun archiver compact --delete-originals\n", sum.UndeletedOriginals)
 	}
 	if sum.Pending > 0 {
-		fmt.Fprintf(w, "note: %d objects were stored after their running instance's last digest; the next hourly digest lists them (verify again after it)\n", sum.Pending)
+		fmt.Fprintf(w, "note: %d objects were stored after their running instance's last digest and are not provable yet (exit %d): the next hourly digest lists them, or verify then reports them unlisted; verify again after it\n", sum.Pending, ExitPending)
 	}
 	if sum.Unbound > 0 {
 		fmt.Fprintf(w, "note: %d digests are of format version 1: their signatures and chains are checked, but they do not name their own key and archive\n", sum.Unbound)
