@@ -96,7 +96,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if format == "" {
 		format = FormatJSONL
-		if isTerminal(stdout) {
+		if cli.IsTerminal(stdout) {
 			format = FormatTable
 		}
 	}
@@ -112,7 +112,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 
-	prog := newProgress(stderr, isTerminal(stderr))
+	prog := newProgress(stderr, cli.IsTerminal(stderr))
 	var reported int
 	opt := ReadOptions{
 		Progress: prog.report,
@@ -157,17 +157,6 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "archiver sessions: no matching sessions in %s for %s\n", store, cli.Range(q.From, q.To))
 	}
 	return readback.ExitOK
-}
-
-// isTerminal reports whether w is a character device (a terminal, as far as the standard library
-// can tell without ioctl).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // progress prints a status line on a terminal once a read has run for progressAfter, at most a

@@ -55,13 +55,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		so      storage.Options
 		o       Options
+		days    cli.Days
 		keyFile string
 		format  string
 		quiet   bool
 	)
 	cli.StoreFlags(fs, &so)
-	fs.StringVar(&o.From, "from", "", "first partition day to verify: "+cli.DayWords+" (required)")
-	fs.StringVar(&o.To, "to", "", "last partition day, inclusive: "+cli.DayWords+" (default: --from)")
+	cli.DayFlags(fs, &days)
 	fs.StringVar(&o.ArchiveID, "archive-id", "", "the archive the digests must be signed for: archiver serve's --archive-id (default: the store, s3://BUCKET/PREFIX or file:///DIR)")
 	fs.StringVar(&keyFile, "public-key", "", "Ed25519 public key (PEM) matching the archivers' --digest-key (required)")
 	fs.StringVar(&format, "format", "table", "output: table or jsonl (one JSON object per problem, then a summary object)")
@@ -73,7 +73,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q (all options are flags)", fs.Arg(0))
 	}
-	o.From, o.To = cli.Day(o.From, time.Now()), cli.Day(o.To, time.Now())
+	days = days.Resolve(time.Now())
+	o.From, o.To = days.From, days.To
 	if format != "table" && format != "jsonl" {
 		return usageErr("invalid --format %q: want table or jsonl", format)
 	}
