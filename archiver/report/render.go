@@ -95,7 +95,9 @@ func Render(w io.Writer, d *Data) error {
 			c := heatCell{X: left + h*cell, Y: 20 + r*cell, Fill: heatColour(n, d.Heat.Max),
 				Title: fmt.Sprintf("%s %02d:00: %d session starts", day, h, n)}
 			if d.Heat.Starts[r] != 0 { // "earlier" and "later" have no hour to zoom to
-				c.T = d.Heat.Starts[r] + int64(h)*3600
+				// The wall-clock hour h of that day: not start + h hours on a day the zone's offset changes.
+				y, m, dd := time.Unix(d.Heat.Starts[r], 0).In(d.Loc).Date()
+				c.T = time.Date(y, m, dd, h, 0, 0, 0, d.Loc).Unix()
 			}
 			if h == 0 {
 				c.HasText, c.Label, c.LabelY = true, day, c.Y+13

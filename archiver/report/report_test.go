@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // the zone test needs no system database
 
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/report"
@@ -296,5 +298,41 @@ func TestHeatRowsFollowTheRange(t *testing.T) {
 	}
 	if p := payload(t, b.String()); p["rangeStart"].(float64) != float64(time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC).Unix()) {
 		t.Errorf("the timeline starts at %v, not at the range", p["rangeStart"])
+	}
+}
+
+// TestHeatCellsAreWallClockHours: on a day the zone's offset changes (Europe/Berlin, 2026-10-25,
+// 25 hours long), a heat-map cell zooms to that wall-clock hour, not to midnight plus h hours.
+func TestHeatCellsAreWallClockHours(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := fileStore(t)
+	at := time.Date(2026, 10, 25, 12, 0, 0, 0, berlin)
+	pt := at.UTC()
+	ts := strconv.FormatInt(pt.Unix(), 10)
+	body := []byte(`{"domain":"d.example.com","app":"live","stream":"s","client_ip":"10.0.0.1","publish_timestamp":"` + ts + `","event":"PUBLISH"}`)
+	line := layout.AppendRecord(nil, body, layout.Archive{ReceivedAt: at.UTC(), EventID: layout.EventID("d.example.com", "live", "s", "PUBLISH", ts),
+		Signature: layout.SignatureNone, PublishTime: &pt, Instance: "t"})
+	obj, err := layout.EncodeObject(line, false)
+	if err == nil {
+		err = st.Put(testCtx(t), layout.ObjectKey(layout.Day(at, nil), "t", 1, 0, false), obj, layout.ContentType)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := report.Collect(testCtx(t), st, sessions.Query{From: "2026-10-25"}, berlin, sessions.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := report.Render(&b, d); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`data-t="%d"><title>2026-10-25 12:00: 1 session starts`, at.Unix())
+	if !strings.Contains(b.String(), want) {
+		i := strings.Index(b.String(), "2026-10-25 12:00")
+		t.Fatalf("the 12:00 cell of 2026-10-25 does not zoom to %s (%d); page around it: %q", at, at.Unix(), b.String()[max(0, i-80):i+40])
 	}
 }
