@@ -208,9 +208,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.registerGauges()
 
-	s.bgWG.Add(2)
-	go func() { defer s.bgWG.Done(); s.sampler.Run(bg) }()
-	go func() { defer s.bgWG.Done(); s.dedup.RunSweeper(bg, time.Minute, cfg.Now) }()
 	// sampleInstance is this process's object-key instance in both modes: store-mode replicas may
 	// share --instance, and one chain per process keeps their digests from forking.
 	if err := s.startDigests(ctx, sampleInstance); err != nil {
@@ -219,6 +216,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.startRelay(); err != nil {
 		return nil, err
 	}
+	// Only now: the sampler stores through the digest recorder, which startDigests finished
+	// setting up (its journal).
+	s.bgWG.Add(2)
+	go func() { defer s.bgWG.Done(); s.sampler.Run(bg) }()
+	go func() { defer s.bgWG.Done(); s.dedup.RunSweeper(bg, time.Minute, cfg.Now) }()
 	s.backend.Start()
 	ok = true
 	return s, nil
