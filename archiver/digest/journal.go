@@ -130,6 +130,21 @@ func (j *Journal) Stored(h JournalHead, listed []Entry) error {
 	return j.rewrite()
 }
 
+// Forget drops recorded objects that recovery resolved without a digest (listed already, never
+// stored, or holding other bytes), so they are not looked at, and warned about, at every start.
+// An object stored again later is recorded again (Intend) before its Put.
+func (j *Journal) Forget(keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, k := range keys {
+		delete(j.intents, k)
+	}
+	return j.rewrite()
+}
+
 // Close closes the file.
 func (j *Journal) Close() error {
 	j.mu.Lock()

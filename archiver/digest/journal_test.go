@@ -181,3 +181,53 @@ func TestParseKey(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoverForgetsWhatItResolved: after a crash, recovery lists a recorded object whose bytes
+// are as recorded and forgets the recorded names it resolved otherwise (never stored, or holding
+// other bytes, such as an object planted under the name), so the next start neither looks at
+// nor warns about them again.
+func TestRecoverForgetsWhatItResolved(t *testing.T) {
+	ctx := context.Background()
+	st := fileStore(t)
+	key := newKey(t)
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	jpath := filepath.Join(t.TempDir(), digest.JournalFile)
+	j, _ := digest.OpenJournal(jpath)
+	defer j.Close()
+	c, _ := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	if err := c.UseJournal(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	rec := digest.NewRecorder(st, nil, nil)
+	rec.UseJournal(j)
+	kept := layout.ObjectKey("2026-11-20", "host-a", 1, 0, false)
+	if err := rec.Put(ctx, kept, []byte("kept\n"), layout.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	planted := layout.ObjectKey("2026-11-20", "host-a", 2, 0, false)
+	never := layout.ObjectKey("2026-11-20", "host-a", 3, 0, false)
+	for k, sum := range map[string]string{planted: digest.Sum([]byte("ours\n")), never: digest.Sum([]byte("lost\n"))} {
+		if err := j.Intend(k, sum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Put(ctx, planted, []byte("planted\n"), layout.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: a new process of host-a recovers.
+	var logs bytes.Buffer
+	c2, _ := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	if err := c2.UseJournal(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	w := &digest.Writer{Recorder: digest.NewRecorder(st, nil, nil), Chain: c2, Now: func() time.Time { return now }, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	if err := w.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), planted) {
+		t.Fatalf("no warning about the planted object: %s", logs.String())
+	}
+	if got := j.Intents(); len(got) != 1 || got[kept] == "" {
+		t.Fatalf("recorded after recovery: %v, want only %s (listed by the next digest)", got, kept)
+	}
+}

@@ -453,23 +453,30 @@ func (w *Writer) Recover(ctx context.Context) error {
 	}
 	sort.Strings(keys)
 	var found []Entry
+	var resolved []string // recorded objects no digest will list: forgotten below
 	for _, k := range keys {
 		if listed[k] {
+			resolved = append(resolved, k)
 			continue
 		}
 		b, err := storage.ReadAll(ctx, c.store, k)
 		if errors.Is(err, storage.ErrNotExist) {
-			continue // the Put never happened
+			resolved = append(resolved, k) // the Put never happened
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("recovering after a crash: %w", err)
 		}
 		if Sum(b) != intents[k] {
-			w.logger().Warn("an object this instance wrote has other bytes than it wrote; left out of the digest (archiver verify reports it unlisted)", "key", k)
+			w.logger().Warn("an object under a name this instance recorded has other bytes than it recorded; left out of the digest (archiver verify reports it unlisted)", "key", k)
+			resolved = append(resolved, k)
 			continue
 		}
 		e, _ := Describe(k, b)
 		found = append(found, e)
+	}
+	if err := j.Forget(resolved); err != nil {
+		return fmt.Errorf("recovering after a crash: %w", err)
 	}
 	if last != nil && last.Kind == KindShutdown && len(found) == 0 {
 		return nil // a clean restart
