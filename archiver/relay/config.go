@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
 )
@@ -134,11 +135,11 @@ func (d *Destination) normalise(what string) error {
 	}
 	for k := range d.Headers {
 		lk := strings.ToLower(k)
-		if k == "" || strings.ContainsAny(k, " :\r\n") || strings.HasPrefix(lk, "x-livehook-") || lk == "content-type" || lk == "content-length" || lk == "host" {
+		if !httpguts.ValidHeaderFieldName(k) || strings.HasPrefix(lk, "x-livehook-") || lk == "content-type" || lk == "content-length" || lk == "host" {
 			return fmt.Errorf("%s: header %q cannot be set (invalid, or set by the relay)", what, k)
 		}
-		if strings.ContainsAny(d.Headers[k], "\r\n") {
-			return fmt.Errorf("%s: header %q has a line break in its value", what, k)
+		if !httpguts.ValidHeaderFieldValue(d.Headers[k]) {
+			return fmt.Errorf("%s: header %q has a control character in its value", what, k)
 		}
 	}
 	if d.CAFile != "" {

@@ -530,8 +530,14 @@ func (d *deadLetters) flush(ctx context.Context) {
 		for i := range 3 {
 			err = d.r.o.Store.Put(ctx, key, body, "application/x-ndjson")
 			if errors.Is(err, storage.ErrExists) {
-				// The same dead letters, stored before a crash made this run decide them again.
-				err = nil
+				// The name holds other bytes (the same events decided again after a crash, at
+				// another dead_at): never overwritten, these go under a fresh name, as
+				// backend.Writer.Put does. The same bytes are no conflict (Put returns nil).
+				fresh := layout.ConflictKey(key, body)
+				d.r.log.Error("dead-letter object name already holds different bytes; never overwritten, writing these under a fresh name",
+					"destination", d.name, "key", key, "fresh_key", fresh)
+				key = fresh
+				err = d.r.o.Store.Put(ctx, key, body, "application/x-ndjson")
 			}
 			if err == nil || ctx.Err() != nil {
 				break

@@ -378,6 +378,10 @@ func TestForwardBadConfigExits2(t *testing.T) {
 		{"missing file", []string{"--forward-config", filepath.Join(dir, "nope.yaml")}, `--forward-config: open`},
 		{"purge a configured one", []string{"--forward", "biz=http://x/", "--forward-purge", "biz"}, `--forward-purge biz: biz is a configured destination`},
 		{"purge a bad name", []string{"--forward-purge", "../x"}, `--forward-purge "../x": not a destination name`},
+		{"bad header name", []string{"--forward-config", write("hname.yaml", "destinations:\n  - name: biz\n    url: http://y/\n    headers:\n      \"X-T(o)ken\": a\n")}, `header "X-T(o)ken" cannot be set`},
+		{"bad header value", []string{"--forward-config", write("hval.yaml", "destinations:\n  - name: biz\n    url: http://y/\n    headers:\n      X-Token: \"a\\x01b\"\n")}, `header "X-Token" has a control character in its value`},
+		{"bad ca_file", []string{"--forward-config", write("ca.yaml", "destinations:\n  - name: biz\n    url: https://y/\n    ca_file: "+write("ca.pem", "not a certificate\n")+"\n")}, `holds no PEM certificate`},
+		{"missing ca_file", []string{"--forward-config", write("ca2.yaml", "destinations:\n  - name: biz\n    url: https://y/\n    ca_file: "+filepath.Join(dir, "none.pem")+"\n")}, `ca_file: open`},
 		{"store mode", []string{"--ack", "store", "--forward", "biz=http://x/"}, `--forward needs the spool: --ack store keeps no local record to forward from; use --ack spool`},
 	}
 	for _, tt := range tests {
