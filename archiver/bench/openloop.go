@@ -79,14 +79,14 @@ type RateResult struct {
 	Shed    int64  `json:"shed"`    // 503 with Retry-After
 	Other   int64  `json:"other"`   // any other status
 	Errors  int64  `json:"errors"`  // no answer (timeout, connection error)
-	Late    int64  `json:"late_1s"` // answers (any status) more than 1 s after the intended send time
+	Late    int64  `json:"late_1s"` // answers (any status) more than 1 s after the intended send time, and no answers
 	// LateFrom and LateTo bound the intended send times (from the rate's start) of the late
 	// answers: a burst at the start of an overload is the controller's reaction time, a spread
 	// over the window a standing queue.
 	LateFrom time.Duration `json:"late_from_ns,omitempty"`
 	LateTo   time.Duration `json:"late_to_ns,omitempty"`
 	Goodput  float64       `json:"goodput"` // 200s per second of the window
-	P50      time.Duration `json:"p50_ns"`  // of every answer, from the intended send time
+	P50      time.Duration `json:"p50_ns"`  // of every request, from the intended send time; no answer counts at the sender timeout
 	P99      time.Duration `json:"p99_ns"`  //
 	P999     time.Duration `json:"p999_ns"` //
 	Max      time.Duration `json:"max_ns"`  //
@@ -340,24 +340,28 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 		}
 		row.Sent++
 		// From the intended send time: request seq was due at began + seq*interval.
-		l := res.End().Sub(began.Add(time.Duration(res.Seq) * interval))
+		due := began.Add(time.Duration(res.Seq) * interval)
+		l := res.End().Sub(due)
 		if res.Code == 0 {
+			// No answer: it enters the figures at the sender timeout (a refused connection too),
+			// so p99 and max never hide requests that got none.
+			l = max(l, res.Timestamp.Add(o.Timeout).Sub(due))
 			row.Errors++
 			if row.Err == "" {
 				row.Err = res.Error
 			}
-			continue
 		}
 		lat = append(lat, l)
 		if l > time.Second {
-			due := time.Duration(res.Seq) * interval
-			if row.Late == 0 || due < row.LateFrom {
-				row.LateFrom = due
+			at := time.Duration(res.Seq) * interval
+			if row.Late == 0 || at < row.LateFrom {
+				row.LateFrom = at
 			}
-			row.LateTo = max(row.LateTo, due)
+			row.LateTo = max(row.LateTo, at)
 			row.Late++
 		}
 		switch res.Code {
+		case 0: // counted in Errors above
 		case http.StatusOK:
 			row.OK++
 			if l <= olAnswerBound {

@@ -158,3 +158,37 @@ func TestAttackCountsAndLatency(t *testing.T) {
 		t.Fatalf("CPU %s: the process's CPU time went backwards", row.CPU)
 	}
 }
+
+// attack against a server that never answers every tenth request: those requests are errors and
+// enter the latency figures at the sender timeout, so p99 and max show them.
+func TestAttackCountsUnansweredAtTimeout(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // so the server notices the sender hanging up
+		if n.Add(1)%10 == 0 {
+			select { // the sender gives up first
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	}))
+	defer srv.Close()
+	r := &runner{log: io.Discard}
+	run := &TargetRun{Name: "test", ackedIDs: map[[16]byte]struct{}{}}
+	gen := &callbackGen{tag: "abc123", group: 1, pubTS: 1764115206}
+	o := DefaultOpenLoop()
+	o.Timeout = 300 * time.Millisecond
+	row := r.attack(context.Background(), o, run, gen, srv.URL+"/callback", os.Getpid(), 100, time.Second)
+	if row.Errors < row.Sent/20 || row.OK+row.Errors != row.Sent {
+		t.Fatalf("sent %d: ok %d, errors %d (%s); want every tenth unanswered", row.Sent, row.OK, row.Errors, row.Err)
+	}
+	if row.P99 < o.Timeout || row.Max < o.Timeout {
+		t.Fatalf("p99 %s, max %s with %d of %d unanswered: below the sender timeout %s", row.P99, row.Max, row.Errors, row.Sent, o.Timeout)
+	}
+	if row.P50 >= o.Timeout {
+		t.Fatalf("p50 %s: at the timeout though 9 in 10 answer at once", row.P50)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,5 +371,59 @@ func TestRetainerRecordsNothing(t *testing.T) {
 	}
 	if retained != 3 || len(r.Take()) != 0 {
 		t.Fatalf("retained %d, recorded %d; want 3 and 0", retained, len(r.Take()))
+	}
+}
+
+// TestWriterOnFlushReportsRetentionFailure: a digest whose Put succeeds but whose retention fails
+// is reported to OnFlush as failed, never as written; once retention works, as written (also the
+// shutdown digest).
+func TestWriterOnFlushReportsRetentionFailure(t *testing.T) {
+	ctx := context.Background()
+	st := fileStore(t)
+	var refuse atomic.Bool
+	refuse.Store(true)
+	retain := func(_ context.Context, key string) error {
+		if refuse.Load() && digest.IsKey(key) {
+			return errors.New("injected: retention refused")
+		}
+		return nil
+	}
+	c, err := digest.OpenChain(ctx, st, newKey(t), "locked", time.Now(), time.Time{}, retain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var outcomes []error
+	w := &digest.Writer{Recorder: digest.NewRecorder(st, retain, nil), Chain: c, Interval: 50 * time.Millisecond,
+		OnFlush: func(err error) { mu.Lock(); outcomes = append(outcomes, err); mu.Unlock() }}
+	count := func() (ok, failed int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range outcomes {
+			if e == nil {
+				ok++
+			} else {
+				failed++
+			}
+		}
+		return ok, failed
+	}
+	w.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, f := count(); f < 2 && time.Now().Before(deadline); _, f = count() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ok, failed := count(); ok != 0 || failed < 2 {
+		t.Fatalf("%d written, %d failed while retention fails; want 0 written, >= 2 failed", ok, failed)
+	}
+	refuse.Store(false)
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	last := outcomes[len(outcomes)-1]
+	mu.Unlock()
+	if last != nil {
+		t.Fatalf("shutdown digest reported %v, want nil", last)
 	}
 }

@@ -377,6 +377,10 @@ type Writer struct {
 	Interval time.Duration    // 0 => time.Hour
 	Now      func() time.Time // nil => time.Now
 	Logger   *slog.Logger
+	// OnFlush, when set, is told the outcome of every interval and shutdown digest: nil only once
+	// the digest is stored with its retention and recorded in the journal (metrics count here, not
+	// at the store's Put, which can succeed for a digest that still fails).
+	OnFlush func(err error)
 
 	mu          sync.Mutex
 	start       time.Time
@@ -529,7 +533,9 @@ func (w *Writer) run(ctx context.Context) {
 		// cancel a write under way (it waits for it): a Put cut off after the store kept the
 		// object would leave a digest the chain does not know about.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		if err := w.Flush(fctx, KindHourly); err != nil && ctx.Err() == nil {
+		err := w.Flush(fctx, KindHourly)
+		w.flushed(err)
+		if err != nil && ctx.Err() == nil {
 			w.logger().Error("writing the digest failed; its objects go into the next digest", "error", err)
 		}
 		cancel()
@@ -584,8 +590,16 @@ func (w *Writer) Close(ctx context.Context) error {
 		w.stop()
 		<-w.done
 	}
-	if err := w.Flush(ctx, KindShutdown); err != nil {
+	err := w.Flush(ctx, KindShutdown)
+	w.flushed(err)
+	if err != nil {
 		return fmt.Errorf("writing the shutdown digest: %w", err)
 	}
 	return nil
+}
+
+func (w *Writer) flushed(err error) {
+	if w.OnFlush != nil {
+		w.OnFlush(err)
+	}
 }

@@ -90,11 +90,22 @@ func (s *Server) openDigests(ctx context.Context, store storage.Store) (storage.
 		return nil, err
 	}
 	rec := digest.NewRecorder(store, retain, s.log)
-	s.digests.writer = &digest.Writer{Recorder: rec, Interval: c.Interval, Now: s.cfg.Now, Logger: s.log}
+	s.digests.writer = &digest.Writer{Recorder: rec, Interval: c.Interval, Now: s.cfg.Now, Logger: s.log, OnFlush: s.countDigest}
 	s.digests.key = key
 	s.digests.retain = retain
-	s.digests.store = digestCounter{Store: store, m: s.metrics}
+	s.digests.store = store
 	return recordingStore{Store: store, rec: rec}, nil
+}
+
+// countDigest counts a digest's outcome as the Writer reports it: written only once it is stored
+// with its retention and journal entry, failed otherwise.
+func (s *Server) countDigest(err error) {
+	if err != nil {
+		s.metrics.DigestFailures.Inc()
+		return
+	}
+	s.metrics.DigestsWritten.Inc()
+	s.metrics.LastDigest.SetToCurrentTime()
 }
 
 // startDigests continues the digest chain named chain and starts the hourly writer. chain is the

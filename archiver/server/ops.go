@@ -15,9 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/livehook/terraform-provider-livehook/archiver/digest"
 	"github.com/livehook/terraform-provider-livehook/archiver/metrics"
-	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
 
 // Version is the archiver's version for the build-info metric (main sets it from the release tag).
@@ -144,27 +142,4 @@ func (s *Server) ReloadTLS() error {
 // on error.
 func (s *Server) Reload() error {
 	return errors.Join(s.ReloadKeys(), s.ReloadForward(), s.ReloadTLS())
-}
-
-// digestCounter counts digest writes at the store: every Put of a digest key is one attempt.
-type digestCounter struct {
-	storage.Store
-	m *metrics.Archiver
-}
-
-// Identity is the wrapped store's: digests are signed for it.
-func (d digestCounter) Identity() string { return storage.Identity(d.Store) }
-
-func (d digestCounter) Put(ctx context.Context, key string, body []byte, contentType string) error {
-	err := d.Store.Put(ctx, key, body, contentType)
-	if !digest.IsKey(key) {
-		return err
-	}
-	if err != nil {
-		d.m.DigestFailures.Inc()
-		return err
-	}
-	d.m.DigestsWritten.Inc()
-	d.m.LastDigest.SetToCurrentTime()
-	return nil
 }

@@ -15,7 +15,7 @@ import (
 // errStoreOverwrites is the refusal when the store accepted a second conditional create.
 var errStoreOverwrites = errors.New("the store accepted a second conditional create (PUT with If-None-Match: *) of the same name and replaced the object: " +
 	"it would let a retried or conflicting upload overwrite archive objects, which the archive relies on never happening; " +
-	"use a store that answers 412 Precondition Failed to such a PUT (AWS S3, Huawei OBS, MinIO, VersityGW), " +
+	"use a store that answers 412 Precondition Failed to such a PUT (AWS S3, MinIO, VersityGW), " +
 	"check that no proxy in front of it drops the If-None-Match header, " +
 	"or pass --store-probe=false to start anyway")
 
