@@ -252,7 +252,7 @@ func (w *worker) handle(rec spool.Record, v spool.View, next int64) error {
 			if ctxsleep.Sleep(w.ctx, min(100*time.Millisecond, time.Until(until))) != nil {
 				return w.ctx.Err()
 			}
-			if w.shed(v.Seq) {
+			if w.shed(v.Seq) || w.r.o.Now().Sub(rec.ReceivedAt) > w.d.MaxAge {
 				break
 			}
 		}
