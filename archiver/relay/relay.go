@@ -385,7 +385,7 @@ func (r *Relay) shedParked() {
 				dl.add(rec, v.Seq, p.off, ReasonSpoolFull, 0, "destination removed and the spool needed the room", 0)
 				return nil
 			})
-			dl.flush(r.ctx)
+			_ = dl.flush(r.ctx) // the events are in the archive (v.Uploaded); the spool needs the room
 			p.seq.Store(v.Seq + 1)
 			p.off = 0
 			p.idx.Store(0)
@@ -508,10 +508,11 @@ func (d *deadLetters) add(rec spool.Record, seq uint64, off int64, reason string
 
 // flush writes the collected dead letters: appended and fsynced to the local file first (that
 // copy is the durable one), then one object in the store (retried a few times; the local copy
-// stays either way).
-func (d *deadLetters) flush(ctx context.Context) {
+// stays either way). When the local write fails they stay collected, flush returns the error, and
+// the cursor must not pass them (persist).
+func (d *deadLetters) flush(ctx context.Context) error {
 	if len(d.ls) == 0 {
-		return
+		return nil
 	}
 	var body []byte
 	for _, l := range d.ls {
@@ -519,7 +520,8 @@ func (d *deadLetters) flush(ctx context.Context) {
 	}
 	path := filepath.Join(d.r.o.Dir, d.name, "deadletters.jsonl")
 	if err := appendSync(path, body); err != nil {
-		d.r.log.Error("writing dead letters locally", "destination", d.name, "path", path, "error", err)
+		d.r.log.Error("writing dead letters locally failed; the cursor stays before them", "destination", d.name, "path", path, "error", err)
+		return err
 	}
 	for reason, n := range d.n {
 		d.r.m.dead.WithLabelValues(d.name, reason).Add(float64(n))
@@ -550,6 +552,7 @@ func (d *deadLetters) flush(ctx context.Context) {
 	}
 	d.r.log.Warn("events became dead letters", "destination", d.name, "events", len(d.ls), "reasons", d.n, "key", key)
 	d.ls, d.n = d.ls[:0], map[string]int{}
+	return nil
 }
 
 func appendSync(path string, b []byte) error {
