@@ -137,12 +137,25 @@ func New(o Options, dests []Destination) (*Relay, error) {
 		if !ValidName(name) {
 			continue
 		}
-		dir := filepath.Join(o.Dir, name)
-		if _, err := os.Stat(dir); err != nil {
+		des, err := os.ReadDir(filepath.Join(o.Dir, name))
+		if err != nil {
 			continue
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			return nil, fmt.Errorf("--forward-purge %s: %w", name, err)
+		// The cursor and queue state go; the local dead-letter file is a record, not queue
+		// state, and stays.
+		purged := false
+		for _, de := range des {
+			if de.Name() == deadLettersFile {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(o.Dir, name, de.Name())); err != nil {
+				return nil, fmt.Errorf("--forward-purge %s: %w", name, err)
+			}
+			purged = true
+		}
+		_ = os.Remove(filepath.Join(o.Dir, name)) // when empty
+		if !purged {
+			continue
 		}
 		r.log.Warn("purged the kept queue of a removed destination; its undelivered events are in the archive (archiver replay)", "destination", name)
 	}
@@ -398,6 +411,9 @@ func (r *Relay) shedParked() {
 	}
 }
 
+// deadLettersFile is a destination's local dead-letter file, beside its cursor.
+const deadLettersFile = "deadletters.jsonl"
+
 func (r *Relay) cursorPath(name string) string { return filepath.Join(r.o.Dir, name, "cursor") }
 
 // loadCursor reads "seq off idx".
@@ -518,7 +534,7 @@ func (d *deadLetters) flush(ctx context.Context) error {
 	for _, l := range d.ls {
 		body = append(body, l...)
 	}
-	path := filepath.Join(d.r.o.Dir, d.name, "deadletters.jsonl")
+	path := filepath.Join(d.r.o.Dir, d.name, deadLettersFile)
 	if err := appendSync(path, body); err != nil {
 		d.r.log.Error("writing dead letters locally failed; the cursor stays before them", "destination", d.name, "path", path, "error", err)
 		return err

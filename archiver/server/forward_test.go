@@ -599,12 +599,21 @@ func TestForwardRemovedQueueKeptUntilPurged(t *testing.T) {
 	if len(segs()) == 0 {
 		t.Fatal("an undelivered event's segment was not kept")
 	}
+	// Its local dead letters are a record, not queue state: the purge keeps them.
+	dlFile := filepath.Join(c.Spool, "relay", "biz", "deadletters.jsonl")
+	dl := []byte(`{"destination":"biz","reason":"rejected","event":{}}` + "\n")
+	if err := os.WriteFile(dlFile, dl, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c3 := c2
 	c3.ForwardPurge = []string{"biz"}
 	s = start(t, c3)
 	stop(t, s)
-	if _, err := os.Stat(filepath.Join(c.Spool, "relay", "biz")); !os.IsNotExist(err) {
-		t.Errorf("purged queue still on disk: %v", err)
+	if _, err := os.Stat(filepath.Join(c.Spool, "relay", "biz", "cursor")); !os.IsNotExist(err) {
+		t.Errorf("purged queue's cursor still on disk: %v", err)
+	}
+	if b, err := os.ReadFile(dlFile); err != nil || !bytes.Equal(b, dl) {
+		t.Errorf("local dead letters after the purge: %v %q, want them kept", err, b)
 	}
 	if g := segs(); len(g) != 0 {
 		t.Errorf("segments kept after the purge: %v", g)
