@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/intake"
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
 )
 
@@ -45,7 +46,7 @@ func ValidName(name string) bool { return nameRE.MatchString(name) }
 
 // Wants reports whether the destination takes an event of this domain and name.
 func (d *Destination) Wants(domain, event string) bool {
-	return (len(d.Domains) == 0 || slices.Contains(d.Domains, strings.ToLower(domain))) &&
+	return (len(d.Domains) == 0 || slices.Contains(d.Domains, intake.CanonicalDomain(domain))) &&
 		(len(d.Events) == 0 || slices.Contains(d.Events, event))
 }
 
@@ -123,7 +124,7 @@ func (d *Destination) normalise(what string) error {
 		return fmt.Errorf("%s: timeout and max_age must be positive", what)
 	}
 	for i, dom := range d.Domains {
-		d.Domains[i] = strings.ToLower(strings.TrimSpace(dom))
+		d.Domains[i] = intake.CanonicalDomain(strings.TrimSpace(dom))
 		if d.Domains[i] == "" {
 			return fmt.Errorf("%s: empty domain in domains", what)
 		}

@@ -17,7 +17,7 @@ func TestParseConfig(t *testing.T) {
 destinations:
   - name: business
     url: https://biz.example.com/live/callback
-    domains: [Push.Example.com]
+    domains: [Push.Example.com.]
     events: [PUBLISH, PUBLISH_DONE]
     timeout: 2s
     max_age: 1h
@@ -41,6 +41,10 @@ destinations:
 	}
 	if b.Wants("other.example.com", callback.EventPublish) || !b.Wants("push.example.com", callback.EventPublish) {
 		t.Error("domain filter")
+	}
+	// Domains compare canonical (intake.CanonicalDomain): case and a trailing dot do not matter.
+	if !b.Wants("PUSH.example.com.", callback.EventPublish) {
+		t.Error("domain filter: PUSH.example.com. is push.example.com")
 	}
 }
 

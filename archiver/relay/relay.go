@@ -137,12 +137,25 @@ func New(o Options, dests []Destination) (*Relay, error) {
 		if !ValidName(name) {
 			continue
 		}
-		dir := filepath.Join(o.Dir, name)
-		if _, err := os.Stat(dir); err != nil {
+		des, err := os.ReadDir(filepath.Join(o.Dir, name))
+		if err != nil {
 			continue
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			return nil, fmt.Errorf("--forward-purge %s: %w", name, err)
+		// The cursor and queue state go; the local dead-letter file is a record, not queue
+		// state, and stays.
+		purged := false
+		for _, de := range des {
+			if de.Name() == deadLettersFile {
+				continue
+			}
+			if err := os.RemoveAll(filepath.Join(o.Dir, name, de.Name())); err != nil {
+				return nil, fmt.Errorf("--forward-purge %s: %w", name, err)
+			}
+			purged = true
+		}
+		_ = os.Remove(filepath.Join(o.Dir, name)) // when empty
+		if !purged {
+			continue
 		}
 		r.log.Warn("purged the kept queue of a removed destination; its undelivered events are in the archive (archiver replay)", "destination", name)
 	}
@@ -385,7 +398,7 @@ func (r *Relay) shedParked() {
 				dl.add(rec, v.Seq, p.off, ReasonSpoolFull, 0, "destination removed and the spool needed the room", 0)
 				return nil
 			})
-			dl.flush(r.ctx)
+			_ = dl.flush(r.ctx) // the events are in the archive (v.Uploaded); the spool needs the room
 			p.seq.Store(v.Seq + 1)
 			p.off = 0
 			p.idx.Store(0)
@@ -397,6 +410,9 @@ func (r *Relay) shedParked() {
 		r.o.Spool.ReleaseRetained()
 	}
 }
+
+// deadLettersFile is a destination's local dead-letter file, beside its cursor.
+const deadLettersFile = "deadletters.jsonl"
 
 func (r *Relay) cursorPath(name string) string { return filepath.Join(r.o.Dir, name, "cursor") }
 
@@ -508,18 +524,20 @@ func (d *deadLetters) add(rec spool.Record, seq uint64, off int64, reason string
 
 // flush writes the collected dead letters: appended and fsynced to the local file first (that
 // copy is the durable one), then one object in the store (retried a few times; the local copy
-// stays either way).
-func (d *deadLetters) flush(ctx context.Context) {
+// stays either way). When the local write fails they stay collected, flush returns the error, and
+// the cursor must not pass them (persist).
+func (d *deadLetters) flush(ctx context.Context) error {
 	if len(d.ls) == 0 {
-		return
+		return nil
 	}
 	var body []byte
 	for _, l := range d.ls {
 		body = append(body, l...)
 	}
-	path := filepath.Join(d.r.o.Dir, d.name, "deadletters.jsonl")
+	path := filepath.Join(d.r.o.Dir, d.name, deadLettersFile)
 	if err := appendSync(path, body); err != nil {
-		d.r.log.Error("writing dead letters locally", "destination", d.name, "path", path, "error", err)
+		d.r.log.Error("writing dead letters locally failed; the cursor stays before them", "destination", d.name, "path", path, "error", err)
+		return err
 	}
 	for reason, n := range d.n {
 		d.r.m.dead.WithLabelValues(d.name, reason).Add(float64(n))
@@ -550,6 +568,7 @@ func (d *deadLetters) flush(ctx context.Context) {
 	}
 	d.r.log.Warn("events became dead letters", "destination", d.name, "events", len(d.ls), "reasons", d.n, "key", key)
 	d.ls, d.n = d.ls[:0], map[string]int{}
+	return nil
 }
 
 func appendSync(path string, b []byte) error {

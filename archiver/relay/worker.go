@@ -86,10 +86,15 @@ func (w *worker) lag(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, at))
 }
 
-// persist writes the cursor when it moved (force) or when it moved and persistEvery passed.
+// persist writes the cursor when it moved (force) or when it moved and persistEvery passed. It
+// first flushes the pending dead letters: the cursor never passes a dead letter that is not on
+// disk (if they cannot be written, the cursor stays, and a restart decides those events again).
 func (w *worker) persist(force bool) {
 	w.pmu.Lock()
 	defer w.pmu.Unlock()
+	if w.dl.flush(w.ctx) != nil {
+		return
+	}
 	if !w.dirty || !force && time.Since(w.lastPersist) < persistEvery {
 		return
 	}
@@ -158,16 +163,17 @@ func (w *worker) run() {
 		err := spool.ReadRange(v.Path, w.pos.off, v.Size, func(rec spool.Record, next int64) error {
 			return w.handle(rec, v, next)
 		})
-		w.dl.flush(w.ctx) // dead letters are durable before the cursor passes them
-		w.persist(false)
+		w.persist(false) // dead letters are durable before the cursor passes them
 		if err != nil && w.ctx.Err() == nil {
 			w.log.Error("reading the spool for the relay failed; retrying", "segment", v.Path, "error", err)
 			_ = ctxsleep.Sleep(w.ctx, time.Second)
 		}
 	}
+	// Stopped: the store gets its chance at the last dead letters with a live context (stop's
+	// persist would flush them with the ended one).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	w.dl.flush(ctx)
+	_ = w.dl.flush(ctx)
 }
 
 func (w *worker) wait(changed <-chan struct{}, tick <-chan time.Time) {
@@ -252,7 +258,7 @@ func (w *worker) handle(rec spool.Record, v spool.View, next int64) error {
 			if ctxsleep.Sleep(w.ctx, min(100*time.Millisecond, time.Until(until))) != nil {
 				return w.ctx.Err()
 			}
-			if w.shed(v.Seq) {
+			if w.shed(v.Seq) || w.r.o.Now().Sub(rec.ReceivedAt) > w.d.MaxAge {
 				break
 			}
 		}
@@ -276,7 +282,7 @@ func (w *worker) shed(seq uint64) bool {
 // dead records one dead letter and writes it now.
 func (w *worker) dead(rec spool.Record, seq uint64, off int64, reason string, status int, msg string, attempts int) {
 	w.dl.add(rec, seq, off, reason, status, msg, attempts)
-	w.dl.flush(w.ctx)
+	_ = w.dl.flush(w.ctx) // on failure they stay collected, and persist retries them
 }
 
 func orDefault(s, d string) string {

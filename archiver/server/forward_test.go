@@ -483,6 +483,32 @@ func TestForwardRetryAfterAndMaxAge(t *testing.T) {
 	}
 }
 
+// A long wait before a retry (Retry-After: 3600) ends when the event passes max_age: it becomes a
+// dead letter then, not an hour later.
+func TestForwardMaxAgeEndsRetryWait(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	down := archivetest.NewReceiver(t, func(int, *http.Request) int { return http.StatusServiceUnavailable })
+	down.RetryAfter = "3600"
+	cfgFile := filepath.Join(t.TempDir(), "forward.yaml")
+	if err := os.WriteFile(cfgFile, []byte("destinations:\n  - name: down\n    url: "+down.URL+"\n    max_age: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := e.config(t)
+	forwardConfig(t, &c)
+	c.ForwardConfig = cfgFile
+	s := start(t, c)
+	if r := archivetest.Post(t, s.URL()+"/callback", signedAt("wait", callback.EventPublish, 1, time.Now())); r.Status != 200 {
+		t.Fatalf("post: %d %s", r.Status, r.Raw)
+	}
+	archivetest.Eventually(t, 10*time.Second, "a max_age dead letter during the Retry-After wait", func() bool {
+		return strings.Contains(metricsText(t, s.URL()), `archiver_forward_dead_letters_total{destination="down",reason="max_age"} 1`)
+	})
+	if n := len(down.All()); n != 1 {
+		t.Errorf("%d requests, want 1 (the wait was not cut short by a retry)", n)
+	}
+}
+
 // An https destination with a private CA (ca_file) gets the events; the same destination without
 // the CA cannot be reached (the TLS error is retried, never skipped).
 func TestForwardHTTPSWithCAFile(t *testing.T) {
@@ -573,12 +599,21 @@ func TestForwardRemovedQueueKeptUntilPurged(t *testing.T) {
 	if len(segs()) == 0 {
 		t.Fatal("an undelivered event's segment was not kept")
 	}
+	// Its local dead letters are a record, not queue state: the purge keeps them.
+	dlFile := filepath.Join(c.Spool, "relay", "biz", "deadletters.jsonl")
+	dl := []byte(`{"destination":"biz","reason":"rejected","event":{}}` + "\n")
+	if err := os.WriteFile(dlFile, dl, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c3 := c2
 	c3.ForwardPurge = []string{"biz"}
 	s = start(t, c3)
 	stop(t, s)
-	if _, err := os.Stat(filepath.Join(c.Spool, "relay", "biz")); !os.IsNotExist(err) {
-		t.Errorf("purged queue still on disk: %v", err)
+	if _, err := os.Stat(filepath.Join(c.Spool, "relay", "biz", "cursor")); !os.IsNotExist(err) {
+		t.Errorf("purged queue's cursor still on disk: %v", err)
+	}
+	if b, err := os.ReadFile(dlFile); err != nil || !bytes.Equal(b, dl) {
+		t.Errorf("local dead letters after the purge: %v %q, want them kept", err, b)
 	}
 	if g := segs(); len(g) != 0 {
 		t.Errorf("segments kept after the purge: %v", g)
