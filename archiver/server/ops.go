@@ -43,10 +43,10 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 }
 
-// startAdmin listens on --admin-listen (plain HTTP: it belongs on a private network, like the
+// listenAdmin binds --admin-listen (plain HTTP: it belongs on a private network, like the
 // Prometheus scrape). The address is logged as "admin endpoints on http://ADDR" (not "listening
 // on", which names the callback listener).
-func (s *Server) startAdmin() error {
+func (s *Server) listenAdmin() error {
 	if s.cfg.AdminListen == "" {
 		s.log.Warn("no --admin-listen: /metrics and /readyz are served on the callback listener, which faces the senders; give --admin-listen ADDR (e.g. :9090) to serve them only there")
 		return nil
@@ -56,6 +56,15 @@ func (s *Server) startAdmin() error {
 		return fmt.Errorf("--admin-listen %s: %w", s.cfg.AdminListen, err)
 	}
 	s.adminLn = ln
+	return nil
+}
+
+// serveAdmin serves the admin endpoints on the listener listenAdmin bound (none: nothing to do).
+func (s *Server) serveAdmin() {
+	ln := s.adminLn
+	if ln == nil {
+		return
+	}
 	s.adminSrv = &http.Server{
 		Handler:           s.AdminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -72,7 +81,6 @@ func (s *Server) startAdmin() error {
 		s.adminErr <- err
 	}()
 	s.log.Info("admin endpoints (/metrics, /readyz, /healthz) on "+s.AdminURL(), "admin_addr", ln.Addr().String())
-	return nil
 }
 
 // AdminURL is the admin listener's base URL ("" without --admin-listen).

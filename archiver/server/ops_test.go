@@ -89,6 +89,37 @@ func TestAdminListener(t *testing.T) {
 	}
 }
 
+// TestAdminListenBoundBeforeCallbacks: a --admin-listen address that cannot be bound fails Start
+// before the callback listener serves: no callback is acknowledged by a process that then exits.
+func TestAdminListenBoundBeforeCallbacks(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	c := opsConfig(t)
+	c.Listen, c.AdminListen = addr, busy.Addr().String()
+	s, err := server.New(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	if err := s.Start(); err == nil || !strings.Contains(err.Error(), "--admin-listen") {
+		t.Fatalf("Start with a busy admin address: %v, want an --admin-listen error", err)
+	}
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		conn.Close()
+		t.Fatalf("the callback listener %s accepts connections after Start failed on --admin-listen", addr)
+	}
+}
+
 // TestAdminListenerFlags: --admin-listen parses, and the same fixed address as --listen is refused.
 func TestAdminListenerFlags(t *testing.T) {
 	t.Parallel()

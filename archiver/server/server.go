@@ -402,11 +402,19 @@ func (s *Server) Start() error {
 			notAfter: s.metrics.Registry.Gauge("livehook_archiver_tls_cert_not_after_timestamp_seconds", "Unix time the serving certificate (--tls-cert) expires; SIGHUP reloads it.")}
 		if _, err := s.certs.load(); err != nil {
 			ln.Close()
+			s.httpSrv = nil // never served: Shutdown must not wait for it
 			return err
 		}
 		// GetCertificate, not Certificates: ReloadTLS swaps the pair under running connections.
 		s.httpSrv.TLSConfig = &tls.Config{GetCertificate: s.certs.get, MinVersion: tls.VersionTLS12}
 		s.scheme = "https"
+	}
+	// The admin address is bound before any callback is served: a bad --admin-listen fails the
+	// start before a callback was acknowledged.
+	if err := s.listenAdmin(); err != nil {
+		ln.Close()
+		s.httpSrv = nil // never served: Shutdown must not wait for it
+		return err
 	}
 	s.log.Info("listening on "+s.URL(), "addr", ln.Addr().String(), "ack", s.cfg.Ack, "store", s.store.String(),
 		"instance", s.instance, "signed_domains", s.keys.Domains())
@@ -422,7 +430,8 @@ func (s *Server) Start() error {
 		}
 		s.serveErr <- err
 	}()
-	return s.startAdmin()
+	s.serveAdmin()
+	return nil
 }
 
 // Addr is the listening address (after Start).
