@@ -59,8 +59,8 @@ resource "livehook_publish_notification" "mirror" {
 // and reads what a user reads: the plan's text. A key changed through the emulator's control
 // API gives a warning naming the domain and the version to bump, with no diff; a new
 // auth_sign_key_wo without a new version gives the other warning; bumping the version sends
-// the key again and the warnings go away; -replace and taint recreate it without a takeover
-// refusal. No key is ever in terraform's output, the saved plan's rendering or the state file.
+// the key again and the warnings go away; -replace recreates it without a takeover refusal, and a
+// tainted resource's refusal says how to untaint it. No key is ever in terraform's output, the saved plan's rendering or the state file.
 func TestE2EProvider_keyWarnings(t *testing.T) {
 	testenv.Terraform(t)
 	t.Parallel()
@@ -191,12 +191,16 @@ func TestE2EProvider_keyWarnings(t *testing.T) {
 	stateHasNoKey()
 	noWarning(plan(key3, 2, 0))
 
-	// Replacing the resource's own config, with -replace and after a taint, is not a takeover.
+	// -replace recreates the resource's own config: not a takeover.
 	run(key3, nil, "apply", "-auto-approve", "-replace=livehook_publish_notification.push", "-var=key_version=2")
 	remoteKey(testDomain, key3)
+	noWarning(plan(key3, 2, 0))
+	// A tainted resource is planned like a new one: refused, with the untaint hint; untaint clears it.
 	run(key3, nil, "taint", "livehook_publish_notification.push")
-	run(key3, nil, "apply", "-auto-approve", "-var=key_version=2")
-	remoteKey(testDomain, key3)
+	if res := run(key3, []int{1}, "plan", "-var=key_version=2"); !strings.Contains(strings.Join(strings.Fields(res.Output), " "), "terraform untaint livehook_publish_notification.<name>") {
+		t.Fatalf("the plan of a tainted resource lacks the untaint hint:\n%s", res.Output)
+	}
+	run(key3, nil, "untaint", "livehook_publish_notification.push")
 	noWarning(plan(key3, 2, 0))
 	run(key3, nil, "destroy", "-auto-approve", "-var=key_version=2")
 }

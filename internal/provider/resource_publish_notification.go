@@ -236,20 +236,10 @@ func (r *publishNotificationResource) Create(ctx context.Context, req resource.C
 // (for a config that appears between the plan and the apply): taking over a config made
 // elsewhere would silently overwrite it, so an existing one is an error with the import hint.
 func (r *publishNotificationResource) refuseExisting(ctx context.Context, domain string, timeout time.Duration, diags *diag.Diagnostics) bool {
-	return r.lookUpExisting(ctx, domain, timeout, nil, diags)
-}
-
-// lookUpExisting is the GET behind the takeover checks: it reports whether the domain has no
-// config; an existing config is an error with the import hint unless tolerate accepts it.
-func (r *publishNotificationResource) lookUpExisting(ctx context.Context, domain string, timeout time.Duration,
-	tolerate func(*liveapi.Notification) bool, diags *diag.Diagnostics,
-) (absent bool) {
 	existing, err := r.data.client.Get(ctx, domain)
 	switch {
 	case err == nil:
-		if tolerate == nil || !tolerate(existing) {
-			diags.AddAttributeError(path.Root("domain"), "Publish notification already exists", alreadyExistsDetail(domain, existing))
-		}
+		diags.AddAttributeError(path.Root("domain"), "Publish notification already exists", alreadyExistsDetail(domain, existing))
 		return false
 	case errors.Is(err, liveapi.ErrNotFound):
 		return true // expected: go on and create it (an unknown domain is reported by the PUT)
@@ -375,6 +365,10 @@ or, with Terraform 1.5 or later, add an import block to the configuration:
     id = %q
   }
 
-To let Terraform create it from scratch instead, delete the existing notification in the Live console first.`,
+To let Terraform create it from scratch instead, delete the existing notification in the Live console first.
+
+If this resource created it and is now tainted (Terraform plans a tainted resource as a new one and
+tells the provider nothing about the old), run terraform untaint livehook_publish_notification.<name>
+to keep it, or terraform apply -replace=livehook_publish_notification.<name> to recreate it.`,
 		domain, existing.URL, domain, domain)
 }

@@ -10,8 +10,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
-
-	"github.com/livehook/terraform-provider-livehook/internal/liveapi"
 )
 
 // ModifyPlan says at plan time what would otherwise surprise the user later: a create that
@@ -28,10 +26,11 @@ func (r *publishNotificationResource) ModifyPlan(ctx context.Context, req resour
 		return
 	}
 	if req.State.Raw.IsNull() {
-		// Create, or a replacement: Terraform plans a tainted object, and the create half of a
-		// -replace, with a null prior state but the object's private state, which names the domain
-		// whose config on Live this resource wrote (markManaged). Only a real create looks for a
-		// takeover; Create's own check still runs after the delete.
+		// Create, or the create half of a -replace, which Terraform plans with a null prior state
+		// but the object's private state, naming the domain whose config on Live this resource
+		// wrote (markManaged): only a real create looks for a takeover (Create's own check still
+		// runs after the delete). A tainted object is planned with neither, so it is refused like
+		// a takeover, with the untaint and -replace hint.
 		if !managesConfig(ctx, req.Private, plan.Domain) {
 			r.refuseTakeoverAtPlan(ctx, plan, &resp.Diagnostics)
 		}
@@ -93,13 +92,7 @@ func (r *publishNotificationResource) refuseTakeoverAtPlan(ctx context.Context, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// A config that already points at the planned URL is tolerated here: a tainted object of this
-	// resource is planned like a create (Terraform gives no prior state, not even private state),
-	// and its replacement deletes it first. A real create of such a config is still refused by
-	// Create's own check at apply.
-	sameURL := func(n *liveapi.Notification) bool { return !plan.URL.IsUnknown() && n.URL == plan.URL.ValueString() }
-	domain := plan.Domain.ValueString()
-	if r.lookUpExisting(ctx, domain, timeout, sameURL, diags) {
+	if domain := plan.Domain.ValueString(); r.refuseExisting(ctx, domain, timeout, diags) {
 		r.data.noteAbsent(domain)
 	}
 }

@@ -99,50 +99,30 @@ func TestAccPublishNotification_takeoverRaceAtApply(t *testing.T) {
 	})
 }
 
-// TestAccPublishNotification_replaceOwnConfig: replacing the resource (taint, as a half-failed
-// create leaves it, or -replace) plans and applies: the config on Live is the resource's own,
-// so the plan-time takeover check does not refuse it, and the apply recreates it.
-func TestAccPublishNotification_replaceOwnConfig(t *testing.T) {
+// TestAccPublishNotification_taintedSaysUntaint: Terraform plans a tainted resource like a new one
+// and tells the provider nothing of the old object, so its own config on Live is refused like a
+// takeover, with the way out in the message (untaint, or -replace, which E2E checks); the config
+// on Live is left alone.
+func TestAccPublishNotification_taintedSaysUntaint(t *testing.T) {
 	live := newTestLive(t, testDomain)
 	cfg := live.provider() + notificationHCL(testDomain, `url = "https://hooks.example.com/live"`)
 	want := &emulator.Notification{URL: "https://hooks.example.com/live"}
 
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		CheckDestroy:             live.checkDestroyed(testDomain),
 		Steps: []resource.TestStep{
 			{Config: cfg, Check: live.checkRemote(testDomain, want)},
 			{
-				Config: cfg,
-				Taint:  []string{testResource},
-				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(testResource, plancheck.ResourceActionDestroyBeforeCreate)},
-				},
-				Check: live.checkRemote(testDomain, want),
+				Config: cfg, Taint: []string{testResource},
+				ExpectError: errorRe("Publish notification already exists", "terraform untaint livehook_publish_notification.<name>",
+					"terraform apply -replace=livehook_publish_notification.<name>"),
 			},
-		},
-	})
-}
-
-// TestAccPublishNotification_takeoverOfSameURLRefusedAtApply: a config made outside Terraform
-// that already points at the planned URL passes the plan (a tainted object looks the same), but
-// the apply still refuses to take it over, and leaves it as it was.
-func TestAccPublishNotification_takeoverOfSameURLRefusedAtApply(t *testing.T) {
-	live := newTestLive(t, testDomain)
-	existing := emulator.Notification{URL: "https://hooks.example.com/live", AuthSignKey: key1}
-	if err := live.SetConfig(testDomain, existing); err != nil {
-		t.Fatal(err)
-	}
-	cfg := live.provider() + notificationHCL(testDomain, `url = "https://hooks.example.com/live"`)
-	resource.ParallelTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{Config: cfg, ExpectError: importHint},
 			{
 				PreConfig: func() {
-					if err := live.checkRemote(testDomain, &existing)(nil); err != nil {
-						t.Fatalf("the existing config was touched: %v", err)
+					if err := live.checkRemote(testDomain, want)(nil); err != nil {
+						t.Fatalf("the refused plan touched the config: %v", err)
 					}
+					live.DeleteConfig(testDomain) // let the test case's destroy find nothing to do
 				},
 				Config: cfg, PlanOnly: true, ExpectNonEmptyPlan: true,
 			},
