@@ -3,11 +3,13 @@ package relay
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,7 +80,7 @@ func TestPersistFlushesDeadLettersFirst(t *testing.T) {
 	if err := os.MkdirAll(local, 0o700); err != nil { // a directory where the file goes: writes fail
 		t.Fatal(err)
 	}
-	w.dl.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 1, 0, ReasonSpoolFull, 0, "full", 0)
+	w.dl.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 1, 0, ReasonRejected, 400, "bad", 1)
 	w.advance(100)
 	w.persist(true)
 	if _, err := os.Stat(r.cursorPath("biz")); !errors.Is(err, os.ErrNotExist) {
@@ -94,5 +96,53 @@ func TestPersistFlushesDeadLettersFirst(t *testing.T) {
 	}
 	if p, ok, err := loadCursor(r.cursorPath("biz")); err != nil || !ok || p.off != 100 {
 		t.Fatalf("cursor after the dead letters were written: %v %v %v", p, ok, err)
+	}
+}
+
+// spool_full dead letters are already archived: the local file (on the spool's disk, outside its
+// budget) gets a small reference per event, not the line; the store object keeps the full lines.
+// Other reasons keep the full line locally.
+func TestSpoolFullDeadLettersAreReferencesLocally(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st := &mapStore{objs: map[string][]byte{}}
+	r := &Relay{o: Options{Dir: dir, Store: st, Instance: "i1", Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	r.m = newMetrics(nil, r)
+	const n = 200
+	big := `{"pad":"` + strings.Repeat("x", 4096) + `"}`
+	d := newDeadLetters(r, "biz")
+	for i := range n {
+		rec := spool.Record{Day: "2026-01-02", Line: []byte(big)}
+		rec.ID[0], rec.ID[15] = byte(i), 0xab
+		d.add(rec, 7, 0, ReasonSpoolFull, 0, "the spool needed the room", 0)
+	}
+	d.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 7, 0, ReasonRejected, 400, "bad", 1)
+	if err := d.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	local, err := os.ReadFile(filepath.Join(dir, "biz", deadLettersFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(local) > n*300+len(big) {
+		t.Errorf("local dead letters %d bytes for %d spool_full events of %d bytes: want small references", len(local), n, len(big))
+	}
+	lines := bytes.Split(bytes.TrimSpace(local), []byte("\n"))
+	if len(lines) != n+1 {
+		t.Fatalf("local lines %d, want %d", len(lines), n+1)
+	}
+	var ref map[string]any
+	if err := json.Unmarshal(lines[1], &ref); err != nil {
+		t.Fatal(err)
+	}
+	if ref["reason"] != ReasonSpoolFull || ref["day"] != "2026-01-02" || ref["event_id"] != "01"+strings.Repeat("0", 28)+"ab" || ref["event"] != nil {
+		t.Errorf("spool_full reference: %s", lines[1])
+	}
+	if !bytes.Contains(lines[n], []byte(`"reason":"rejected","status":400,"error":"bad"`)) || !bytes.Contains(lines[n], []byte(`"event":{"a":1}`)) {
+		t.Errorf("rejected dead letter lost its line locally: %s", lines[n])
+	}
+	obj := st.objs[layout.DeadLetterKey("2026-01-02", "biz", "i1", 7, 0)]
+	if c := bytes.Count(obj, []byte(big)); c != n {
+		t.Errorf("store object holds %d full spool_full lines, want %d", c, n)
 	}
 }

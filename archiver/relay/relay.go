@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -493,16 +494,32 @@ type deadLetter struct {
 	Event       json.RawMessage `json:"event"` // the archive line
 }
 
+// deadLetterRef is the local line of a spool_full dead letter: that event is in the archive
+// (dt=Day/, its event_id) and its full line in the store's dead-letter object, so the local file,
+// which lives on the spool's disk outside its byte budget, does not copy the line the spool just
+// needed the room of.
+type deadLetterRef struct {
+	Destination string    `json:"destination"`
+	Reason      string    `json:"reason"`
+	Status      int       `json:"status,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Attempts    int       `json:"attempts"`
+	DeadAt      time.Time `json:"dead_at"`
+	EventID     string    `json:"event_id"`
+	Day         string    `json:"day"`
+}
+
 // deadLetters collects one destination's dead letters of one segment stretch and writes them
 // (locally, fsynced, then to the store) in one go.
 type deadLetters struct {
-	r    *Relay
-	name string
-	day  string
-	seq  uint64
-	off  int64
-	ls   [][]byte
-	n    map[string]int
+	r     *Relay
+	name  string
+	day   string
+	seq   uint64
+	off   int64
+	ls    [][]byte // full lines, for the store
+	local []byte   // the local file's lines: full ones, or references for spool_full
+	n     map[string]int
 }
 
 func newDeadLetters(r *Relay, name string) *deadLetters {
@@ -514,18 +531,26 @@ func (d *deadLetters) add(rec spool.Record, seq uint64, off int64, reason string
 	if !json.Valid(ev) {
 		ev, _ = json.Marshal(string(rec.Line))
 	}
-	b, _ := json.Marshal(deadLetter{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: d.r.o.Now().UTC(), Event: ev})
+	at := d.r.o.Now().UTC()
+	b, _ := json.Marshal(deadLetter{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: at, Event: ev})
 	if len(d.ls) == 0 {
 		d.day, d.seq, d.off = rec.Day, seq, off
 	}
 	d.ls = append(d.ls, append(b, '\n'))
+	if reason == ReasonSpoolFull {
+		b, _ = json.Marshal(deadLetterRef{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: at,
+			EventID: hex.EncodeToString(rec.ID[:]), Day: rec.Day})
+		b = append(b, '\n')
+	}
+	d.local = append(d.local, b...)
 	d.n[reason]++
 }
 
 // flush writes the collected dead letters: appended and fsynced to the local file first (that
-// copy is the durable one), then one object in the store (retried a few times; the local copy
-// stays either way). When the local write fails they stay collected, flush returns the error, and
-// the cursor must not pass them (persist).
+// copy is the durable one; for spool_full, a reference to the archived event), then one object
+// in the store with the full lines (retried a few times; the local copy stays either way). When
+// the local write fails they stay collected, flush returns the error, and the cursor must not
+// pass them (persist).
 func (d *deadLetters) flush(ctx context.Context) error {
 	if len(d.ls) == 0 {
 		return nil
@@ -535,7 +560,7 @@ func (d *deadLetters) flush(ctx context.Context) error {
 		body = append(body, l...)
 	}
 	path := filepath.Join(d.r.o.Dir, d.name, deadLettersFile)
-	if err := appendSync(path, body); err != nil {
+	if err := appendSync(path, d.local); err != nil {
 		d.r.log.Error("writing dead letters locally failed; the cursor stays before them", "destination", d.name, "path", path, "error", err)
 		return err
 	}
@@ -567,7 +592,7 @@ func (d *deadLetters) flush(ctx context.Context) error {
 		d.r.log.Error("storing dead letters failed; they are kept in the local file", "destination", d.name, "key", key, "path", path, "error", err)
 	}
 	d.r.log.Warn("events became dead letters", "destination", d.name, "events", len(d.ls), "reasons", d.n, "key", key)
-	d.ls, d.n = d.ls[:0], map[string]int{}
+	d.ls, d.local, d.n = d.ls[:0], d.local[:0], map[string]int{}
 	return nil
 }
 
