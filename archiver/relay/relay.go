@@ -370,8 +370,17 @@ func oldestUploaded(segs []spool.View, seq uint64) bool {
 }
 
 // shedParked turns the oldest events of removed destinations into dead letters when the spool
-// needs the room (a parked queue must not make the archive refuse callbacks).
+// needs the room (a parked queue must not make the archive refuse callbacks). The file and store
+// I/O runs outside r.mu (Lagging for /readyz, the metrics and Reload take it): what it needs is
+// copied under the lock, and the new cursor is stored under it again, only if that destination is
+// still parked at the same place (Reload may have added it back meanwhile: its worker then owns
+// the position, and delivers those events as well, at least once).
 func (r *Relay) shedParked() {
+	type job struct {
+		name string
+		p    *position
+		off  int64
+	}
 	for {
 		if ctxsleep.Sleep(r.ctx, time.Second) != nil {
 			return
@@ -379,35 +388,42 @@ func (r *Relay) shedParked() {
 		if !r.underPressure() {
 			continue
 		}
-		r.mu.Lock()
 		segs := r.o.Spool.Segments()
+		if len(segs) == 0 {
+			continue
+		}
+		v := segs[0]
+		var jobs []job
+		r.mu.Lock()
 		for name, p := range r.parked {
-			if len(segs) == 0 {
-				break
-			}
-			v := segs[0]
 			if p.seq.Load() < v.Seq { // its segment is gone: it is at the oldest one
 				p.seq.Store(v.Seq)
 				p.off = 0
 				p.idx.Store(0)
 			}
-			if p.seq.Load() != v.Seq || !v.Uploaded {
-				continue
-			}
-			dl := newDeadLetters(r, name)
-			_ = spool.ReadRange(v.Path, p.off, v.Size, func(rec spool.Record, _ int64) error {
-				dl.add(rec, v.Seq, p.off, ReasonSpoolFull, 0, "destination removed and the spool needed the room", 0)
-				return nil
-			})
-			_ = dl.flush(r.ctx) // the events are in the archive (v.Uploaded); the spool needs the room
-			p.seq.Store(v.Seq + 1)
-			p.off = 0
-			p.idx.Store(0)
-			if err := writeCursor(r.cursorPath(name), p); err != nil {
-				r.log.Error("writing a removed destination's cursor", "destination", name, "error", err)
+			if p.seq.Load() == v.Seq && v.Uploaded {
+				jobs = append(jobs, job{name, p, p.off})
 			}
 		}
 		r.mu.Unlock()
+		for _, j := range jobs {
+			dl := newDeadLetters(r, j.name)
+			_ = spool.ReadRange(v.Path, j.off, v.Size, func(rec spool.Record, _ int64) error {
+				dl.add(rec, v.Seq, j.off, ReasonSpoolFull, 0, "destination removed and the spool needed the room", 0)
+				return nil
+			})
+			_ = dl.flush(r.ctx) // the events are in the archive (v.Uploaded); the spool needs the room
+			r.mu.Lock()
+			if r.parked[j.name] == j.p && j.p.seq.Load() == v.Seq && j.p.off == j.off {
+				j.p.seq.Store(v.Seq + 1)
+				j.p.off = 0
+				j.p.idx.Store(0)
+				if err := writeCursor(r.cursorPath(j.name), j.p); err != nil {
+					r.log.Error("writing a removed destination's cursor", "destination", j.name, "error", err)
+				}
+			}
+			r.mu.Unlock()
+		}
 		r.o.Spool.ReleaseRetained()
 	}
 }
