@@ -552,7 +552,8 @@ func (d *deadLetters) add(rec spool.Record, seq uint64, off int64, reason string
 	if len(d.ls) == 0 {
 		d.day, d.seq, d.off = rec.Day, seq, off
 	}
-	d.ls = append(d.ls, append(b, '\n'))
+	b = append(b, '\n')
+	d.ls = append(d.ls, b)
 	if reason == ReasonSpoolFull {
 		b, _ = json.Marshal(deadLetterRef{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: at,
 			EventID: hex.EncodeToString(rec.ID[:]), Day: rec.Day})
