@@ -17,6 +17,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
 )
 
 // mapStore is a conditional-create store: the same bytes again are done, other bytes ErrExists.
@@ -144,5 +145,62 @@ func TestSpoolFullDeadLettersAreReferencesLocally(t *testing.T) {
 	obj := st.objs[layout.DeadLetterKey("2026-01-02", "biz", "i1", 7, 0)]
 	if c := bytes.Count(obj, []byte(big)); c != n {
 		t.Errorf("store object holds %d full spool_full lines, want %d", c, n)
+	}
+}
+
+// failingStore fails its first fails Puts, then stores.
+type failingStore struct {
+	mapStore
+	fails int
+}
+
+func (s *failingStore) Put(ctx context.Context, key string, body []byte, ct string) error {
+	s.mu.Lock()
+	if s.fails > 0 {
+		s.fails--
+		s.mu.Unlock()
+		return errors.New("store down")
+	}
+	s.mu.Unlock()
+	return s.mapStore.Put(ctx, key, body, ct)
+}
+
+// A dead-letter object whose upload failed all its tries is kept as a pending upload and stored
+// by a later pass (the background retry), which removes it; a pass while the store still fails
+// keeps it.
+func TestFailedDeadLetterUploadIsRetried(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st := &failingStore{mapStore: mapStore{objs: map[string][]byte{}}, fails: 4}
+	r := &Relay{o: Options{Dir: dir, Store: st, Instance: "i1", Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		storeBackoff: backoff.Policy{Initial: time.Millisecond, Max: time.Millisecond}}
+	r.m = newMetrics(nil, r)
+	d := newDeadLetters(r, "biz")
+	d.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 7, 42, ReasonSpoolFull, 0, "full", 0)
+	if err := d.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	key := layout.DeadLetterKey("2026-01-02", "biz", "i1", 7, 42)
+	pending := filepath.Join(dir, "biz", pendingDir, filepath.Base(key))
+	if len(st.objs) != 0 {
+		t.Fatalf("stored while the store fails: %v", st.objs)
+	}
+	if _, err := os.Stat(pending); err != nil {
+		t.Fatalf("no pending upload after the store failed: %v", err)
+	}
+	if err := r.uploadPending(context.Background()); err == nil {
+		t.Fatal("a pass while the store fails reported success")
+	}
+	if _, err := os.Stat(pending); err != nil {
+		t.Fatalf("pending upload dropped while the store fails: %v", err)
+	}
+	if err := r.uploadPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(st.objs[key], []byte(`"event":{"a":1}`)) {
+		t.Errorf("%s after the retry: %q, want the full dead letter", key, st.objs[key])
+	}
+	if _, err := os.Stat(pending); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pending upload kept after it was stored: %v", err)
 	}
 }

@@ -92,6 +92,8 @@ type Relay struct {
 	log *slog.Logger
 	m   *relayMetrics
 
+	storeBackoff backoff.Policy // between the tries of a dead-letter upload
+
 	mu      sync.Mutex
 	workers map[string]*worker
 	parked  map[string]*position // removed destinations whose queue is kept
@@ -131,7 +133,8 @@ func New(o Options, dests []Destination) (*Relay, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the relay directory: %w", err)
 	}
-	r := &Relay{o: o, log: o.Logger.With("component", "relay"), workers: map[string]*worker{}, parked: map[string]*position{}}
+	r := &Relay{o: o, log: o.Logger.With("component", "relay"), workers: map[string]*worker{}, parked: map[string]*position{},
+		storeBackoff: backoff.Policy{Initial: time.Second, Max: 5 * time.Second}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.m = newMetrics(o.Registry, r)
 	for _, name := range o.Purge {
@@ -142,11 +145,11 @@ func New(o Options, dests []Destination) (*Relay, error) {
 		if err != nil {
 			continue
 		}
-		// The cursor and queue state go; the local dead-letter file is a record, not queue
-		// state, and stays.
+		// The cursor and queue state go; the local dead-letter file and pending dead-letter
+		// uploads are records, not queue state, and stay.
 		purged := false
 		for _, de := range des {
-			if de.Name() == deadLettersFile {
+			if de.Name() == deadLettersFile || de.Name() == pendingDir {
 				continue
 			}
 			if err := os.RemoveAll(filepath.Join(o.Dir, name, de.Name())); err != nil {
@@ -195,8 +198,9 @@ func (r *Relay) Start() {
 	for _, w := range r.workers {
 		r.start(w)
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() { defer r.wg.Done(); r.shedParked() }()
+	go func() { defer r.wg.Done(); r.retryPending() }()
 }
 
 func (r *Relay) start(w *worker) {
@@ -585,32 +589,113 @@ func (d *deadLetters) flush(ctx context.Context) error {
 		d.r.m.dead.WithLabelValues(d.name, reason).Add(float64(n))
 	}
 	key := layout.DeadLetterKey(d.day, d.name, d.r.o.Instance, d.seq, d.off)
-	var err error
 	if d.r.o.Store != nil {
+		var err error
 		for i := range 3 {
-			err = d.r.o.Store.Put(ctx, key, body, "application/x-ndjson")
-			if errors.Is(err, storage.ErrExists) {
-				// The name holds other bytes (the same events decided again after a crash, at
-				// another dead_at): never overwritten, these go under a fresh name, as
-				// backend.Writer.Put does. The same bytes are no conflict (Put returns nil).
-				fresh := layout.ConflictKey(key, body)
-				d.r.log.Error("dead-letter object name already holds different bytes; never overwritten, writing these under a fresh name",
-					"destination", d.name, "key", key, "fresh_key", fresh)
-				key = fresh
-				err = d.r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+			if i > 0 {
+				_ = ctxsleep.Sleep(ctx, d.r.storeBackoff.Delay(i-1))
 			}
-			if err == nil || ctx.Err() != nil {
+			if key, err = d.r.putDeadLetters(ctx, d.name, key, body); err == nil || ctx.Err() != nil {
 				break
 			}
-			_ = ctxsleep.Sleep(ctx, backoff.Policy{Initial: time.Second, Max: 5 * time.Second}.Delay(i))
 		}
-	}
-	if err != nil {
-		d.r.log.Error("storing dead letters failed; they are kept in the local file", "destination", d.name, "key", key, "path", path, "error", err)
+		if err != nil {
+			// Kept as a pending upload that retryPending stores later (the local file has them
+			// too, but spool_full ones only as references).
+			pending := filepath.Join(d.r.o.Dir, d.name, pendingDir, filepath.Base(key))
+			perr := writePending(pending, key, body)
+			d.r.log.Error("storing dead letters failed; they are kept in the local file and as a pending upload retried in the background",
+				"destination", d.name, "key", key, "path", path, "pending", pending, "error", err, "pending_error", perr)
+		}
 	}
 	d.r.log.Warn("events became dead letters", "destination", d.name, "events", len(d.ls), "reasons", d.n, "key", key)
 	d.ls, d.local, d.n = d.ls[:0], d.local[:0], map[string]int{}
 	return nil
+}
+
+// putDeadLetters stores one dead-letter object and returns the name it got.
+func (r *Relay) putDeadLetters(ctx context.Context, name, key string, body []byte) (string, error) {
+	err := r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+	if errors.Is(err, storage.ErrExists) {
+		// The name holds other bytes (the same events decided again after a crash, at another
+		// dead_at): never overwritten, these go under a fresh name, as backend.Writer.Put does.
+		// The same bytes are no conflict (Put returns nil).
+		fresh := layout.ConflictKey(key, body)
+		r.log.Error("dead-letter object name already holds different bytes; never overwritten, writing these under a fresh name",
+			"destination", name, "key", key, "fresh_key", fresh)
+		key = fresh
+		err = r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+	}
+	return key, err
+}
+
+// pendingDir holds, per destination, the dead-letter objects whose upload failed: each file is
+// the object key, a newline, and the object's bytes.
+const pendingDir = "pending"
+
+// pendingBackoff paces the background retries of pending dead-letter uploads.
+var pendingBackoff = backoff.Policy{Initial: 10 * time.Second, Max: 5 * time.Minute}
+
+func writePending(path, key string, body []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(path, append([]byte(key+"\n"), body...), 0o600)
+}
+
+// retryPending stores the pending dead-letter uploads in the background, with capped backoff
+// while the store keeps failing.
+func (r *Relay) retryPending() {
+	for attempt := 0; ; {
+		if ctxsleep.Sleep(r.ctx, pendingBackoff.Delay(attempt)) != nil {
+			return
+		}
+		if r.uploadPending(r.ctx) != nil {
+			attempt++
+		} else {
+			attempt = 0
+		}
+	}
+}
+
+// uploadPending makes one pass over the pending dead-letter uploads of every destination,
+// removing each one that is stored.
+func (r *Relay) uploadPending(ctx context.Context) error {
+	if r.o.Store == nil {
+		return nil
+	}
+	files, _ := filepath.Glob(filepath.Join(r.o.Dir, "*", pendingDir, "*"))
+	var errs []error
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), ".") { // an atomic write's temporary file
+			continue
+		}
+		name := filepath.Base(filepath.Dir(filepath.Dir(f)))
+		b, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		key, body, ok := bytes.Cut(b, []byte("\n"))
+		if !ok || !strings.HasPrefix(string(key), "_deadletter/") {
+			r.log.Error("a pending dead-letter upload is damaged; left in place", "destination", name, "path", f)
+			continue
+		}
+		stored, err := r.putDeadLetters(ctx, name, string(key), body)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.log.Info("stored a pending dead-letter upload", "destination", name, "key", stored)
+	}
+	if len(errs) > 0 {
+		r.log.Warn("pending dead-letter uploads still fail; retrying later", "files", len(files), "error", errors.Join(errs...))
+	}
+	return errors.Join(errs...)
 }
 
 func appendSync(path string, b []byte) error {
