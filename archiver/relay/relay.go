@@ -18,6 +18,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -282,7 +283,7 @@ func (r *Relay) Reload(dests []Destination) error {
 		want[d.Name] = d
 	}
 	for name, w := range r.workers {
-		if d, ok := want[name]; ok && equalDest(d, w.d) {
+		if d, ok := want[name]; ok && equalDest(d, w.d) && bytes.Equal(caSum(d.CAFile), w.ca) {
 			delete(want, name)
 			continue
 		}
@@ -304,6 +305,20 @@ func (r *Relay) Reload(dests []Destination) error {
 	r.publishHolds()
 	r.o.Spool.ReleaseRetained()
 	return errors.Join(errs...)
+}
+
+// caSum identifies the bytes of a ca_file (nil: none, or unreadable): a renewed CA under the
+// same path rebuilds the destination's client on reload, which the config alone does not show.
+func caSum(path string) []byte {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 func equalDest(a, b Destination) bool {

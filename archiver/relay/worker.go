@@ -31,6 +31,7 @@ const maxRetryAfter = time.Hour
 type worker struct {
 	r   *Relay
 	d   Destination
+	ca  []byte // caSum of d.CAFile when snd was built
 	snd *Sender
 	log *slog.Logger
 	pos *position
@@ -52,11 +53,12 @@ type worker struct {
 
 func newWorker(r *Relay, d Destination) (*worker, error) {
 	log := r.log.With("destination", d.Name)
+	ca := caSum(d.CAFile) // before the client reads it: a change in between rebuilds it again
 	snd, err := NewSender(d, r.o.Key, log)
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{r: r, d: d, snd: snd, log: log, done: make(chan struct{})}
+	w := &worker{r: r, d: d, ca: ca, snd: snd, log: log, done: make(chan struct{})}
 	w.ctx, w.cancel = context.WithCancel(r.ctx)
 	w.dl = newDeadLetters(r, d.Name)
 	for _, o := range []string{"delivered", "retry", "rejected", "error"} {
