@@ -211,8 +211,7 @@ func target(toURL, dest, fwdCfg string) (relay.Destination, error) {
 	for _, d := range ds {
 		if d.Name == dest {
 			if toURL != "" { // dead letters of dest, sent to another URL
-				d.URL = toURL
-				return d, nil
+				return d.WithURL(toURL)
 			}
 			return d, nil
 		}

@@ -102,6 +102,8 @@ func TestReplayFailuresAndUsage(t *testing.T) {
 		{[]string{"--from", day, "--destination", "biz"}, "--destination biz needs --forward-config FILE"},
 		{[]string{"--from", day, "--destination", "nope", "--forward-config", cfg}, `--destination "nope" is not in`},
 		{[]string{"--from", day, "--to-url", "ftp://x"}, `is not an http:// or https:// URL`},
+		{[]string{"--from", day, "--destination", "biz", "--forward-config", cfg, "--to-url", "ftp://x"}, `--to-url: url "ftp://x" is not an http:// or https:// URL`},
+		{[]string{"--from", day, "--destination", "biz", "--forward-config", cfg, "--to-url", "http://u:p@x/"}, `url must not carry credentials`},
 		{[]string{"--from", day, "--to-url", "http://x/", "--event", "RECORD"}, `invalid --event "RECORD"`},
 		{[]string{"--to-url", "http://x/"}, `--from`},
 		{[]string{"--from", day, "--to-url", "http://x/", "--rate", "-1"}, `must not be negative`},
