@@ -24,7 +24,7 @@ import (
 // the deliveries of this long.
 const persistEvery = 100 * time.Millisecond
 
-// maxRetryAfter caps a receiver's Retry-After.
+// maxRetryAfter caps a receiver's Retry-After (relay and archiver replay).
 const maxRetryAfter = time.Hour
 
 // worker delivers one destination's events, in spool order, one at a time.
@@ -385,16 +385,21 @@ func unwrapURL(err error) error {
 	return err
 }
 
-// retryAfter reads Retry-After: delay-seconds or an HTTP date.
+// retryAfter reads Retry-After: delay-seconds or an HTTP date, at most maxRetryAfter (so that
+// the relay and archiver replay, which both take Send's value, wait no longer, and a huge number
+// cannot overflow into a negative wait).
 func retryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n >= uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return t.Sub(now)
+		return max(0, min(t.Sub(now), maxRetryAfter))
 	}
 	return 0
 }
