@@ -60,6 +60,13 @@ func ParseForward(v string) (Destination, error) {
 	return d, d.normalise("--forward " + d.Name)
 }
 
+// WithURL is d sent to another URL (archiver replay --destination NAME --to-url URL), checked
+// as a configured url is (scheme, host, no credentials, https for a ca_file).
+func (d Destination) WithURL(u string) (Destination, error) {
+	d.URL = strings.TrimSpace(u)
+	return d, d.normalise("--to-url")
+}
+
 // maxConfig bounds what LoadConfig reads.
 const maxConfig = 1 << 20
 

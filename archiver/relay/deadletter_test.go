@@ -3,11 +3,13 @@ package relay
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
 )
 
 // mapStore is a conditional-create store: the same bytes again are done, other bytes ErrExists.
@@ -78,7 +81,7 @@ func TestPersistFlushesDeadLettersFirst(t *testing.T) {
 	if err := os.MkdirAll(local, 0o700); err != nil { // a directory where the file goes: writes fail
 		t.Fatal(err)
 	}
-	w.dl.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 1, 0, ReasonSpoolFull, 0, "full", 0)
+	w.dl.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 1, 0, ReasonRejected, 400, "bad", 1)
 	w.advance(100)
 	w.persist(true)
 	if _, err := os.Stat(r.cursorPath("biz")); !errors.Is(err, os.ErrNotExist) {
@@ -94,5 +97,110 @@ func TestPersistFlushesDeadLettersFirst(t *testing.T) {
 	}
 	if p, ok, err := loadCursor(r.cursorPath("biz")); err != nil || !ok || p.off != 100 {
 		t.Fatalf("cursor after the dead letters were written: %v %v %v", p, ok, err)
+	}
+}
+
+// spool_full dead letters are already archived: the local file (on the spool's disk, outside its
+// budget) gets a small reference per event, not the line; the store object keeps the full lines.
+// Other reasons keep the full line locally.
+func TestSpoolFullDeadLettersAreReferencesLocally(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st := &mapStore{objs: map[string][]byte{}}
+	r := &Relay{o: Options{Dir: dir, Store: st, Instance: "i1", Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	r.m = newMetrics(nil, r)
+	const n = 200
+	big := `{"pad":"` + strings.Repeat("x", 4096) + `"}`
+	d := newDeadLetters(r, "biz")
+	d.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 7, 0, ReasonRejected, 400, "bad", 1)
+	for i := range n {
+		rec := spool.Record{Day: "2026-01-02", Line: []byte(big)}
+		rec.ID[0], rec.ID[15] = byte(i), 0xab
+		d.add(rec, 7, 0, ReasonSpoolFull, 0, "the spool needed the room", 0)
+	}
+	if err := d.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	local, err := os.ReadFile(filepath.Join(dir, "biz", deadLettersFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(local) > n*300+len(big) {
+		t.Errorf("local dead letters %d bytes for %d spool_full events of %d bytes: want small references", len(local), n, len(big))
+	}
+	lines := bytes.Split(bytes.TrimSpace(local), []byte("\n"))
+	if len(lines) != n+1 {
+		t.Fatalf("local lines %d, want %d", len(lines), n+1)
+	}
+	var ref map[string]any
+	if err := json.Unmarshal(lines[n], &ref); err != nil {
+		t.Fatal(err)
+	}
+	if ref["reason"] != ReasonSpoolFull || ref["day"] != "2026-01-02" || ref["event_id"] != "c7"+strings.Repeat("0", 28)+"ab" || ref["event"] != nil {
+		t.Errorf("spool_full reference: %s", lines[n])
+	}
+	if !bytes.Contains(lines[0], []byte(`"reason":"rejected","status":400,"error":"bad"`)) || !bytes.HasSuffix(lines[0], []byte(`"event":{"a":1}}`)) {
+		t.Errorf("rejected dead letter lost its line locally: %s", lines[0])
+	}
+	obj := st.objs[layout.DeadLetterKey("2026-01-02", "biz", "i1", 7, 0)]
+	if c := bytes.Count(obj, []byte(big)); c != n {
+		t.Errorf("store object holds %d full spool_full lines, want %d", c, n)
+	}
+}
+
+// failingStore fails its first fails Puts, then stores.
+type failingStore struct {
+	mapStore
+	fails int
+}
+
+func (s *failingStore) Put(ctx context.Context, key string, body []byte, ct string) error {
+	s.mu.Lock()
+	if s.fails > 0 {
+		s.fails--
+		s.mu.Unlock()
+		return errors.New("store down")
+	}
+	s.mu.Unlock()
+	return s.mapStore.Put(ctx, key, body, ct)
+}
+
+// A dead-letter object whose upload failed all its tries is kept as a pending upload and stored
+// by a later pass (the background retry), which removes it; a pass while the store still fails
+// keeps it.
+func TestFailedDeadLetterUploadIsRetried(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st := &failingStore{mapStore: mapStore{objs: map[string][]byte{}}, fails: 4}
+	r := &Relay{o: Options{Dir: dir, Store: st, Instance: "i1", Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		storeBackoff: backoff.Policy{Initial: time.Millisecond, Max: time.Millisecond}}
+	r.m = newMetrics(nil, r)
+	d := newDeadLetters(r, "biz")
+	d.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 7, 42, ReasonSpoolFull, 0, "full", 0)
+	if err := d.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	key := layout.DeadLetterKey("2026-01-02", "biz", "i1", 7, 42)
+	pending := filepath.Join(dir, "biz", pendingDir, filepath.Base(key))
+	if len(st.objs) != 0 {
+		t.Fatalf("stored while the store fails: %v", st.objs)
+	}
+	if _, err := os.Stat(pending); err != nil {
+		t.Fatalf("no pending upload after the store failed: %v", err)
+	}
+	if err := r.uploadPending(context.Background()); err == nil {
+		t.Fatal("a pass while the store fails reported success")
+	}
+	if _, err := os.Stat(pending); err != nil {
+		t.Fatalf("pending upload dropped while the store fails: %v", err)
+	}
+	if err := r.uploadPending(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(st.objs[key], []byte(`"event":{"a":1}`)) {
+		t.Errorf("%s after the retry: %q, want the full dead letter", key, st.objs[key])
+	}
+	if _, err := os.Stat(pending); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pending upload kept after it was stored: %v", err)
 	}
 }

@@ -18,7 +18,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +93,8 @@ type Relay struct {
 	log *slog.Logger
 	m   *relayMetrics
 
+	storeBackoff backoff.Policy // between the tries of a dead-letter upload
+
 	mu      sync.Mutex
 	workers map[string]*worker
 	parked  map[string]*position // removed destinations whose queue is kept
@@ -130,7 +134,8 @@ func New(o Options, dests []Destination) (*Relay, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the relay directory: %w", err)
 	}
-	r := &Relay{o: o, log: o.Logger.With("component", "relay"), workers: map[string]*worker{}, parked: map[string]*position{}}
+	r := &Relay{o: o, log: o.Logger.With("component", "relay"), workers: map[string]*worker{}, parked: map[string]*position{},
+		storeBackoff: backoff.Policy{Initial: time.Second, Max: 5 * time.Second}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.m = newMetrics(o.Registry, r)
 	for _, name := range o.Purge {
@@ -141,11 +146,11 @@ func New(o Options, dests []Destination) (*Relay, error) {
 		if err != nil {
 			continue
 		}
-		// The cursor and queue state go; the local dead-letter file is a record, not queue
-		// state, and stays.
+		// The cursor and queue state go; the local dead-letter file and pending dead-letter
+		// uploads are records, not queue state, and stay.
 		purged := false
 		for _, de := range des {
-			if de.Name() == deadLettersFile {
+			if de.Name() == deadLettersFile || de.Name() == pendingDir {
 				continue
 			}
 			if err := os.RemoveAll(filepath.Join(o.Dir, name, de.Name())); err != nil {
@@ -194,8 +199,9 @@ func (r *Relay) Start() {
 	for _, w := range r.workers {
 		r.start(w)
 	}
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() { defer r.wg.Done(); r.shedParked() }()
+	go func() { defer r.wg.Done(); r.retryPending() }()
 }
 
 func (r *Relay) start(w *worker) {
@@ -277,7 +283,7 @@ func (r *Relay) Reload(dests []Destination) error {
 		want[d.Name] = d
 	}
 	for name, w := range r.workers {
-		if d, ok := want[name]; ok && equalDest(d, w.d) {
+		if d, ok := want[name]; ok && equalDest(d, w.d) && bytes.Equal(caSum(d.CAFile), w.ca) {
 			delete(want, name)
 			continue
 		}
@@ -299,6 +305,20 @@ func (r *Relay) Reload(dests []Destination) error {
 	r.publishHolds()
 	r.o.Spool.ReleaseRetained()
 	return errors.Join(errs...)
+}
+
+// caSum identifies the bytes of a ca_file (nil: none, or unreadable): a renewed CA under the
+// same path rebuilds the destination's client on reload, which the config alone does not show.
+func caSum(path string) []byte {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 func equalDest(a, b Destination) bool {
@@ -369,8 +389,17 @@ func oldestUploaded(segs []spool.View, seq uint64) bool {
 }
 
 // shedParked turns the oldest events of removed destinations into dead letters when the spool
-// needs the room (a parked queue must not make the archive refuse callbacks).
+// needs the room (a parked queue must not make the archive refuse callbacks). The file and store
+// I/O runs outside r.mu (Lagging for /readyz, the metrics and Reload take it): what it needs is
+// copied under the lock, and the new cursor is stored under it again, only if that destination is
+// still parked at the same place (Reload may have added it back meanwhile: its worker then owns
+// the position, and delivers those events as well, at least once).
 func (r *Relay) shedParked() {
+	type job struct {
+		name string
+		p    *position
+		off  int64
+	}
 	for {
 		if ctxsleep.Sleep(r.ctx, time.Second) != nil {
 			return
@@ -378,35 +407,42 @@ func (r *Relay) shedParked() {
 		if !r.underPressure() {
 			continue
 		}
-		r.mu.Lock()
 		segs := r.o.Spool.Segments()
+		if len(segs) == 0 {
+			continue
+		}
+		v := segs[0]
+		var jobs []job
+		r.mu.Lock()
 		for name, p := range r.parked {
-			if len(segs) == 0 {
-				break
-			}
-			v := segs[0]
 			if p.seq.Load() < v.Seq { // its segment is gone: it is at the oldest one
 				p.seq.Store(v.Seq)
 				p.off = 0
 				p.idx.Store(0)
 			}
-			if p.seq.Load() != v.Seq || !v.Uploaded {
-				continue
-			}
-			dl := newDeadLetters(r, name)
-			_ = spool.ReadRange(v.Path, p.off, v.Size, func(rec spool.Record, _ int64) error {
-				dl.add(rec, v.Seq, p.off, ReasonSpoolFull, 0, "destination removed and the spool needed the room", 0)
-				return nil
-			})
-			_ = dl.flush(r.ctx) // the events are in the archive (v.Uploaded); the spool needs the room
-			p.seq.Store(v.Seq + 1)
-			p.off = 0
-			p.idx.Store(0)
-			if err := writeCursor(r.cursorPath(name), p); err != nil {
-				r.log.Error("writing a removed destination's cursor", "destination", name, "error", err)
+			if p.seq.Load() == v.Seq && v.Uploaded {
+				jobs = append(jobs, job{name, p, p.off})
 			}
 		}
 		r.mu.Unlock()
+		for _, j := range jobs {
+			dl := newDeadLetters(r, j.name)
+			_ = spool.ReadRange(v.Path, j.off, v.Size, func(rec spool.Record, _ int64) error {
+				dl.add(rec, v.Seq, j.off, ReasonSpoolFull, 0, "destination removed and the spool needed the room", 0)
+				return nil
+			})
+			_ = dl.flush(r.ctx) // the events are in the archive (v.Uploaded); the spool needs the room
+			r.mu.Lock()
+			if r.parked[j.name] == j.p && j.p.seq.Load() == v.Seq && j.p.off == j.off {
+				j.p.seq.Store(v.Seq + 1)
+				j.p.off = 0
+				j.p.idx.Store(0)
+				if err := writeCursor(r.cursorPath(j.name), j.p); err != nil {
+					r.log.Error("writing a removed destination's cursor", "destination", j.name, "error", err)
+				}
+			}
+			r.mu.Unlock()
+		}
 		r.o.Spool.ReleaseRetained()
 	}
 }
@@ -493,16 +529,32 @@ type deadLetter struct {
 	Event       json.RawMessage `json:"event"` // the archive line
 }
 
+// deadLetterRef is the local line of a spool_full dead letter: that event is in the archive
+// (dt=Day/, its event_id) and its full line in the store's dead-letter object, so the local file,
+// which lives on the spool's disk outside its byte budget, does not copy the line the spool just
+// needed the room of.
+type deadLetterRef struct {
+	Destination string    `json:"destination"`
+	Reason      string    `json:"reason"`
+	Status      int       `json:"status,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Attempts    int       `json:"attempts"`
+	DeadAt      time.Time `json:"dead_at"`
+	EventID     string    `json:"event_id"`
+	Day         string    `json:"day"`
+}
+
 // deadLetters collects one destination's dead letters of one segment stretch and writes them
 // (locally, fsynced, then to the store) in one go.
 type deadLetters struct {
-	r    *Relay
-	name string
-	day  string
-	seq  uint64
-	off  int64
-	ls   [][]byte
-	n    map[string]int
+	r     *Relay
+	name  string
+	day   string
+	seq   uint64
+	off   int64
+	ls    [][]byte // full lines, for the store
+	local []byte   // the local file's lines: full ones, or references for spool_full
+	n     map[string]int
 }
 
 func newDeadLetters(r *Relay, name string) *deadLetters {
@@ -514,18 +566,27 @@ func (d *deadLetters) add(rec spool.Record, seq uint64, off int64, reason string
 	if !json.Valid(ev) {
 		ev, _ = json.Marshal(string(rec.Line))
 	}
-	b, _ := json.Marshal(deadLetter{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: d.r.o.Now().UTC(), Event: ev})
+	at := d.r.o.Now().UTC()
+	b, _ := json.Marshal(deadLetter{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: at, Event: ev})
 	if len(d.ls) == 0 {
 		d.day, d.seq, d.off = rec.Day, seq, off
 	}
-	d.ls = append(d.ls, append(b, '\n'))
+	b = append(b, '\n')
+	d.ls = append(d.ls, b)
+	if reason == ReasonSpoolFull {
+		b, _ = json.Marshal(deadLetterRef{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: at,
+			EventID: hex.EncodeToString(rec.ID[:]), Day: rec.Day})
+		b = append(b, '\n')
+	}
+	d.local = append(d.local, b...)
 	d.n[reason]++
 }
 
 // flush writes the collected dead letters: appended and fsynced to the local file first (that
-// copy is the durable one), then one object in the store (retried a few times; the local copy
-// stays either way). When the local write fails they stay collected, flush returns the error, and
-// the cursor must not pass them (persist).
+// copy is the durable one; for spool_full, a reference to the archived event), then one object
+// in the store with the full lines (retried a few times; the local copy stays either way). When
+// the local write fails they stay collected, flush returns the error, and the cursor must not
+// pass them (persist).
 func (d *deadLetters) flush(ctx context.Context) error {
 	if len(d.ls) == 0 {
 		return nil
@@ -535,7 +596,7 @@ func (d *deadLetters) flush(ctx context.Context) error {
 		body = append(body, l...)
 	}
 	path := filepath.Join(d.r.o.Dir, d.name, deadLettersFile)
-	if err := appendSync(path, body); err != nil {
+	if err := appendSync(path, d.local); err != nil {
 		d.r.log.Error("writing dead letters locally failed; the cursor stays before them", "destination", d.name, "path", path, "error", err)
 		return err
 	}
@@ -543,32 +604,113 @@ func (d *deadLetters) flush(ctx context.Context) error {
 		d.r.m.dead.WithLabelValues(d.name, reason).Add(float64(n))
 	}
 	key := layout.DeadLetterKey(d.day, d.name, d.r.o.Instance, d.seq, d.off)
-	var err error
 	if d.r.o.Store != nil {
+		var err error
 		for i := range 3 {
-			err = d.r.o.Store.Put(ctx, key, body, "application/x-ndjson")
-			if errors.Is(err, storage.ErrExists) {
-				// The name holds other bytes (the same events decided again after a crash, at
-				// another dead_at): never overwritten, these go under a fresh name, as
-				// backend.Writer.Put does. The same bytes are no conflict (Put returns nil).
-				fresh := layout.ConflictKey(key, body)
-				d.r.log.Error("dead-letter object name already holds different bytes; never overwritten, writing these under a fresh name",
-					"destination", d.name, "key", key, "fresh_key", fresh)
-				key = fresh
-				err = d.r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+			if i > 0 {
+				_ = ctxsleep.Sleep(ctx, d.r.storeBackoff.Delay(i-1))
 			}
-			if err == nil || ctx.Err() != nil {
+			if key, err = d.r.putDeadLetters(ctx, d.name, key, body); err == nil || ctx.Err() != nil {
 				break
 			}
-			_ = ctxsleep.Sleep(ctx, backoff.Policy{Initial: time.Second, Max: 5 * time.Second}.Delay(i))
+		}
+		if err != nil {
+			// Kept as a pending upload that retryPending stores later (the local file has them
+			// too, but spool_full ones only as references).
+			pending := filepath.Join(d.r.o.Dir, d.name, pendingDir, filepath.Base(key))
+			perr := writePending(pending, key, body)
+			d.r.log.Error("storing dead letters failed; they are kept in the local file and as a pending upload retried in the background",
+				"destination", d.name, "key", key, "path", path, "pending", pending, "error", err, "pending_error", perr)
 		}
 	}
-	if err != nil {
-		d.r.log.Error("storing dead letters failed; they are kept in the local file", "destination", d.name, "key", key, "path", path, "error", err)
-	}
 	d.r.log.Warn("events became dead letters", "destination", d.name, "events", len(d.ls), "reasons", d.n, "key", key)
-	d.ls, d.n = d.ls[:0], map[string]int{}
+	d.ls, d.local, d.n = d.ls[:0], d.local[:0], map[string]int{}
 	return nil
+}
+
+// putDeadLetters stores one dead-letter object and returns the name it got.
+func (r *Relay) putDeadLetters(ctx context.Context, name, key string, body []byte) (string, error) {
+	err := r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+	if errors.Is(err, storage.ErrExists) {
+		// The name holds other bytes (the same events decided again after a crash, at another
+		// dead_at): never overwritten, these go under a fresh name, as backend.Writer.Put does.
+		// The same bytes are no conflict (Put returns nil).
+		fresh := layout.ConflictKey(key, body)
+		r.log.Error("dead-letter object name already holds different bytes; never overwritten, writing these under a fresh name",
+			"destination", name, "key", key, "fresh_key", fresh)
+		key = fresh
+		err = r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+	}
+	return key, err
+}
+
+// pendingDir holds, per destination, the dead-letter objects whose upload failed: each file is
+// the object key, a newline, and the object's bytes.
+const pendingDir = "pending"
+
+// pendingBackoff paces the background retries of pending dead-letter uploads.
+var pendingBackoff = backoff.Policy{Initial: 10 * time.Second, Max: 5 * time.Minute}
+
+func writePending(path, key string, body []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(path, append([]byte(key+"\n"), body...), 0o600)
+}
+
+// retryPending stores the pending dead-letter uploads in the background, with capped backoff
+// while the store keeps failing.
+func (r *Relay) retryPending() {
+	for attempt := 0; ; {
+		if ctxsleep.Sleep(r.ctx, pendingBackoff.Delay(attempt)) != nil {
+			return
+		}
+		if r.uploadPending(r.ctx) != nil {
+			attempt++
+		} else {
+			attempt = 0
+		}
+	}
+}
+
+// uploadPending makes one pass over the pending dead-letter uploads of every destination,
+// removing each one that is stored.
+func (r *Relay) uploadPending(ctx context.Context) error {
+	if r.o.Store == nil {
+		return nil
+	}
+	files, _ := filepath.Glob(filepath.Join(r.o.Dir, "*", pendingDir, "*"))
+	var errs []error
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), ".") { // an atomic write's temporary file
+			continue
+		}
+		name := filepath.Base(filepath.Dir(filepath.Dir(f)))
+		b, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		key, body, ok := bytes.Cut(b, []byte("\n"))
+		if !ok || !strings.HasPrefix(string(key), "_deadletter/") {
+			r.log.Error("a pending dead-letter upload is damaged; left in place", "destination", name, "path", f)
+			continue
+		}
+		stored, err := r.putDeadLetters(ctx, name, string(key), body)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.log.Info("stored a pending dead-letter upload", "destination", name, "key", stored)
+	}
+	if len(errs) > 0 {
+		r.log.Warn("pending dead-letter uploads still fail; retrying later", "files", len(files), "error", errors.Join(errs...))
+	}
+	return errors.Join(errs...)
 }
 
 func appendSync(path string, b []byte) error {

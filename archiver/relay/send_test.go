@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -89,5 +90,31 @@ func TestSendAsReceived(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Retry-After is capped at an hour, for the relay and for archiver replay (both use Send's
+// value): a huge number or a far date waits an hour, never overflows into a negative wait.
+func TestRetryAfterIsCapped(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tt := range []struct {
+		v    string
+		want time.Duration
+	}{
+		{"", 0},
+		{"2", 2 * time.Second},
+		{"3600", time.Hour},
+		{"7200", time.Hour},
+		{"99999999999999999", time.Hour},
+		{"99999999999999999999999", 0}, // not a number Retry-After can mean
+		{"-5", 0},
+		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
+		{now.Add(48 * time.Hour).Format(http.TimeFormat), time.Hour},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
+	} {
+		if got := retryAfter(tt.v, now); got != tt.want {
+			t.Errorf("Retry-After %q: %v, want %v", tt.v, got, tt.want)
+		}
 	}
 }

@@ -24,13 +24,14 @@ import (
 // the deliveries of this long.
 const persistEvery = 100 * time.Millisecond
 
-// maxRetryAfter caps a receiver's Retry-After.
+// maxRetryAfter caps a receiver's Retry-After (relay and archiver replay).
 const maxRetryAfter = time.Hour
 
 // worker delivers one destination's events, in spool order, one at a time.
 type worker struct {
 	r   *Relay
 	d   Destination
+	ca  []byte // caSum of d.CAFile when snd was built
 	snd *Sender
 	log *slog.Logger
 	pos *position
@@ -52,11 +53,12 @@ type worker struct {
 
 func newWorker(r *Relay, d Destination) (*worker, error) {
 	log := r.log.With("destination", d.Name)
+	ca := caSum(d.CAFile) // before the client reads it: a change in between rebuilds it again
 	snd, err := NewSender(d, r.o.Key, log)
 	if err != nil {
 		return nil, err
 	}
-	w := &worker{r: r, d: d, snd: snd, log: log, done: make(chan struct{})}
+	w := &worker{r: r, d: d, ca: ca, snd: snd, log: log, done: make(chan struct{})}
 	w.ctx, w.cancel = context.WithCancel(r.ctx)
 	w.dl = newDeadLetters(r, d.Name)
 	for _, o := range []string{"delivered", "retry", "rejected", "error"} {
@@ -383,16 +385,21 @@ func unwrapURL(err error) error {
 	return err
 }
 
-// retryAfter reads Retry-After: delay-seconds or an HTTP date.
+// retryAfter reads Retry-After: delay-seconds or an HTTP date, at most maxRetryAfter (so that
+// the relay and archiver replay, which both take Send's value, wait no longer, and a huge number
+// cannot overflow into a negative wait).
 func retryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n >= uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return t.Sub(now)
+		return max(0, min(t.Sub(now), maxRetryAfter))
 	}
 	return 0
 }

@@ -211,8 +211,7 @@ func target(toURL, dest, fwdCfg string) (relay.Destination, error) {
 	for _, d := range ds {
 		if d.Name == dest {
 			if toURL != "" { // dead letters of dest, sent to another URL
-				d.URL = toURL
-				return d, nil
+				return d.WithURL(toURL)
 			}
 			return d, nil
 		}
@@ -244,7 +243,7 @@ func deliver(ctx context.Context, snd *relay.Sender, e readback.Event, retries i
 }
 
 // readDeadLetters reads the days' dead-letter objects (of dest only, when set), one event per
-// destination and event_id, filtered like events.
+// event_id and body, filtered like events.
 func readDeadLetters(ctx context.Context, st storage.Store, days []string, dest string, f cli.Filter) ([]readback.Event, int, error) {
 	var out []readback.Event
 	seen := map[string]bool{}
@@ -267,8 +266,7 @@ func readDeadLetters(ctx context.Context, st storage.Store, days []string, dest 
 			sc.Buffer(make([]byte, 64<<10), 32<<20)
 			for sc.Scan() {
 				var dl struct {
-					Destination string          `json:"destination"`
-					Event       json.RawMessage `json:"event"`
+					Event json.RawMessage `json:"event"`
 				}
 				if err := json.Unmarshal(sc.Bytes(), &dl); err != nil {
 					bad++
@@ -282,7 +280,9 @@ func readDeadLetters(ctx context.Context, st storage.Store, days []string, dest 
 				if !f.Match(e.Domain, e.App, e.Stream) || f.Event != "" && e.Event != f.Event {
 					continue
 				}
-				k := dl.Destination + "\x00" + e.Archive.EventID + "\x00" + string(e.Body)
+				// One send per event, also when it died for several destinations (without
+				// --destination, they all go to the one --to-url).
+				k := e.Archive.EventID + "\x00" + string(e.Body)
 				if seen[k] {
 					continue
 				}

@@ -102,6 +102,8 @@ func TestReplayFailuresAndUsage(t *testing.T) {
 		{[]string{"--from", day, "--destination", "biz"}, "--destination biz needs --forward-config FILE"},
 		{[]string{"--from", day, "--destination", "nope", "--forward-config", cfg}, `--destination "nope" is not in`},
 		{[]string{"--from", day, "--to-url", "ftp://x"}, `is not an http:// or https:// URL`},
+		{[]string{"--from", day, "--destination", "biz", "--forward-config", cfg, "--to-url", "ftp://x"}, `--to-url: url "ftp://x" is not an http:// or https:// URL`},
+		{[]string{"--from", day, "--destination", "biz", "--forward-config", cfg, "--to-url", "http://u:p@x/"}, `url must not carry credentials`},
 		{[]string{"--from", day, "--to-url", "http://x/", "--event", "RECORD"}, `invalid --event "RECORD"`},
 		{[]string{"--to-url", "http://x/"}, `--from`},
 		{[]string{"--from", day, "--to-url", "http://x/", "--rate", "-1"}, `must not be negative`},
@@ -111,5 +113,44 @@ func TestReplayFailuresAndUsage(t *testing.T) {
 		if code != 2 || !strings.Contains(errb.String(), tt.want) {
 			t.Errorf("%v: exit %d, %q; want 2 and %q", tt.args, code, errb.String(), tt.want)
 		}
+	}
+}
+
+// With --dead-letters and no --destination, an event that died for two destinations is sent
+// once to the one --to-url; another event is sent too.
+func TestReplayDeadLettersOfTwoDestinationsSendsEachEventOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	day := layout.Day(time.Now(), time.UTC)
+	line := func(stream string, i int64) string {
+		body := archivetest.Compact(t, archivetest.Event("a.example.com", stream, "PUBLISH", i))
+		pt := time.Unix(i, 0).UTC()
+		a := layout.Archive{ReceivedAt: time.Now().UTC().Add(time.Duration(i) * time.Second), EventID: layout.EventID("a.example.com", "live", stream, "PUBLISH", stream),
+			RemoteAddr: "127.0.0.1:1", Signature: "none", PublishTime: &pt, Instance: "i1"}
+		return string(layout.AppendRecord(nil, body, a))
+	}
+	shared, other := strings.TrimSpace(line("s1", 1)), strings.TrimSpace(line("s2", 2))
+	dl := func(dest, ev string) string {
+		return `{"destination":"` + dest + `","reason":"rejected","status":400,"attempts":1,"dead_at":"2026-01-02T03:04:05Z","event":` + ev + "}\n"
+	}
+	for key, body := range map[string]string{
+		layout.DeadLetterDayPrefix(day) + "a/i1-1-0.jsonl": dl("a", shared),
+		layout.DeadLetterDayPrefix(day) + "b/i1-1-0.jsonl": dl("b", shared) + dl("b", other),
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(key))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := archivetest.NewReceiver(t, nil)
+	var out, errb bytes.Buffer
+	if code := replay.Run(context.Background(), []string{"--store", "file://" + dir, "--from", day, "--dead-letters", "--to-url", rc.URL}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if got := rc.Accepted(); len(got) != 2 || got[0].EventID == got[1].EventID {
+		t.Errorf("sent %d events, want the shared one once and the other one: %s", len(got), errb.String())
 	}
 }

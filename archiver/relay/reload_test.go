@@ -1,0 +1,90 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
+)
+
+// A reload with the same configuration but a renewed ca_file (same path, other bytes) rebuilds
+// the destination's client, which then trusts the new CA; an unchanged CA keeps the worker.
+func TestReloadRebuildsClientWhenCAFileChanges(t *testing.T) {
+	t.Parallel()
+	oneCert, _ := archivetest.SelfSignedCert(t, "one")
+	twoCert, twoKey := archivetest.SelfSignedCert(t, "two")
+	pair, err := tls.X509KeyPair(twoCert, twoKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, oneCert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dests, err := ParseConfig("forward.yaml", []byte("destinations:\n  - name: biz\n    url: "+srv.URL+"/cb\n    ca_file: "+ca+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spool.Open(context.Background(), spool.Options{Dir: filepath.Join(dir, "spool"), Instance: "i1", FlushInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sp.Close(context.Background()) })
+	r, err := New(Options{Spool: sp, Dir: filepath.Join(dir, "relay"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, dests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	defer r.Close()
+	current := func() *worker {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.workers["biz"]
+	}
+	get := func(w *worker) error {
+		resp, err := w.snd.client.Get(srv.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+
+	w1 := current()
+	if err := get(w1); err == nil {
+		t.Fatal("the client trusting CA one accepted the server of CA two")
+	}
+	if err := r.Reload(dests); err != nil {
+		t.Fatal(err)
+	}
+	if current() != w1 {
+		t.Error("an unchanged destination and CA restarted its worker")
+	}
+	if err := os.WriteFile(ca, twoCert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(dests); err != nil {
+		t.Fatal(err)
+	}
+	w2 := current()
+	if w2 == w1 {
+		t.Fatal("a renewed ca_file kept the old client")
+	}
+	if err := get(w2); err != nil {
+		t.Errorf("the rebuilt client does not trust the renewed CA: %v", err)
+	}
+}

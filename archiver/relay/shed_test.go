@@ -1,0 +1,110 @@
+package relay
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/livehook/terraform-provider-livehook/archiver/sink"
+	"github.com/livehook/terraform-provider-livehook/archiver/spool"
+)
+
+// blockingStore holds every Put until released, telling entered when one starts.
+type blockingStore struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingStore) Put(ctx context.Context, _ string, _ []byte, _ string) error {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-s.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shedding a removed destination's queue does its file and store I/O without the relay's lock:
+// while its dead-letter upload hangs, Lagging (/readyz, the metrics) and Reload still answer, and
+// once it ends the parked cursor has passed the shed segment.
+func TestShedParkedDoesIOOutsideTheLock(t *testing.T) {
+	t.Parallel()
+	sp, err := spool.Open(context.Background(), spool.Options{Dir: t.TempDir(), Instance: "i1", FlushInterval: time.Millisecond, MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sp.Close(context.Background()) })
+	st := &blockingStore{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	r, err := New(Options{Spool: sp, Dir: t.TempDir(), Store: st, Instance: "i1", Pressure: 1e-9,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := &position{}
+	r.parked["gone"] = gone
+	r.publishHolds()
+	sp.SetRetainer(r)
+
+	e := sink.NewEntry()
+	e.ID[0], e.Day, e.ReceivedAt, e.Line = 1, "2026-11-26", time.Now(), []byte("{\"n\":1}\n")
+	if err := sp.Submit(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-e.Done; err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	seg, err := sp.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Remove(seg); err != nil { // uploaded, held by the parked queue
+		t.Fatal(err)
+	}
+
+	r.Start()
+	defer r.Close()
+	released := false
+	defer func() {
+		if !released {
+			close(st.release)
+		}
+	}()
+	select {
+	case <-st.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the parked queue was not shed")
+	}
+	answered := make(chan struct{})
+	go func() {
+		_ = r.Lagging()
+		_ = r.Reload(nil)
+		close(answered)
+	}()
+	select {
+	case <-answered:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Lagging/Reload waited for the dead-letter upload of a parked queue")
+	}
+	close(st.release)
+	released = true
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, ok, err := loadCursor(r.cursorPath("gone"))
+		if err == nil && ok && p.seq.Load() == seg.Seq+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("parked cursor after shedding: %+v %v %v, want segment %d", p, ok, err, seg.Seq+1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
