@@ -56,7 +56,6 @@ type Controller struct {
 
 	inFlight atomic.Int64
 	limit    atomic.Int64
-	shed     atomic.Uint64
 
 	windowEnd atomic.Int64 // nanoseconds since epoch
 	minDelay  atomic.Int64 // the window's smallest delay; math.MaxInt64 = no sample yet
@@ -95,7 +94,6 @@ func (c *Controller) Admit() bool {
 	n := c.inFlight.Add(1)
 	if n > c.o.Floor && n > c.limit.Load() {
 		c.inFlight.Add(-1)
-		c.shed.Add(1)
 		return false
 	}
 	return true
@@ -158,7 +156,6 @@ func (c *Controller) evaluate(minDelay time.Duration, inFlight int64) {
 type Stats struct {
 	InFlight int64
 	Limit    int64 // 0: not limiting
-	Shed     uint64
 	// Delay is the smallest queue delay of the last interval evaluated.
 	Delay time.Duration
 }
@@ -172,5 +169,5 @@ func (c *Controller) Stats() Stats {
 	if l == unlimited {
 		l = 0
 	}
-	return Stats{InFlight: c.inFlight.Load(), Limit: l, Shed: c.shed.Load(), Delay: time.Duration(c.lastDelay.Load())}
+	return Stats{InFlight: c.inFlight.Load(), Limit: l, Delay: time.Duration(c.lastDelay.Load())}
 }

@@ -81,8 +81,8 @@ func TestStandingQueueSheds(t *testing.T) {
 	if got := admitN(c, 10); got != 0 {
 		t.Fatalf("with %d in flight over the limit %d, admitted %d of 10; want all shed", s.InFlight, s.Limit, got)
 	}
-	if got := c.Stats().Shed; got != 10 {
-		t.Fatalf("shed count %d, want 10", got)
+	if got := c.Stats().InFlight; got != s.InFlight {
+		t.Fatalf("in flight %d after 10 refusals, want %d: a refused request must not stay counted", got, s.InFlight)
 	}
 	// Drain to below the limit: admission resumes up to it.
 	finish(c, 499-100, 200*time.Millisecond)

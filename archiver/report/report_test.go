@@ -14,6 +14,7 @@ import (
 	"time"
 	_ "time/tzdata" // the zone test needs no system database
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/report"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
@@ -61,7 +62,7 @@ func TestCollectMatchesSessions(t *testing.T) {
 	}
 	for _, q := range []sessions.Query{
 		{From: "2026-11-02", To: "2026-11-03"},
-		{From: "2026-11-02", To: "2026-11-03", Stream: "room_3"},
+		{From: "2026-11-02", To: "2026-11-03", Filter: cli.Filter{Stream: "room_3"}},
 		{From: "2026-11-01", To: "2026-11-04", Status: sessions.Open},
 	} {
 		var want []sessions.Session

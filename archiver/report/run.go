@@ -91,7 +91,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 	days = days.Resolve(time.Now())
-	q := sessions.Query{From: days.From, To: days.To, Domain: f.Domain, App: f.App, Stream: f.Stream, Event: f.Event, Status: st}
+	q := sessions.Query{From: days.From, To: days.To, Filter: f, Status: st}
 	if _, err := q.Days(); err != nil {
 		return usageErr("%v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/sessions"
@@ -156,12 +157,12 @@ func TestReadMatchesOracle(t *testing.T) {
 	for _, q := range []sessions.Query{
 		{From: "2026-11-01", To: "2026-11-06"},
 		{From: "2026-11-03"},
-		{From: "2026-11-02", To: "2026-11-04", Domain: sessionstest.Domains[0]},
-		{From: "2026-11-02", To: "2026-11-05", Stream: "room_4", Status: sessions.Closed},
+		{From: "2026-11-02", To: "2026-11-04", Filter: cli.Filter{Domain: sessionstest.Domains[0]}},
+		{From: "2026-11-02", To: "2026-11-05", Filter: cli.Filter{Stream: "room_4"}, Status: sessions.Closed},
 		{From: "2026-11-02", To: "2026-11-05", Status: sessions.EndOnly},
-		{From: "2026-11-02", To: "2026-11-05", Status: sessions.Open, App: "live"},
-		{From: "2026-11-02", To: "2026-11-05", Event: "PUBLISH_DONE"},
-		{From: "2026-11-02", To: "2026-11-05", Event: "PUBLISH", Domain: sessionstest.Domains[1]},
+		{From: "2026-11-02", To: "2026-11-05", Filter: cli.Filter{App: "live"}, Status: sessions.Open},
+		{From: "2026-11-02", To: "2026-11-05", Filter: cli.Filter{Event: "PUBLISH_DONE"}},
+		{From: "2026-11-02", To: "2026-11-05", Filter: cli.Filter{Event: "PUBLISH", Domain: sessionstest.Domains[1]}},
 	} {
 		want := oracle(t, st, q)
 		if len(want) == 0 {

@@ -67,12 +67,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		status string
 		format string
 		days   cli.Days
-		f      cli.Filter
 		tz     string
 	)
 	cli.StoreFlags(fs, &o)
 	cli.DayFlags(fs, &days)
-	cli.FilterFlags(fs, &f, "sessions")
+	cli.FilterFlags(fs, &q.Filter, "sessions")
 	cli.TZFlag(fs, &tz)
 	fs.StringVar(&status, "status", "", "only sessions with this status: closed, open or end_only")
 	fs.StringVar(&format, "format", "", "output format: table, jsonl or csv (default: table on a terminal, else jsonl)")
@@ -89,7 +88,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	q.Status = st
 	days = days.Resolve(time.Now())
-	q.From, q.To, q.Domain, q.App, q.Stream, q.Event = days.From, days.To, f.Domain, f.App, f.Stream, f.Event
+	q.From, q.To = days.From, days.To
 	loc, err := cli.Zone(tz)
 	if err != nil {
 		return usageErr("%v", err)

@@ -122,10 +122,9 @@ func (s Session) MarshalJSON() ([]byte, error) { return s.AppendJSON(nil), nil }
 // beyond each end. Domain, App, Stream and Status filter exactly when not empty; Event
 // (PUBLISH or PUBLISH_DONE) keeps the sessions whose archive holds that callback.
 type Query struct {
-	From, To            string
-	Domain, App, Stream string
-	Event               string
-	Status              Status
+	From, To string
+	cli.Filter
+	Status Status
 }
 
 // Days validates q and returns the partition days to read: the day before From through the day
@@ -138,7 +137,7 @@ func (q Query) Days() (days []string, err error) {
 	if _, err := ParseStatus(string(q.Status)); err != nil {
 		return nil, err
 	}
-	if err := (cli.Filter{Event: q.Event}).Check(); err != nil {
+	if err := q.Check(); err != nil {
 		return nil, err
 	}
 	first, _ := time.Parse(layout.DayLayout, inner[0])
@@ -317,7 +316,7 @@ func (p *Pairer) Add(day string, e readback.Event) error {
 		}
 		p.day = day
 	}
-	if (p.q.Domain != "" && e.Domain != p.q.Domain) || (p.q.App != "" && e.App != p.q.App) || (p.q.Stream != "" && e.Stream != p.q.Stream) {
+	if !p.q.Match(e.Domain, e.App, e.Stream) {
 		return nil
 	}
 	p.stats.Records++

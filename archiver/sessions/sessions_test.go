@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 )
@@ -220,7 +221,7 @@ func TestPairing(t *testing.T) {
 			withIPs(line("c", p9, "2026-11-10T10:00:00.000000000Z", "3600", "closed", false), `"10.0.0.3"`, `"10.1.0.3"`, `"10.0.0.4"`, "null"),
 			withIPs(line("d", p9, "null", "null", "open", false), `"10.0.0.6"`, `"10.1.0.1"`, "null", "null"),
 		}},
-		{name: "--event PUBLISH_DONE: sessions whose archive holds one", q: &Query{From: "2026-11-10", To: "2026-11-11", Event: "PUBLISH_DONE"}, recs: []in{
+		{name: "--event PUBLISH_DONE: sessions whose archive holds one", q: &Query{From: "2026-11-10", To: "2026-11-11", Filter: cli.Filter{Event: "PUBLISH_DONE"}}, recs: []in{
 			{stream: "a", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
 			{stream: "b", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
 			{stream: "b", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z"},
@@ -229,7 +230,7 @@ func TestPairing(t *testing.T) {
 			line("b", p9, "2026-11-10T10:00:00.000000000Z", "3600", "closed", false),
 			line("c", p9, "2026-11-10T10:00:00.000000000Z", "3600", "end_only", false),
 		}},
-		{name: "--event PUBLISH: sessions whose archive holds one", q: &Query{From: "2026-11-10", To: "2026-11-11", Event: "PUBLISH"}, recs: []in{
+		{name: "--event PUBLISH: sessions whose archive holds one", q: &Query{From: "2026-11-10", To: "2026-11-11", Filter: cli.Filter{Event: "PUBLISH"}}, recs: []in{
 			{stream: "a", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
 			{stream: "b", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
 			{stream: "b", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z"},
@@ -238,7 +239,7 @@ func TestPairing(t *testing.T) {
 			line("a", p9, "null", "null", "open", false),
 			line("b", p9, "2026-11-10T10:00:00.000000000Z", "3600", "closed", false),
 		}},
-		{name: "filters", q: &Query{From: "2026-11-10", To: "2026-11-11", Domain: "d.example.com", Stream: "b", Status: Closed}, recs: []in{
+		{name: "filters", q: &Query{From: "2026-11-10", To: "2026-11-11", Filter: cli.Filter{Domain: "d.example.com", Stream: "b"}, Status: Closed}, recs: []in{
 			{stream: "a", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},
 			{stream: "a", event: "PUBLISH_DONE", pts: pts, at: "2026-11-10T10:00:00Z"},
 			{stream: "b", event: "PUBLISH", pts: pts, at: "2026-11-10T09:00:01Z"},

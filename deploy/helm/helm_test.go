@@ -79,11 +79,11 @@ func list(v any) []object {
 	return out
 }
 
-func render(t *testing.T, values string) []object {
+func render(t *testing.T, args ...string) []object {
 	t.Helper()
-	out, err := helm(t, "template", "t", chart, "-f", values)
+	out, err := helm(t, append([]string{"template", "t", chart}, args...)...)
 	if err != nil {
-		t.Fatalf("helm template -f %s: %v\n%s", values, err, out)
+		t.Fatalf("helm template %v: %v\n%s", args, err, out)
 	}
 	var objs []object
 	dec := yaml.NewDecoder(strings.NewReader(out))
@@ -94,7 +94,7 @@ func render(t *testing.T, values string) []object {
 			break
 		}
 		if err != nil {
-			t.Fatalf("%s: rendered YAML: %v", values, err)
+			t.Fatalf("%v: rendered YAML: %v", args, err)
 		}
 		if o != nil {
 			objs = append(objs, object(o))
@@ -128,7 +128,7 @@ func TestTemplate(t *testing.T) {
 	for _, f := range examples(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			t.Parallel()
-			objs := render(t, f)
+			objs := render(t, "-f", f)
 			byKind := map[string][]object{}
 			for _, o := range objs {
 				byKind[o.str("kind")] = append(byKind[o.str("kind")], o)
@@ -248,7 +248,11 @@ func TestTemplateRefusals(t *testing.T) {
 		{[]string{"--set", "keys.existingSecret=k"}, "store.url is required"},
 		{append(base, "--set", "mode=fast"), `mode "fast"`},
 		{append(base, "--set", "store.url=b/p"), "want s3://BUCKET/PREFIX"},
-		{append(base, "--set", "resources.limits.memory=1G"), "give it in Ki, Mi or Gi"},
+		{append(base, "--set", "resources.limits.memory=lots"), "give it in bytes or with a suffix"},
+		{append(base, "--set", "resources.limits.memory=100m"), "give it in bytes or with a suffix"}, // millibytes
+		{append(base, "--set", "resources.limits.memory=1e9"), "give it in bytes or with a suffix"},
+		{append(base, "--set", "resources.limits.memory=0"), "want more than 0 bytes and less than 8Ei"},
+		{append(base, "--set", "resources.limits.memory=8Ei"), "want more than 0 bytes and less than 8Ei"},
 		{append(base, "--set", "cronJob.enabled=true"), "cronJob.enabled needs digest.existingSecret"},
 		{append(base, "--set", "relay.destinations[0].name=Biz", "--set", "relay.destinations[0].url=https://x"), "use [a-z0-9-]+"},
 		{append(base, "--set", "mode=store", "--set", "relay.destinations[0].name=biz", "--set", "relay.destinations[0].url=https://x"), "relay.destinations needs mode spool"},
@@ -256,6 +260,52 @@ func TestTemplateRefusals(t *testing.T) {
 		out, err := helm(t, append([]string{"template", "t", chart}, tc.set...)...)
 		if err == nil || !strings.Contains(out, tc.want) {
 			t.Errorf("helm template %v: err %v, want an error containing %q:\n%s", tc.set, err, tc.want, out)
+		}
+	}
+}
+
+// TestTemplateMemorySizes: GOMEMLIMIT is memoryLimitPercent of limits.memory for every way
+// Kubernetes writes a size: binary and decimal suffixes, a fraction, plain bytes as a number (from
+// --set or a values file) or as a string.
+func TestTemplateMemorySizes(t *testing.T) {
+	t.Parallel()
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte("resources:\n  limits: { memory: 268435456 }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"--set", "store.url=s3://b/p", "--set", "keys.existingSecret=k"}
+	for _, tc := range []struct {
+		set  []string
+		want int64
+	}{
+		{[]string{"--set", "resources.limits.memory=256Mi"}, 256 << 20 * 80 / 100},
+		{[]string{"--set", "resources.limits.memory=1Gi"}, 1 << 30 * 80 / 100},
+		{[]string{"--set", "resources.limits.memory=1.5Gi"}, 3 << 29 * 80 / 100},
+		{[]string{"--set", "resources.limits.memory=1G"}, 800_000_000},
+		{[]string{"--set", "resources.limits.memory=512M"}, 409_600_000},
+		{[]string{"--set", "resources.limits.memory=1.1G"}, 880_000_000},
+		{[]string{"--set", "resources.limits.memory=100k"}, 80_000},
+		{[]string{"--set", "resources.limits.memory=1.5"}, 1}, // 2 bytes: a fraction of a byte rounds up
+		{[]string{"--set", "resources.limits.memory=268435456"}, 268435456 * 80 / 100},
+		{[]string{"--set-string", "resources.limits.memory=268435456"}, 268435456 * 80 / 100},
+		{[]string{"-f", values}, 268435456 * 80 / 100},
+		{[]string{"--set", "resources.limits.memory=1G", "--set", "memoryLimitPercent=90"}, 900_000_000},
+	} {
+		gomem := ""
+		for _, o := range render(t, append(base, tc.set...)...) {
+			if o.str("kind") != "StatefulSet" {
+				continue
+			}
+			for _, c := range list(o.get("spec", "template", "spec", "containers")) {
+				for _, e := range list(c.get("env")) {
+					if c.str("name") == "archiver" && e.str("name") == "GOMEMLIMIT" {
+						gomem = e.str("value")
+					}
+				}
+			}
+		}
+		if gomem != strconv.FormatInt(tc.want, 10) {
+			t.Errorf("helm template %v: GOMEMLIMIT %q, want %d", tc.set, gomem, tc.want)
 		}
 	}
 }

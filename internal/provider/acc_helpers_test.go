@@ -116,55 +116,6 @@ func (l *testLive) checkDestroyed(domains ...string) func(*terraform.State) erro
 	}
 }
 
-// noSecretInState fails when any attribute in the state contains one of the secrets.
-func noSecretInState(secrets ...string) func(*terraform.State) error {
-	return func(s *terraform.State) error {
-		for _, m := range s.Modules {
-			for addr, r := range m.Resources {
-				if r.Primary == nil {
-					continue
-				}
-				for k, v := range r.Primary.Attributes {
-					for _, sec := range secrets {
-						if strings.Contains(v, sec) {
-							return fmt.Errorf("state of %s: attribute %s contains a write-only key", addr, k)
-						}
-					}
-				}
-			}
-		}
-		return nil
-	}
-}
-
-// noSecretInPlan is a plan check failing when the planned values, prior state or
-// resource changes contain one of the secrets.
-type noSecretInPlan []string
-
-var _ plancheck.PlanCheck = noSecretInPlan(nil)
-
-func (n noSecretInPlan) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
-	parts := map[string]any{
-		"planned_values":   req.Plan.PlannedValues,
-		"prior_state":      req.Plan.PriorState,
-		"resource_changes": req.Plan.ResourceChanges,
-		"resource_drift":   req.Plan.ResourceDrift,
-	}
-	for name, v := range parts {
-		b, err := json.Marshal(v)
-		if err != nil {
-			resp.Error = err
-			return
-		}
-		for _, sec := range n {
-			if strings.Contains(string(b), sec) {
-				resp.Error = fmt.Errorf("the plan's %s contains a write-only key", name)
-				return
-			}
-		}
-	}
-}
-
 // expectPrior checks the value of a resource attribute before the change (the refreshed
 // state), which shows that out-of-band changes reached the state.
 type expectPrior struct{ addr, attr, want string }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -136,13 +137,16 @@ func lifecycleCase(p, domain string, remote func(string, *emulator.Notification)
 // reaches the plan or state, and is only sent again when its version changes.
 func TestAccPublishNotification_writeOnlyKey(t *testing.T) {
 	live := newTestLive(t, testDomain)
-	p := live.provider()
-	cfg := func(key string, version int) string {
-		return p + notificationHCL(testDomain,
+	dir := t.TempDir()
+	// The key comes from an ephemeral variable, as in real use: a literal would be in the
+	// configuration, which the plan file and the JSON plan carry.
+	cfg := func(version int) string {
+		return live.provider() + keyVariable + notificationHCL(testDomain,
 			`url = "https://hooks.example.com/live"`,
-			fmt.Sprintf(`auth_sign_key_wo = %q`, key),
+			`auth_sign_key_wo = var.key`,
 			fmt.Sprintf(`auth_sign_key_wo_version = %d`, version))
 	}
+	key := func(k string) config.Variables { return config.Variables{"key": config.StringVariable(k)} }
 	noKeyInState := []statecheck.StateCheck{
 		expectState("auth_sign_key", knownvalue.Null()),
 		expectState("auth_sign_key_wo", knownvalue.Null()),
@@ -151,22 +155,23 @@ func TestAccPublishNotification_writeOnlyKey(t *testing.T) {
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_11_0)},
+		WorkingDir:               dir,
 		CheckDestroy:             live.checkDestroyed(testDomain),
 		Steps: []resource.TestStep{
 			{
-				Config: cfg(key3, 1),
+				Config: cfg(1), ConfigVariables: key(key3),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{noSecretInPlan{key3}},
+					PreApply: []plancheck.PlanCheck{noSecretInPlanFile{dir, []string{key3}}},
 				},
 				ConfigStateChecks: append(noKeyInState, expectState("auth_sign_key_wo_version", knownvalue.Int64Exact(1))),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					live.checkRemote(testDomain, &emulator.Notification{URL: "https://hooks.example.com/live", AuthSignKey: key3}),
-					noSecretInState(key3),
+					noSecretInStateFile(dir, key3),
 				),
 			},
 			{
 				// A new key without a new version is not sent: nothing to do.
-				Config: cfg(key4, 1),
+				Config: cfg(1), ConfigVariables: key(key4),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
 				},
@@ -174,17 +179,17 @@ func TestAccPublishNotification_writeOnlyKey(t *testing.T) {
 			},
 			{
 				// Bumping the version rotates the key.
-				Config: cfg(key4, 2),
+				Config: cfg(2), ConfigVariables: key(key4),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction(testResource, plancheck.ResourceActionUpdate),
-						noSecretInPlan{key3, key4},
+						noSecretInPlanFile{dir, []string{key3, key4}},
 					},
 				},
 				ConfigStateChecks: append(noKeyInState, expectState("auth_sign_key_wo_version", knownvalue.Int64Exact(2))),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					live.checkRemote(testDomain, &emulator.Notification{URL: "https://hooks.example.com/live", AuthSignKey: key4}),
-					noSecretInState(key3, key4),
+					noSecretInStateFile(dir, key3, key4),
 				),
 			},
 			{
@@ -195,13 +200,14 @@ func TestAccPublishNotification_writeOnlyKey(t *testing.T) {
 						t.Fatal(err)
 					}
 				},
-				Config:   cfg(key4, 2),
+				Config: cfg(2), ConfigVariables: key(key4),
 				PlanOnly: true,
 			},
 			{
 				// Import reads the remote key into auth_sign_key (Terraform cannot know which
 				// variant the configuration uses), so the write-only fields are ignored here.
 				ResourceName:            testResource,
+				ConfigVariables:         key(key4),
 				ImportState:             true,
 				ImportStateVerify:       true,
 				ImportStateVerifyIgnore: []string{"auth_sign_key", "auth_sign_key_wo", "auth_sign_key_wo_version"},
@@ -209,6 +215,7 @@ func TestAccPublishNotification_writeOnlyKey(t *testing.T) {
 			{
 				// With an import block the plan shows an update that sends the write-only key.
 				ResourceName:       testResource,
+				ConfigVariables:    key(key4),
 				ImportState:        true,
 				ImportStateKind:    resource.ImportBlockWithID,
 				ExpectNonEmptyPlan: true,

@@ -23,20 +23,36 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/* GOMEMLIMIT: memoryLimitPercent of resources.limits.memory, in bytes. */}}
+{{/* GOMEMLIMIT: memoryLimitPercent of resources.limits.memory, in bytes. The limit is a
+Kubernetes quantity: plain bytes (a number or a string), or a number, possibly with a fraction,
+followed by a binary (Ki, Mi, Gi, Ti, Pi, Ei) or decimal (k, M, G, T, P, E) suffix; a fraction
+of a byte rounds up, as Kubernetes does. */}}
 {{- define "archiver.gomemlimit" -}}
-{{- $m := required "resources.limits.memory is required: GOMEMLIMIT is derived from it" .Values.resources.limits.memory | toString -}}
-{{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 -}}
-{{- $bytes := 0 -}}
-{{- range $u, $mult := $units -}}
-{{- if hasSuffix $u $m -}}
-{{- $bytes = mul (trimSuffix $u $m | atoi) $mult -}}
+{{- $v := required "resources.limits.memory is required: GOMEMLIMIT is derived from it" .Values.resources.limits.memory -}}
+{{- $m := toString $v -}}
+{{- if kindIs "float64" $v -}}
+{{- $m = printf "%.0f" $v -}}
 {{- end -}}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$" $m) -}}
+{{- fail (printf "resources.limits.memory %q: give it in bytes or with a suffix, e.g. 268435456, 256Mi, 1Gi, 512M or 1G" $m) -}}
 {{- end -}}
-{{- if eq $bytes 0 -}}
-{{- fail (printf "resources.limits.memory %q: give it in Ki, Mi or Gi (e.g. 256Mi)" $m) -}}
+{{- $n := regexFind "^[0-9]+(\\.[0-9]+)?" $m -}}
+{{- $units := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 "Ei" 1152921504606846976 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "P" 1000000000000000 "E" 1000000000000000000 -}}
+{{- $frac := "" -}}
+{{- if contains "." $n -}}
+{{- $frac = splitList "." $n | last -}}
 {{- end -}}
-{{- div (mul $bytes .Values.memoryLimitPercent) 100 -}}
+{{- /* Integer arithmetic (1.1G is 1100000000 bytes exactly): digits x unit / 10^len(fraction), rounded up. */ -}}
+{{- $scale := printf "1%s" (repeat (len $frac) "0") | atoi -}}
+{{- $digits := replace "." "" $n | atoi -}}
+{{- $unit := get $units (trimPrefix $n $m) -}}
+{{- if or (eq $digits 0) (gt $digits (div 9223372036854775806 $unit)) -}}
+{{- fail (printf "resources.limits.memory %q: want more than 0 bytes and less than 8Ei" $m) -}}
+{{- end -}}
+{{- $bytes := div (add (mul $digits $unit) (sub $scale 1)) $scale -}}
+{{- $pct := .Values.memoryLimitPercent | int64 -}}
+{{- /* b*p/100 without overflowing int64 for the largest sizes. */ -}}
+{{- add (mul (div $bytes 100) $pct) (div (mul (mod $bytes 100) $pct) 100) -}}
 {{- end -}}
 
 {{/* The checks every manifest relies on. */}}
