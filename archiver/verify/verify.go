@@ -368,16 +368,15 @@ func (o *verifier) running() func(storage.ObjectInfo) *loaded {
 		}
 	}
 	return func(ob storage.ObjectInfo) *loaded {
-		name := ob.Key
-		if i := strings.LastIndexByte(name, '/'); i >= 0 {
-			name = name[i+1:]
+		// The key's own instance, exactly: by prefix, instance "ra" would claim "ra-1"'s objects.
+		n, ok := layout.ParseObjectKey(ob.Key)
+		if !ok {
+			n, ok = layout.ParseRejectedKey(ob.Key)
 		}
-		for inst, h := range heads {
-			if rest, ok := strings.CutPrefix(name, inst+"-"); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
-				return h
-			}
+		if !ok {
+			return nil
 		}
-		return nil
+		return heads[n.Instance]
 	}
 }
 
