@@ -508,6 +508,30 @@ func (w *Writer) Start() {
 		w.start = w.recoverFrom
 	}
 	w.mu.Unlock()
+	w.background()
+}
+
+// StartNewChain is Start for a chain that begins with this process and keeps no journal (store
+// mode starts one at every start): it first writes a KindStart digest with an empty span, which
+// witnesses the other chains' heads at once. Otherwise the chain's first digest, up to an Interval
+// later, would be the first to witness the previous process's chain, and that chain wiped in
+// between would go unnoticed (verify would take the new chain for the archive's beginning). A
+// failed write is logged and reported to OnFlush like an hourly one: a start digest signed but not
+// confirmed stored is stored unchanged before the next digest; one never signed (the other chains
+// could not be listed) is skipped, and the next digest is the chain's first.
+func (w *Writer) StartNewChain(ctx context.Context) {
+	w.mu.Lock()
+	w.start = w.now()
+	err := w.flush(ctx, KindStart, w.start)
+	w.mu.Unlock()
+	w.flushed(err)
+	if err != nil {
+		w.logger().Error("writing the start digest failed; the chain's next digest witnesses the other chains instead", "error", err)
+	}
+	w.background()
+}
+
+func (w *Writer) background() {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop, w.done = cancel, make(chan struct{})
 	go w.run(ctx)
@@ -546,7 +570,11 @@ func (w *Writer) run(ctx context.Context) {
 func (w *Writer) Flush(ctx context.Context, kind string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	end := w.now()
+	return w.flush(ctx, kind, w.now())
+}
+
+// flush writes the digest of kind whose span ends at end; w.mu is held.
+func (w *Writer) flush(ctx context.Context, kind string, end time.Time) error {
 	w.checkHead(ctx)
 	entries := w.Recorder.Take()
 	p := Payload{Kind: kind, Start: FormatTime(w.start), End: FormatTime(end), Objects: entries, CreatedAt: FormatTime(end)}

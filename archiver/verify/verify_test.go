@@ -358,6 +358,39 @@ func TestVerifyPendingExactInstance(t *testing.T) {
 	}
 }
 
+// TestVerifyStartDigest: a chain's start digest (store mode, empty span) makes the chain running
+// like an hourly digest: objects stored after it are pending, and without a next digest within the
+// hour verify reports the gap. Its empty span vouches for no hour.
+func TestVerifyStartDigest(t *testing.T) {
+	w := newWorld(t)
+	at := day0.Add(30 * time.Minute)
+	w.digest(digest.KindStart, at, at)
+	obj := w.object(at.Add(time.Minute))
+	stored := at.Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(w.dir, filepath.FromSlash(obj)), stored, stored); err != nil {
+		t.Fatal(err)
+	}
+	check := func(now time.Time) ([]verify.Problem, verify.Summary) {
+		ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps, sum
+	}
+	if ps, sum := check(at.Add(20 * time.Minute)); len(ps) != 0 || sum.Pending != 1 {
+		t.Fatalf("while running: %+v %+v", ps, sum)
+	}
+	ps, sum := check(day0.Add(3 * time.Hour))
+	if kinds(ps) != "gap,uncovered,unlisted" || sum.Pending != 0 {
+		t.Fatalf("after a crash: %+v %+v", ps, sum)
+	}
+	for _, p := range ps {
+		if p.Kind == verify.Uncovered && !strings.Contains(p.Detail, "00:00 .. 02:00") {
+			t.Errorf("the empty span covered an hour: %+v", p)
+		}
+	}
+}
+
 // TestCheckPerDay: Check's per-day results (what archiver report reads): the range's days, then the
 // neighbour days read with Margin, each with its own objects and problems.
 func TestCheckPerDay(t *testing.T) {
