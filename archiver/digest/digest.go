@@ -44,6 +44,7 @@ const Prefix = "_digests/"
 // Kinds of digest.
 const (
 	KindHourly     = "hourly"     // written at every hour boundary, also for an hour with no objects
+	KindStart      = "start"      // the first digest of a new chain, at start: empty span, witnessing
 	KindShutdown   = "shutdown"   // the last digest of a process: the chain may pause after it
 	KindCompaction = "compaction" // written by `archiver compact` for what it wrote and removed
 )

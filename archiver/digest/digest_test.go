@@ -427,3 +427,67 @@ func TestWriterOnFlushReportsRetentionFailure(t *testing.T) {
 		t.Fatalf("shutdown digest reported %v, want nil", last)
 	}
 }
+
+// TestStartNewChain: StartNewChain stores the chain's first digest before it returns: kind start,
+// seq 1, an empty span, no objects, the other chains' heads witnessed; the next digest's span
+// begins where it ended. A start digest whose answer was lost is reported to OnFlush as failed and
+// stored unchanged before the next digest (no second seq 1).
+func TestStartNewChain(t *testing.T) {
+	for _, lose := range []bool{false, true} {
+		t.Run(map[bool]string{false: "stored", true: "answer lost"}[lose], func(t *testing.T) {
+			ctx := context.Background()
+			base := fileStore(t)
+			key := newKey(t)
+			pub := key.Public().(ed25519.PublicKey)
+			now := time.Date(2026, 11, 20, 10, 30, 0, 0, time.UTC) // the next interval is 30 minutes off
+			other, _ := digest.OpenChain(ctx, base, key, "host-old", now, time.Time{}, nil)
+			otherHead, err := other.Write(ctx, digest.Payload{Kind: digest.KindShutdown, Start: digest.FormatTime(now.Add(-time.Hour)), End: digest.FormatTime(now), CreatedAt: digest.FormatTime(now)}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := &lostAnswerStore{Store: base, lost: !lose}
+			c, err := digest.OpenChain(ctx, st, key, "host-new", now, time.Time{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Witness()
+			var outcomes []error
+			w := &digest.Writer{Recorder: digest.NewRecorder(st, nil, nil), Chain: c, Interval: time.Hour,
+				Now: func() time.Time { return now }, OnFlush: func(err error) { outcomes = append(outcomes, err) }}
+			w.StartNewChain(ctx)
+			objs, err := base.List(ctx, digest.InstancePrefix(now, "host-new"))
+			if err != nil || len(objs) != 1 {
+				t.Fatalf("after StartNewChain: %v %v; want the start digest stored", objs, err)
+			}
+			first, err := digest.Decode(readKey(t, base, objs[0].Key), pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.Kind != digest.KindStart || first.Seq != 1 || first.Previous != nil || first.Start != first.End || len(first.Objects) != 0 {
+				t.Fatalf("start digest %+v; want kind start, seq 1, no link, an empty span, no objects", first)
+			}
+			if len(first.Witness) != 1 || first.Witness[0].Key != otherHead {
+				t.Fatalf("start digest witnesses %+v, want %s", first.Witness, otherHead)
+			}
+			if err := w.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(outcomes) != 2 || (outcomes[0] != nil) != lose || outcomes[1] != nil {
+				t.Fatalf("OnFlush got %v; want the start digest's outcome (failed: %v), then the shutdown digest's", outcomes, lose)
+			}
+			objs, _ = base.List(ctx, digest.InstancePrefix(now, "host-new"))
+			if len(objs) != 2 {
+				t.Fatalf("%d digests, want the start and the shutdown digest", len(objs))
+			}
+			var last digest.Payload
+			for _, o := range objs {
+				if p, err := digest.Decode(readKey(t, base, o.Key), pub); err == nil && p.Seq == 2 {
+					last = p
+				}
+			}
+			if last.Kind != digest.KindShutdown || last.Start != first.End || last.Previous == nil || last.Previous.Key != first.Key {
+				t.Fatalf("second digest %+v; want the shutdown digest, from the start digest's end, linked to it", last)
+			}
+		})
+	}
+}

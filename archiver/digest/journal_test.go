@@ -115,6 +115,46 @@ func TestHeadGone(t *testing.T) {
 	}
 }
 
+// TestHeadChangedWhileRunning: a running writer whose previous digest was replaced in the store
+// by other bytes says so in an ERROR log naming the digest and both hashes (the check UseJournal
+// makes at start), and still links to the bytes it wrote.
+func TestHeadChangedWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	st := fileStore(t)
+	key := newKey(t)
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	c, _ := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+	var logs bytes.Buffer
+	w := &digest.Writer{Recorder: digest.NewRecorder(st, nil, nil), Chain: c, Now: func() time.Time { return now }, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	if err := w.Flush(ctx, digest.KindHourly); err != nil {
+		t.Fatal(err)
+	}
+	first := c.Previous()
+	other := []byte(`{"payload":{},"signature":""}` + "\n")
+	if err := os.WriteFile(filepath.Join(storeDir(st), filepath.FromSlash(first.Key)), other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour)
+	if err := w.Flush(ctx, digest.KindShutdown); err != nil {
+		t.Fatal(err)
+	}
+	want := "changed (sha256 " + digest.Sum(other)[:16] + ", written as " + first.SHA256[:16] + ")"
+	if l := logs.String(); !strings.Contains(l, `"level":"ERROR"`) || !strings.Contains(l, first.Key) || !strings.Contains(l, want) {
+		t.Fatalf("no ERROR naming %s as %s:\n%s", first.Key, want, l)
+	}
+	if p := c.Previous(); p == nil || p.Key == first.Key {
+		t.Fatalf("head %+v after the shutdown digest", p)
+	}
+	logs.Reset()
+	os.Remove(filepath.Join(storeDir(st), filepath.FromSlash(c.Previous().Key)))
+	if err := w.Flush(ctx, digest.KindHourly); err != nil {
+		t.Fatal(err)
+	}
+	if l := logs.String(); !strings.Contains(l, `"level":"ERROR"`) || !strings.Contains(l, `"found":"missing"`) {
+		t.Fatalf("no ERROR for the deleted head:\n%s", l)
+	}
+}
+
 // storeDir is the directory of a file store (its String is file://DIR).
 func storeDir(st interface{ String() string }) string {
 	return strings.TrimPrefix(st.String(), "file://")

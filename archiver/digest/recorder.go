@@ -138,22 +138,37 @@ func (c *Chain) UseJournal(ctx context.Context, j *Journal) error {
 	if h.Seq == c.seq && c.prev != nil && c.prev.Key == h.Key && c.prev.SHA256 == h.SHA256 {
 		return nil
 	}
-	found := "missing"
-	if b, err := storage.ReadAll(ctx, c.store, h.Key); err == nil {
-		if Sum(b) == h.SHA256 {
-			// There, but not found by OpenChain (filed under a day it did not look at).
-			c.prev, c.seq = &Link{Key: h.Key, SHA256: h.SHA256}, h.Seq
-			if p, err := Decode(b, c.key.Public().(ed25519.PublicKey)); err == nil {
-				c.last = &p
-			}
-			return nil
-		}
-		found = "changed (sha256 " + Sum(b)[:16] + ", written as " + h.SHA256[:min(16, len(h.SHA256))] + ")"
-	} else if !errors.Is(err, storage.ErrNotExist) {
+	head := Link{Key: h.Key, SHA256: h.SHA256}
+	found, b, err := c.headState(ctx, head)
+	if err != nil {
 		return fmt.Errorf("reading the last digest this instance stored, %s: %w", h.Key, err)
 	}
-	c.prev, c.seq, c.last = &Link{Key: h.Key, SHA256: h.SHA256}, h.Seq, nil
+	c.prev, c.seq = &head, h.Seq
+	if found == "" {
+		// There, but not found by OpenChain (filed under a day it did not look at).
+		if p, err := Decode(b, c.key.Public().(ed25519.PublicKey)); err == nil {
+			c.last = &p
+		}
+		return nil
+	}
+	c.last = nil
 	return fmt.Errorf("%w: %s (#%d, %s) is %s; the next digest links to it, so archiver verify reports the chain broken there (restore it from a backup if you have one)", ErrHeadGone, h.Key, h.Seq, h.Kind, found)
+}
+
+// headState reads the chain head head names and says whether it is in the store with the bytes
+// head links to: "" when it is (b holds them), else "missing" or "changed (sha256 …, written as
+// …)". err is any other read error (the state is then unknown).
+func (c *Chain) headState(ctx context.Context, head Link) (found string, b []byte, err error) {
+	b, err = storage.ReadAll(ctx, c.store, head.Key)
+	switch {
+	case errors.Is(err, storage.ErrNotExist):
+		return "missing", nil, nil
+	case err != nil:
+		return "", nil, err
+	case Sum(b) != head.SHA256:
+		return "changed (sha256 " + Sum(b)[:16] + ", written as " + head.SHA256[:min(16, len(head.SHA256))] + ")", nil, nil
+	}
+	return "", b, nil
 }
 
 // Previous is the link the next digest will carry (nil for a new chain).
@@ -508,6 +523,30 @@ func (w *Writer) Start() {
 		w.start = w.recoverFrom
 	}
 	w.mu.Unlock()
+	w.background()
+}
+
+// StartNewChain is Start for a chain that begins with this process and keeps no journal (store
+// mode starts one at every start): it first writes a KindStart digest with an empty span, which
+// witnesses the other chains' heads at once. Otherwise the chain's first digest, up to an Interval
+// later, would be the first to witness the previous process's chain, and that chain wiped in
+// between would go unnoticed (verify would take the new chain for the archive's beginning). A
+// failed write is logged and reported to OnFlush like an hourly one: a start digest signed but not
+// confirmed stored is stored unchanged before the next digest; one never signed (the other chains
+// could not be listed) is skipped, and the next digest is the chain's first.
+func (w *Writer) StartNewChain(ctx context.Context) {
+	w.mu.Lock()
+	w.start = w.now()
+	err := w.flush(ctx, KindStart, w.start)
+	w.mu.Unlock()
+	w.flushed(err)
+	if err != nil {
+		w.logger().Error("writing the start digest failed; the chain's next digest witnesses the other chains instead", "error", err)
+	}
+	w.background()
+}
+
+func (w *Writer) background() {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop, w.done = cancel, make(chan struct{})
 	go w.run(ctx)
@@ -546,7 +585,11 @@ func (w *Writer) run(ctx context.Context) {
 func (w *Writer) Flush(ctx context.Context, kind string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	end := w.now()
+	return w.flush(ctx, kind, w.now())
+}
+
+// flush writes the digest of kind whose span ends at end; w.mu is held.
+func (w *Writer) flush(ctx context.Context, kind string, end time.Time) error {
 	w.checkHead(ctx)
 	entries := w.Recorder.Take()
 	p := Payload{Kind: kind, Start: FormatTime(w.start), End: FormatTime(end), Objects: entries, CreatedAt: FormatTime(end)}
@@ -567,19 +610,16 @@ func (w *Writer) Flush(ctx context.Context, kind string) error {
 }
 
 // checkHead says in an ERROR log when the digest the chain continues from is gone from the store
-// (deleted while this process ran): the next digest still links to it, so verify reports the
-// chain broken there. One read per digest.
+// or changed (while this process ran): the next digest still links to it, so verify reports the
+// chain broken there. One read per digest; a failed read says nothing (the write that follows
+// reports a store that is down).
 func (w *Writer) checkHead(ctx context.Context) {
 	prev := w.Chain.Previous()
 	if prev == nil {
 		return
 	}
-	b, err := storage.ReadAll(ctx, w.Chain.store, prev.Key)
-	switch {
-	case errors.Is(err, storage.ErrNotExist):
-		w.logger().Error("the last digest of this instance is gone from the store (deleted); the next digest links to it, so archiver verify reports the chain broken there", "digest", prev.Key)
-	case err == nil && Sum(b) != prev.SHA256:
-		w.logger().Error("the last digest of this instance was changed in the store; archiver verify reports the chain broken there", "digest", prev.Key)
+	if found, _, err := w.Chain.headState(ctx, *prev); err == nil && found != "" {
+		w.logger().Error("the last digest of this instance is not in the store as it was written (deleted or replaced); the next digest links to it, so archiver verify reports the chain broken there", "digest", prev.Key, "found", found)
 	}
 }
 

@@ -68,7 +68,9 @@
 //
 // YYYY/MM/DD is the UTC day the digest's span ends (for compaction digests, the compacted day, and
 // <instance> is "compact-YYYY-MM-DD"). kind is "hourly" (every hour, also when nothing was
-// stored), "shutdown" (the last of a process) or "compaction". A digest file is
+// stored), "start" (the first of a store-mode process's new chain: an empty span, start = end, no
+// objects, written at start to witness the other chains), "shutdown" (the last of a process) or
+// "compaction". A digest file is
 //
 //	{"payload":{"version":2,"archive":"s3://bucket/prefix/","key":"<this digest's own key>",
 //	  "kind":"hourly","instance":"host-a","seq":42,
@@ -171,6 +173,124 @@ func IsObjectKey(key string) (ok, gzip bool) {
 		return true, false
 	}
 	return false, false
+}
+
+// ObjectName is what an instance's object key says: ParseObjectKey's and ParseRejectedKey's result.
+type ObjectName struct {
+	Day      string // "2026-11-26"
+	Instance string // the key's instance: in --ack store the per-process name (ProcessInstance)
+	Seq      uint64
+	Part     int  // 0 for a rejected sample
+	Gzip     bool // ".jsonl.gz"
+	Conflict bool // a ConflictKey name ("-c<12 hex>" before the extension)
+}
+
+// ParseObjectKey is the inverse of ObjectKey (also for a ConflictKey of one): the instance comes
+// from the right, so instance names that end in "-<digits>" or are another's prefix ("ra" and
+// "ra-1") are told apart exactly. ok is false for anything else (compacted objects included).
+func ParseObjectKey(key string) (n ObjectName, ok bool) {
+	name, ok := n.cutDay(key, "")
+	if !ok {
+		return ObjectName{}, false
+	}
+	switch {
+	case strings.HasSuffix(name, objectExtGzip):
+		name, n.Gzip = strings.TrimSuffix(name, objectExtGzip), true
+	case strings.HasSuffix(name, objectExt):
+		name = strings.TrimSuffix(name, objectExt)
+	default:
+		return ObjectName{}, false
+	}
+	name = n.cutConflict(name)
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 || len(name)-i-1 < 3 || !allDigits(name[i+1:]) {
+		return ObjectName{}, false
+	}
+	part, err := strconv.Atoi(name[i+1:])
+	if err != nil {
+		return ObjectName{}, false
+	}
+	n.Part = part
+	if !n.cutSeq(name[:i]) {
+		return ObjectName{}, false
+	}
+	return n, true
+}
+
+// ParseRejectedKey is the inverse of RejectedKey (also for a ConflictKey of one).
+func ParseRejectedKey(key string) (n ObjectName, ok bool) {
+	name, ok := n.cutDay(key, "_rejected/")
+	if !ok || !strings.HasSuffix(name, ".json") {
+		return ObjectName{}, false
+	}
+	if !n.cutSeq(n.cutConflict(strings.TrimSuffix(name, ".json"))) {
+		return ObjectName{}, false
+	}
+	return n, true
+}
+
+// cutDay checks "<prefix>dt=<day>/" and returns the name after it (without further slashes).
+func (n *ObjectName) cutDay(key, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, prefix+"dt=")
+	if !ok {
+		return "", false
+	}
+	day, name, ok := strings.Cut(rest, "/")
+	if !ok || strings.ContainsRune(name, '/') {
+		return "", false
+	}
+	if _, err := time.Parse(DayLayout, day); err != nil || len(day) != len(DayLayout) {
+		return "", false
+	}
+	n.Day = day
+	return name, true
+}
+
+// cutConflict removes a ConflictKey tag from the end of name.
+func (n *ObjectName) cutConflict(name string) string {
+	const tagLen = len("-c") + 12
+	if len(name) > tagLen && name[len(name)-tagLen:len(name)-12] == "-c" && isLowerHex(name[len(name)-12:]) {
+		n.Conflict = true
+		return name[:len(name)-tagLen]
+	}
+	return name
+}
+
+// cutSeq parses "<instance>-<seq %020d>" into n.
+func (n *ObjectName) cutSeq(s string) bool {
+	const seqLen = 20
+	if len(s) < seqLen+2 || s[len(s)-seqLen-1] != '-' || !allDigits(s[len(s)-seqLen:]) {
+		return false
+	}
+	seq, err := strconv.ParseUint(s[len(s)-seqLen:], 10, 64)
+	if err != nil {
+		return false
+	}
+	// Not ValidateInstance: its length limit is on --instance, and --ack store appends to it.
+	inst := s[:len(s)-seqLen-1]
+	if inst == "" || strings.IndexFunc(inst, func(c rune) bool { return !instanceChar(c) }) >= 0 {
+		return false
+	}
+	n.Instance, n.Seq = inst, seq
+	return true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Instance names. An instance name goes into object keys (and the archive field "instance"); it

@@ -507,3 +507,87 @@ func TestRequestContentType(t *testing.T) {
 		}
 	}
 }
+
+// ParseObjectKey and ParseRejectedKey invert ObjectKey, RejectedKey and ConflictKey exactly,
+// reading the instance from the right: instance names that are another's prefix, end in digits or
+// look like a key themselves come back whole; anything else is refused.
+func TestParseObjectKey(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 100) + "-0badf00d" // --ack store's suffix on a 100-character --instance
+	for _, tc := range []struct {
+		instance string
+		seq      uint64
+		part     int
+	}{
+		{"ra", 1, 0},
+		{"ra-1", 1, 0},
+		{"ra-1-00000000000000000001", 7, 2}, // an instance that looks like a key's tail
+		{"ra-0badf00d", 1<<64 - 1, 999},     // store-mode suffix starting with a digit
+		{"a", 0, 1000},                      // more parts than %03d holds
+		{"-", 3, 4},
+		{"x-cdeadbeefcafe", 5, 6}, // ends like a conflict tag
+		{"compacted-0123456789abcdef", 8, 9},
+		{long, 10, 11},
+	} {
+		for _, gz := range []bool{true, false} {
+			key := layout.ObjectKey("2026-11-26", tc.instance, tc.seq, tc.part, gz)
+			want := layout.ObjectName{Day: "2026-11-26", Instance: tc.instance, Seq: tc.seq, Part: tc.part, Gzip: gz}
+			if n, ok := layout.ParseObjectKey(key); !ok || n != want {
+				t.Errorf("ParseObjectKey(%q) = %+v, %v; want %+v", key, n, ok, want)
+			}
+			ck := layout.ConflictKey(key, []byte("other bytes"))
+			want.Conflict = true
+			if n, ok := layout.ParseObjectKey(ck); !ok || n != want {
+				t.Errorf("ParseObjectKey(%q) = %+v, %v; want %+v", ck, n, ok, want)
+			}
+		}
+		key := layout.RejectedKey("2026-11-26", tc.instance, tc.seq)
+		want := layout.ObjectName{Day: "2026-11-26", Instance: tc.instance, Seq: tc.seq}
+		if n, ok := layout.ParseRejectedKey(key); !ok || n != want {
+			t.Errorf("ParseRejectedKey(%q) = %+v, %v; want %+v", key, n, ok, want)
+		}
+		if _, ok := layout.ParseObjectKey(key); ok {
+			t.Errorf("ParseObjectKey(%q) accepted a rejected sample", key)
+		}
+	}
+	for _, key := range []string{
+		"",
+		"dt=2026-11-26/",
+		"dt=2026-11-26/.jsonl.gz",
+		"dt=2026-11-26/-00000000000000000001-000.jsonl.gz", // no instance
+		"dt=2026-11-26/i-0000000000000000001-000.jsonl.gz", // 19-digit seq
+		"dt=2026-11-26/i-000000000000000000001-000.jsonl",  // 21-digit seq
+		"dt=2026-11-26/i-99999999999999999999-000.jsonl",   // seq beyond uint64
+		"dt=2026-11-26/i-00000000000000000001-00.jsonl",    // 2-digit part
+		"dt=2026-11-26/i-00000000000000000001-0x0.jsonl",   // part not digits
+		"dt=2026-11-26/i-00000000000000000001-+00.jsonl",   // signed part
+		"dt=2026-11-26/i-00000000000000000001-000.jsonl.gz.tmp",
+		"dt=2026-11-26/i-00000000000000000001-000.json",
+		"dt=2026-11-26/i j-00000000000000000001-000.jsonl",   // space in the instance
+		"dt=2026-11-26/i\x00-00000000000000000001-000.jsonl", // NUL
+		"dt=2026-11-26/é-00000000000000000001-000.jsonl",
+		"dt=2026-11-26/a/b-00000000000000000001-000.jsonl", // a deeper key
+		"dt=2026-13-26/i-00000000000000000001-000.jsonl",   // no such day
+		"dt=2026-11-6/i-00000000000000000001-000.jsonl",
+		"x/dt=2026-11-26/i-00000000000000000001-000.jsonl",
+		"_rejected/dt=2026-11-26/i-00000000000000000001-000.jsonl",
+		"dt=2026-11-26/i-00000000000000000001-000-cABCDEF012345.jsonl.gz", // not ConflictKey's tag
+		"dt=2026-11-26/i-00000000000000000001-000-c0123.jsonl.gz",
+		layout.CompactedKey("2026-11-26", "0123456789abcdef", 1, 2, true),
+	} {
+		if n, ok := layout.ParseObjectKey(key); ok {
+			t.Errorf("ParseObjectKey(%q) = %+v; want refused", key, n)
+		}
+	}
+	for _, key := range []string{
+		"_rejected/dt=2026-11-26/i-00000000000000000001.jsonl",
+		"_rejected/dt=2026-11-26/i-0000000000000000001.json",
+		"_rejected/dt=2026-11-26/-00000000000000000001.json",
+		"dt=2026-11-26/i-00000000000000000001.json",
+		"_rejected/dt=2026-11-26/i-00000000000000000001-cABCDEF012345.json",
+	} {
+		if n, ok := layout.ParseRejectedKey(key); ok {
+			t.Errorf("ParseRejectedKey(%q) = %+v; want refused", key, n)
+		}
+	}
+}

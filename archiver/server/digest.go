@@ -143,8 +143,14 @@ func (s *Server) startDigests(ctx context.Context, chain string) error {
 	if err := d.writer.Recover(cctx); err != nil {
 		return fmt.Errorf("--digest-key: %w", err)
 	}
-	d.writer.Start()
-	s.log.Info("writing signed digests", "chain", chain, "key_id", digest.KeyID(d.key.Public().(ed25519.PublicKey)), "continues", c.Previous() != nil)
+	continues := c.Previous() != nil
+	if d.journal == nil && !continues {
+		// Store mode: a new chain at every start, the only witness of the previous process's.
+		d.writer.StartNewChain(cctx)
+	} else {
+		d.writer.Start()
+	}
+	s.log.Info("writing signed digests", "chain", chain, "key_id", digest.KeyID(d.key.Public().(ed25519.PublicKey)), "continues", continues)
 	return nil
 }
 

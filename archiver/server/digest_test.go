@@ -171,3 +171,74 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestStartDigestWitnessesPreviousProcess: a store-mode process starts a new chain and at once
+// writes a start digest (empty span) witnessing the other chains, so the previous process's chain,
+// wiped with its objects after the restart, is reported chain_broken, both while the new process
+// runs and after it stopped, instead of the new chain passing for the archive's beginning.
+func TestStartDigestWitnessesPreviousProcess(t *testing.T) {
+	e := newEnv(t, nil)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	kf := filepath.Join(t.TempDir(), "k.pem")
+	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	pub := key.Public().(ed25519.PublicKey)
+	ctx := context.Background()
+	c := e.config(t)
+	c.Ack, c.FlushInterval, c.Instance = server.AckStore, 20*time.Millisecond, "ws"
+	c.Digest.Key = kf // hourly: only the start and shutdown digests are written here
+
+	s := start(t, c)
+	archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "wiped", "PUBLISH", 1_700_000_001))
+	stop(t, s)
+	previous := archivetest.Keys(t, e.store, "")
+	var head string
+	var headSeq uint64
+	kinds := map[string]int{}
+	for _, k := range previous {
+		if !strings.HasPrefix(k, digest.Prefix) {
+			continue
+		}
+		b, err := storage.ReadAll(ctx, e.store, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := digest.Decode(b, pub)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		kinds[p.Kind]++
+		if p.Seq > headSeq {
+			head, headSeq = k, p.Seq
+		}
+		if p.Kind == digest.KindStart && (p.Start != p.End || len(p.Objects) != 0 || p.Seq != 1) {
+			t.Errorf("start digest %s: span %s..%s, %d objects, seq %d; want an empty span, no objects, seq 1", k, p.Start, p.End, len(p.Objects), p.Seq)
+		}
+	}
+	if kinds[digest.KindStart] != 1 || kinds[digest.KindShutdown] != 1 {
+		t.Fatalf("the first process wrote digests %v; want one start and one shutdown digest", kinds)
+	}
+
+	s = start(t, c) // a new chain: its start digest is stored before start returns
+	for _, k := range previous {
+		if err := e.store.(storage.Deleter).Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		ps, _, err := verify.Verify(ctx, e.store, verify.Options{From: layout.Day(time.Now(), nil), PublicKey: pub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.Kind == verify.ChainBroken && p.Key == head {
+				return
+			}
+		}
+		t.Fatalf("%s: no chain_broken naming the wiped chain's head %s: %+v", when, head, ps)
+	}
+	check("while the new process runs")
+	stop(t, s)
+	check("after the new process stopped")
+}

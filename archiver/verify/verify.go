@@ -363,23 +363,25 @@ func (o *verifier) running() func(storage.ObjectInfo) *loaded {
 		}
 	}
 	for inst, h := range heads {
-		if h.p.Kind != digest.KindHourly || now.Sub(h.end) > time.Hour+10*time.Minute {
+		if !runningKind(h.p.Kind) || now.Sub(h.end) > time.Hour+10*time.Minute {
 			delete(heads, inst)
 		}
 	}
 	return func(ob storage.ObjectInfo) *loaded {
-		name := ob.Key
-		if i := strings.LastIndexByte(name, '/'); i >= 0 {
-			name = name[i+1:]
+		// The key's own instance, exactly: by prefix, instance "ra" would claim "ra-1"'s objects.
+		n, ok := layout.ParseObjectKey(ob.Key)
+		if !ok {
+			n, ok = layout.ParseRejectedKey(ob.Key)
 		}
-		for inst, h := range heads {
-			if rest, ok := strings.CutPrefix(name, inst+"-"); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
-				return h
-			}
+		if !ok {
+			return nil
 		}
-		return nil
+		return heads[n.Instance]
 	}
 }
+
+// runningKind: a chain whose last digest is of this kind has a next digest due within the hour.
+func runningKind(kind string) bool { return kind == digest.KindHourly || kind == digest.KindStart }
 
 // removedSum is the hash the compaction digest dk names for the removed original key.
 func (o *verifier) removedSum(dk, key string) string {
@@ -560,7 +562,7 @@ func (o *verifier) checkChains(ctx context.Context, winEnd time.Time) []Instance
 			if now.Before(limit) {
 				limit = now
 			}
-			if l.p.Kind == digest.KindHourly && limit.Sub(l.end) > time.Hour+10*time.Minute {
+			if runningKind(l.p.Kind) && limit.Sub(l.end) > time.Hour+10*time.Minute {
 				o.add(Problem{Kind: Gap, Key: l.key, Detail: fmt.Sprintf("%s: no digest after %s although the instance did not shut down cleanly (digests deleted, or the instance crashed)", inst, l.p.End)})
 			}
 			if l.p.Kind != digest.KindCompaction {
@@ -618,7 +620,9 @@ func (o *verifier) checkCoverage(days []string) (began string) {
 		if d.misplaced || !d.sigOK || d.p.Kind == digest.KindCompaction || d.end.IsZero() {
 			continue
 		}
-		spans = append(spans, span{d.start, d.end})
+		if d.start.Before(d.end) { // a start digest's empty span vouches for no hour
+			spans = append(spans, span{d.start, d.end})
+		}
 		if !d.before && (genesis == nil || d.start.Before(genesis.start) || d.start.Equal(genesis.start) && d.key < genesis.key) {
 			genesis = d
 		}

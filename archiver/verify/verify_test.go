@@ -325,6 +325,72 @@ func TestVerifyPending(t *testing.T) {
 	}
 }
 
+// TestVerifyPendingExactInstance: an object counts as pending only for its own instance's running
+// chain. Another instance whose name merely starts with the running one's ("host-a-1", like a
+// store-mode suffix starting with a digit) has no running chain: its object is unlisted. The
+// running instance's own rejected sample is pending like its objects.
+func TestVerifyPendingExactInstance(t *testing.T) {
+	w := newWorld(t)
+	w.digest(digest.KindHourly, day0, day0.Add(time.Hour))
+	stored := day0.Add(time.Hour + time.Minute)
+	body, _ := layout.EncodeObject(layout.AppendRecord(nil, []byte(`{"n":1}`), layout.Archive{ReceivedAt: stored, Instance: "host-a-1"}), true)
+	planted := layout.ObjectKey("2026-11-20", "host-a-1", 1, 0, true)
+	sample := layout.RejectedKey("2026-11-20", "host-a", 1)
+	for key, b := range map[string][]byte{planted: body, sample: []byte(`{}`)} {
+		p := filepath.Join(w.dir, filepath.FromSlash(key))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, stored, stored); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := day0.Add(time.Hour + 30*time.Minute)
+	ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || ps[0].Kind != verify.Unlisted || ps[0].Key != planted || sum.Pending != 1 {
+		t.Fatalf("want only %s unlisted and the sample pending; got %+v %+v", planted, ps, sum)
+	}
+}
+
+// TestVerifyStartDigest: a chain's start digest (store mode, empty span) makes the chain running
+// like an hourly digest: objects stored after it are pending, and without a next digest within the
+// hour verify reports the gap. Its empty span vouches for no hour.
+func TestVerifyStartDigest(t *testing.T) {
+	w := newWorld(t)
+	at := day0.Add(30 * time.Minute)
+	w.digest(digest.KindStart, at, at)
+	obj := w.object(at.Add(time.Minute))
+	stored := at.Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(w.dir, filepath.FromSlash(obj)), stored, stored); err != nil {
+		t.Fatal(err)
+	}
+	check := func(now time.Time) ([]verify.Problem, verify.Summary) {
+		ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps, sum
+	}
+	if ps, sum := check(at.Add(20 * time.Minute)); len(ps) != 0 || sum.Pending != 1 {
+		t.Fatalf("while running: %+v %+v", ps, sum)
+	}
+	ps, sum := check(day0.Add(3 * time.Hour))
+	if kinds(ps) != "gap,uncovered,unlisted" || sum.Pending != 0 {
+		t.Fatalf("after a crash: %+v %+v", ps, sum)
+	}
+	for _, p := range ps {
+		if p.Kind == verify.Uncovered && !strings.Contains(p.Detail, "00:00 .. 02:00") {
+			t.Errorf("the empty span covered an hour: %+v", p)
+		}
+	}
+}
+
 // TestCheckPerDay: Check's per-day results (what archiver report reads): the range's days, then the
 // neighbour days read with Margin, each with its own objects and problems.
 func TestCheckPerDay(t *testing.T) {
