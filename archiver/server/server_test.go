@@ -22,6 +22,7 @@ import (
 	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/readback"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
+	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
@@ -693,6 +694,7 @@ func TestFlags(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--ack", "memory"}, {"--flush-bytes", "8XB"}, {"--partition-tz", "Mars/Olympus"}, {"--tls-cert", "x"},
 		{"--instance", "a/b"}, {"--max-body", "0"}, {"--log-level", "loud"}, {"extra"},
+		{"--commit-window", "-1ms"}, {"--commit-window", "2s"},
 	} {
 		if _, err := server.ParseFlags(append(bad, "--allow-unsigned"), io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
@@ -701,6 +703,12 @@ func TestFlags(t *testing.T) {
 	// --max-body above what a spool record holds is refused, naming the largest allowed value.
 	if _, err := server.ParseFlags([]string{"--max-body", "17MiB", "--allow-unsigned"}, io.Discard); err == nil || !strings.Contains(err.Error(), "16MiB") {
 		t.Errorf("--max-body 17MiB: %v; want a refusal naming 16MiB", err)
+	}
+	if c, err := server.ParseFlags([]string{"--commit-window", "0", "--allow-unsigned"}, io.Discard); err != nil || c.CommitWindow != 0 {
+		t.Errorf("--commit-window 0 (off): %s %v", c.CommitWindow, err)
+	}
+	if c, err := server.ParseFlags([]string{"--allow-unsigned"}, io.Discard); err != nil || c.CommitWindow != spool.DefaultCommitWindow {
+		t.Errorf("default --commit-window: %s %v", c.CommitWindow, err)
 	}
 	if c, err := server.ParseFlags([]string{"--store-max-pending", "32MiB", "--allow-unsigned"}, io.Discard); err != nil || c.StoreMaxPending != 32<<20 {
 		t.Errorf("--store-max-pending 32MiB: %d %v", c.StoreMaxPending, err)

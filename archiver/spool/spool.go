@@ -39,6 +39,8 @@ const (
 	DefaultMaxBytes      = 1 << 30
 	DefaultLinger        = time.Millisecond
 	DefaultLingerGap     = 300 * time.Microsecond
+	DefaultCommitWindow  = 3 * time.Millisecond
+	DefaultCommitTarget  = 24
 )
 
 const (
@@ -85,6 +87,12 @@ type Options struct {
 	// Linger bounds that wait in all (0 => DefaultLinger; < 0 => never wait), LingerGap the wait
 	// for each next entry (0 => DefaultLingerGap).
 	Linger, LingerGap time.Duration
+	// CommitWindow and CommitTarget bound a commit's extension (see gather): once the requests in
+	// flight are in the batch, it keeps gathering up to CommitTarget entries while they keep
+	// coming within LingerGap, and no longer than CommitWindow after it began (0 => the
+	// defaults; CommitWindow < 0 => never extend).
+	CommitWindow time.Duration
+	CommitTarget int
 	// MaxRecovered bounds the event IDs kept from recovered segments for TakeRecovered (the
 	// newest are kept; <= 0: all). The dedup memory keeps no more than its cap of them anyway.
 	MaxRecovered int
@@ -142,7 +150,9 @@ type Spool struct {
 
 	w *writer
 
-	linger *time.Timer // gather's, stopped when unused
+	linger     *time.Timer // gather's, stopped when unused
+	extendSkip int         // commits left before gather tries to extend one again
+	extendTry  int         // extensions tried (tests)
 
 	readMu sync.Mutex // guards readBr and frame
 	readBr *bufio.Reader
@@ -186,6 +196,12 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 	}
 	if o.LingerGap <= 0 {
 		o.LingerGap = DefaultLingerGap
+	}
+	if o.CommitWindow == 0 {
+		o.CommitWindow = DefaultCommitWindow
+	}
+	if o.CommitTarget <= 0 {
+		o.CommitTarget = DefaultCommitTarget
 	}
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating spool directory: %w", err)
