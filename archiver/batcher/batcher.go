@@ -48,6 +48,13 @@ type Options struct {
 	Timeout time.Duration
 	Metrics *metrics.Archiver
 	Logger  *slog.Logger
+	// Load is intake's count of requests in flight. With it, a Put starts no sooner than
+	// CommitWindow after the previous one while other requests are in flight or, once every
+	// request in flight is in the batch, while new ones keep joining (up to CommitTarget events):
+	// larger objects, fewer Puts per event. A lone sender never waits. CommitWindow <= 0: off.
+	Load         *sink.Load
+	CommitWindow time.Duration
+	CommitTarget int
 }
 
 type batch struct {
@@ -81,7 +88,18 @@ type Batcher struct {
 	closed       bool
 	timer        *time.Timer
 	wg           sync.WaitGroup
+
+	lastStart  time.Time   // when the last Put started
+	window     *time.Timer // starts the held batch at the end of its window (onWindow)
+	held       bool        // window is armed
+	extending  bool        // the held batch holds every request in flight and waits for new ones
+	heldFrom   int         // its events when it began extending
+	extendSkip int         // batches left to start without extending, after an extension gained nothing
 }
+
+// extendBackoff is how many batches start without extending after an extension gained nothing
+// (closed-loop senders: every request in flight is already in the batch, nobody else comes).
+const extendBackoff = 32
 
 // Compile-time check: the batcher is a durability backend.
 var _ backend.Backend = (*Batcher)(nil)
@@ -108,6 +126,11 @@ func New(o Options) *Batcher {
 	b.w = &backend.Writer{Store: o.Store, Metrics: o.Metrics, Log: b.log, Backoff: retry, State: &b.state}
 	b.timer = time.AfterFunc(time.Hour, b.onTimer)
 	b.timer.Stop()
+	b.window = time.AfterFunc(time.Hour, b.onWindow)
+	b.window.Stop()
+	if b.o.CommitTarget <= 0 {
+		b.o.CommitTarget = spool.DefaultCommitTarget
+	}
 	return b
 }
 
@@ -139,10 +162,68 @@ func (b *Batcher) Submit(e *sink.Entry) error {
 	bt.lines = append(bt.lines, e.Line...)
 	bt.entries = append(bt.entries, e)
 	b.pendingBytes += int64(len(e.Line))
-	if b.inFlight < maxInFlight || int64(len(bt.lines)) >= b.o.FlushBytes {
+	switch {
+	case int64(len(bt.lines)) >= b.o.FlushBytes:
+		b.startLocked(bt)
+	case b.inFlight < maxInFlight && !b.holdLocked(bt):
 		b.startLocked(bt)
 	}
 	return nil
+}
+
+// holdLocked reports whether bt, which could start now, should wait for more events first, and
+// arms the window that starts it if so. See Options.Load.
+func (b *Batcher) holdLocked(bt *batch) bool {
+	if b.o.Load == nil || b.o.CommitWindow <= 0 || b.closed || len(bt.entries) >= b.o.CommitTarget {
+		return false
+	}
+	until := b.lastStart.Add(b.o.CommitWindow)
+	wait := time.Until(until)
+	if wait <= 0 {
+		return false
+	}
+	if b.o.Load.Active() <= b.pendingEventsLocked() { // every request in flight is in a batch
+		if len(bt.entries) < 2 {
+			return false // a lone sender
+		}
+		if !b.extending {
+			if b.extendSkip > 0 {
+				b.extendSkip--
+				return false
+			}
+			b.extending, b.heldFrom = true, len(bt.entries)
+		}
+	}
+	if !b.held {
+		b.held = true
+		b.window.Reset(wait)
+	}
+	return true
+}
+
+func (b *Batcher) pendingEventsLocked() int {
+	n := 0
+	for _, x := range b.pending {
+		n += len(x.entries)
+	}
+	return n
+}
+
+// onWindow starts the held batches once their window ends.
+func (b *Batcher) onWindow() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.held {
+		return
+	}
+	b.held = false
+	if b.extending && len(b.pending) > 0 && len(b.pending[0].entries) == b.heldFrom {
+		b.extendSkip = extendBackoff
+	}
+	b.extending = false
+	for len(b.pending) > 0 && b.inFlight < maxInFlight {
+		b.startLocked(b.pending[0])
+	}
 }
 
 // startLocked removes bt from pending and puts it in the background.
@@ -156,6 +237,11 @@ func (b *Batcher) startLocked(bt *batch) {
 	if len(b.pending) == 0 {
 		b.timer.Stop()
 	}
+	if b.held {
+		b.held, b.extending = false, false
+		b.window.Stop()
+	}
+	b.lastStart = time.Now()
 	b.seq++
 	bt.seq = b.seq
 	b.inFlight++
@@ -183,7 +269,7 @@ func (b *Batcher) put(bt *batch) {
 	b.inFlight--
 	b.pendingBytes -= int64(len(bt.lines))
 	// Group commit: whatever gathered while this Put ran goes next.
-	for len(b.pending) > 0 && b.inFlight < maxInFlight {
+	for len(b.pending) > 0 && b.inFlight < maxInFlight && !b.holdLocked(b.pending[0]) {
 		b.startLocked(b.pending[0])
 	}
 	b.mu.Unlock()

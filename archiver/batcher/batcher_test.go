@@ -103,3 +103,104 @@ func TestBatcherMemoryBudget(t *testing.T) {
 	}
 	b.Close(context.Background())
 }
+
+// With other requests in flight, a Put waits up to CommitWindow after the previous one started
+// for them and for new arrivals, up to CommitTarget events: open-loop arrivals every 2ms share
+// objects instead of taking one Put each. A lone sender (one request in flight) is put at once,
+// and closed-loop senders stop being held after one window gains nothing.
+func TestBatcherCommitWindow(t *testing.T) {
+	t.Parallel()
+	t.Run("open loop", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			window   time.Duration
+			maxPuts  int
+			minPuts  int
+			describe string
+		}{
+			{time.Second, 3, 1, "held: 12 events in at most 3 objects (target 8)"},
+			{0, 12, 7, "off: about one Put per event"},
+		} {
+			st := archivetest.NewMemStore()
+			load := &sink.Load{}
+			b := New(Options{Store: st, Instance: "i", FlushInterval: time.Hour, Metrics: metrics.NewArchiver(nil),
+				Load: load, CommitWindow: tc.window, CommitTarget: 8})
+			var es []*sink.Entry
+			for i := range 12 {
+				load.Enter() // open loop: nobody has been answered yet
+				e := entry(i, "2026-11-26")
+				if err := b.Submit(e); err != nil {
+					t.Fatal(err)
+				}
+				es = append(es, e)
+				time.Sleep(2 * time.Millisecond)
+			}
+			if err := b.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				if err := <-e.Done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := st.Puts(); n > tc.maxPuts || n < tc.minPuts {
+				t.Errorf("window %s: %d Puts for 12 events; want %s", tc.window, n, tc.describe)
+			}
+		}
+	})
+	t.Run("lone sender", func(t *testing.T) {
+		t.Parallel()
+		st := archivetest.NewMemStore()
+		load := &sink.Load{}
+		b := New(Options{Store: st, Instance: "i", FlushInterval: time.Hour, Metrics: metrics.NewArchiver(nil),
+			Load: load, CommitWindow: time.Hour})
+		for i := range 5 {
+			load.Enter()
+			e := entry(i, "2026-11-26")
+			if err := b.Submit(e); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-e.Done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("event %d of a lone sender was held (window 1h)", i)
+			}
+			load.Exit()
+		}
+	})
+	t.Run("closed loop", func(t *testing.T) {
+		t.Parallel()
+		st := archivetest.NewMemStore()
+		load := &sink.Load{}
+		const window = 200 * time.Millisecond
+		b := New(Options{Store: st, Instance: "i", FlushInterval: time.Hour, Metrics: metrics.NewArchiver(nil),
+			Load: load, CommitWindow: window})
+		began := time.Now()
+		const rounds = 10
+		for r := range rounds { // two senders, each sending again only once answered
+			load.Enter()
+			load.Enter()
+			a, c := entry(2*r, "2026-11-26"), entry(2*r+1, "2026-11-26")
+			if err := b.Submit(a); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Submit(c); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range []*sink.Entry{a, c} {
+				if err := <-e.Done; err != nil {
+					t.Fatal(err)
+				}
+				load.Exit()
+			}
+		}
+		// One window to learn that holding gains nothing (the first batch of each round starts
+		// at once when the store is idle for longer than the window, so at most two are held).
+		if took := time.Since(began); took > 3*window {
+			t.Errorf("%d closed-loop rounds took %s; want at most a couple of %s windows", rounds, took, window)
+		}
+	})
+}

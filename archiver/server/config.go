@@ -39,7 +39,7 @@ type Config struct {
 	Ack             string
 	FlushInterval   time.Duration
 	FlushBytes      int64
-	CommitWindow    time.Duration // spool: a group commit's extension under concurrent load; 0: none
+	CommitWindow    time.Duration // a group commit's extension under concurrent load; 0: none
 	Keys            string
 	AllowUnsigned   bool
 	MaxConnections  int
@@ -126,7 +126,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Spool, "spool", c.Spool, "spool directory for --ack spool (write-ahead log, dedup journal, instance id)")
 	fs.StringVar(&c.Ack, "ack", c.Ack, "when to answer 200: spool (event fsynced to the local spool) or store (event's object stored; no local state)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "spool: seal and upload a segment at least this often; store: longest wait before an event's Put starts")
-	fs.DurationVar(&c.CommitWindow, "commit-window", c.CommitWindow, "spool: with concurrent callbacks, how long one group commit may keep gathering new ones (up to 24) before its fdatasync: fewer fdatasyncs per callback (less CPU) for up to this much more latency; a lone sender never waits; 0 commits as soon as the callbacks in flight are in")
+	fs.DurationVar(&c.CommitWindow, "commit-window", c.CommitWindow, "with concurrent callbacks, how long a group commit (spool: fdatasync; store: the Put of an object) may keep gathering new ones, up to 24, after the previous began: fewer fdatasyncs or objects per callback, less CPU, for up to this much more latency; a lone sender never waits; 0: commit as soon as the callbacks in flight are in")
 	sizeVar(fs, &c.FlushBytes, "flush-bytes", "seal a spool segment (or put a store batch) once it holds this much, e.g. 8MiB")
 	fs.StringVar(&c.Keys, "keys", "", "JSON file {\"push.domain\": \"auth_sign_key\"} or {\"push.domain\": [\"new_key\", \"old_key\"]}, mode 0600; callbacks for these domains must be signed with one of their keys, other domains are refused unless --allow-unsigned (re-read on SIGHUP)")
 	registerTrustFlags(fs, &c)

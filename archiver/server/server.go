@@ -186,6 +186,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Store: store, Instance: keyInstance, Gzip: cfg.Gzip,
 			FlushInterval: cfg.FlushInterval, FlushBytes: cfg.FlushBytes, MaxPending: cfg.StoreMaxPending,
 			Timeout: cfg.StoreTimeout, Metrics: s.metrics, Logger: log,
+			Load: load, CommitWindow: cfg.CommitWindow,
 		})
 		s.loadDedupFromStore(ctx)
 	}
