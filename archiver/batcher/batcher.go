@@ -70,7 +70,8 @@ type batch struct {
 // once (latency: one Put). While maxInFlight Puts run, events gather into the next object, which
 // is put as soon as one finishes (latency: up to two Puts) or, if Puts are slower than
 // FlushInterval, after FlushInterval. So --flush-interval only caps the wait behind a slow store;
-// with a healthy store latency is one to two Put round trips, whatever the interval.
+// with a healthy store latency is one to two Put round trips, whatever the interval, plus up to
+// CommitWindow under concurrent load (Options.Load), which spaces Puts so that each carries more.
 type Batcher struct {
 	o     Options
 	log   *slog.Logger
