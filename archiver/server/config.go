@@ -126,7 +126,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Spool, "spool", c.Spool, "spool directory for --ack spool (write-ahead log, dedup journal, instance id)")
 	fs.StringVar(&c.Ack, "ack", c.Ack, "when to answer 200: spool (event fsynced to the local spool) or store (event's object stored; no local state)")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", c.FlushInterval, "spool: seal and upload a segment at least this often; store: longest wait before an event's Put starts")
-	fs.DurationVar(&c.CommitWindow, "commit-window", c.CommitWindow, "with concurrent callbacks, how long a group commit (spool: fdatasync; store: the Put of an object) may keep gathering new ones, up to 24, after the previous began: fewer fdatasyncs or objects per callback, less CPU, for up to this much more latency; a lone sender never waits; 0: commit as soon as the callbacks in flight are in")
+	fs.DurationVar(&c.CommitWindow, "commit-window", c.CommitWindow, "with concurrent callbacks, how long a group commit (spool: one fdatasync; store: one object's Put) may wait for more of them, up to 24 in all: fewer fdatasyncs or objects per callback and less CPU, for up to this much more latency; a lone sender never waits; 0: commit as soon as the callbacks in flight are in")
 	sizeVar(fs, &c.FlushBytes, "flush-bytes", "seal a spool segment (or put a store batch) once it holds this much, e.g. 8MiB")
 	fs.StringVar(&c.Keys, "keys", "", "JSON file {\"push.domain\": \"auth_sign_key\"} or {\"push.domain\": [\"new_key\", \"old_key\"]}, mode 0600; callbacks for these domains must be signed with one of their keys, other domains are refused unless --allow-unsigned (re-read on SIGHUP)")
 	registerTrustFlags(fs, &c)
