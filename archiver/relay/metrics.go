@@ -44,26 +44,14 @@ func (c queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDesc; 
 func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
 	r := c.r
 	segs := r.o.Spool.Segments()
-	queued := func(p *position) float64 {
-		n := int64(0)
-		for _, v := range segs {
-			switch {
-			case v.Seq > p.seq.Load():
-				n += int64(v.Records)
-			case v.Seq == p.seq.Load():
-				n += max(0, int64(v.Records)-p.idx.Load())
-			}
-		}
-		return float64(n)
-	}
 	now := r.o.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, w := range r.workers {
-		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, queued(w.pos), name)
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(queued(segs, w.pos.seq.Load(), w.pos.idx.Load())), name)
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, w.lag(now).Seconds(), name)
 	}
 	for name, p := range r.parked {
-		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, queued(p), name)
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(queued(segs, p.seq.Load(), p.idx.Load())), name)
 	}
 }

@@ -376,6 +376,86 @@ func (r *Relay) Lagging() []string {
 	return out
 }
 
+// Queue is what one destination has not passed of the spool.
+type Queue struct {
+	Name   string
+	Events int64
+	// From and To are the partition days of its oldest and newest queued events ("" when their
+	// segment cannot be read): the range archiver replay would send them from.
+	From, To string
+}
+
+// Queues lists the destinations, removed ones included, with events in the spool they have not
+// passed, by name. For after Close: a running destination owns its position.
+func (r *Relay) Queues() []Queue {
+	segs := r.o.Spool.Segments()
+	type at struct {
+		seq      uint64
+		off, idx int64
+	}
+	pos := map[string]at{}
+	r.mu.Lock()
+	for name, w := range r.workers {
+		pos[name] = at{w.pos.seq.Load(), w.pos.off, w.pos.idx.Load()}
+	}
+	for name, p := range r.parked {
+		pos[name] = at{p.seq.Load(), p.off, p.idx.Load()}
+	}
+	r.mu.Unlock()
+	var out []Queue
+	for name, p := range pos {
+		n := queued(segs, p.seq, p.idx)
+		if n == 0 {
+			continue
+		}
+		q := Queue{Name: name, Events: n}
+		for _, v := range segs {
+			if v.Seq < p.seq || q.From != "" {
+				continue
+			}
+			from := int64(0)
+			if v.Seq == p.seq {
+				from = p.off
+			}
+			q.From = segmentDay(v.Path, from, v.Size, true)
+		}
+		for i := len(segs) - 1; i >= 0 && q.To == ""; i-- {
+			q.To = segmentDay(segs[i].Path, 0, segs[i].Size, false)
+		}
+		out = append(out, q)
+	}
+	slices.SortFunc(out, func(a, b Queue) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// queued counts the spool's events at or after record idx of segment seq.
+func queued(segs []spool.View, seq uint64, idx int64) int64 {
+	n := int64(0)
+	for _, v := range segs {
+		switch {
+		case v.Seq > seq:
+			n += int64(v.Records)
+		case v.Seq == seq:
+			n += max(0, int64(v.Records)-idx)
+		}
+	}
+	return n
+}
+
+// segmentDay is the partition day of the first (or last) record in bytes from..to of a segment.
+func segmentDay(path string, from, to int64, first bool) string {
+	day := ""
+	errFound := errors.New("found")
+	_ = spool.ReadRange(path, from, to, func(rec spool.Record, _ int64) error {
+		day = rec.Day
+		if first {
+			return errFound
+		}
+		return nil
+	})
+	return day
+}
+
 // underPressure: the spool is near its budget.
 func (r *Relay) underPressure() bool {
 	sp := r.o.Spool

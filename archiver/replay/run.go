@@ -6,6 +6,7 @@ package replay
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,77 +110,153 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 
-	// Gather the range (one day at a time would bound memory; a range of events is what a
-	// backfill sends, and received_at order across objects needs them sorted).
-	var evs []readback.Event
-	bad := 0
-	if deadLetters {
-		evs, bad, err = readDeadLetters(ctx, store, dayList, dest, f)
-	} else {
-		q.BadLine = func(b readback.BadLine) {
-			bad++
-			fmt.Fprintf(stderr, "archiver replay: skipping unreadable line: %v\n", b)
+	var snd *relay.Sender
+	if !dryRun {
+		if snd, err = relay.NewSender(d, keyOf, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))); err != nil {
+			return usageErr("%v", err)
 		}
-		err = readback.Read(ctx, store, q, func(e readback.Event) error {
-			e.Raw = slices.Clone(e.Raw)
-			e.Body = slices.Clone(e.Body)
-			evs = append(evs, e)
-			return nil
-		})
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "archiver replay: %v\n", err)
-		return 1
-	}
-	slices.SortStableFunc(evs, func(a, b readback.Event) int { return a.Archive.ReceivedAt.Compare(b.Archive.ReceivedAt) })
-
+	r := &replayer{snd: snd, retries: retries, stderr: stderr, prog: cli.IsTerminal(stderr)}
 	if dryRun {
-		w := bufio.NewWriter(stdout)
-		for _, e := range evs {
-			_, _ = w.Write(e.Raw)
-			_ = w.WriteByte('\n')
+		r.out = bufio.NewWriter(stdout)
+	}
+	if perSec > 0 {
+		r.lim = rate.NewLimiter(rate.Limit(perSec), 1)
+	}
+
+	// One partition day at a time, so memory holds about a day of events, not the range. A later
+	// day can still hold events received before some of this day's (see laterDaysFrom): those of
+	// this day that may sort after them are carried over to the next day's sort.
+	var carry []readback.Event
+	bad := 0
+	seen := map[[sha256.Size]byte]bool{}
+	for i, day := range dayList {
+		var evs []readback.Event
+		if deadLetters {
+			var n int
+			evs, n, err = readDeadLetters(ctx, store, day, dest, f, seen)
+			bad += n
+		} else {
+			dq := q
+			dq.From, dq.To = day, day
+			dq.BadLine = func(b readback.BadLine) {
+				bad++
+				fmt.Fprintf(stderr, "archiver replay: skipping unreadable line: %v\n", b)
+			}
+			err = readback.Read(ctx, store, dq, func(e readback.Event) error {
+				e.Raw = slices.Clone(e.Raw)
+				e.Body = slices.Clone(e.Body)
+				evs = append(evs, e)
+				return nil
+			})
 		}
-		if err := w.Flush(); err != nil {
-			fmt.Fprintf(stderr, "archiver replay: writing output: %v\n", err)
+		if err != nil {
+			r.send(ctx, day, carry) // the days before this one are then complete
+			fmt.Fprintf(stderr, "archiver replay: %v; stopped before %s (run again with --from %s for the rest)\n", err, day, day)
+			r.summary(ctx, d.Name, bad)
 			return 1
 		}
-		fmt.Fprintf(stderr, "archiver replay: dry run: %d events would be sent to %s\n", len(evs), d.Name)
-		return 0
-	}
-	snd, err := relay.NewSender(d, keyOf, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	var lim *rate.Limiter
-	if perSec > 0 {
-		lim = rate.NewLimiter(rate.Limit(perSec), 1)
-	}
-	prog := cli.IsTerminal(stderr)
-	sent, failed := 0, 0
-	for i, e := range evs {
-		if lim != nil {
-			if err := lim.Wait(ctx); err != nil {
-				break
+		r.read += len(evs)
+		for _, e := range evs {
+			if e.Archive.ReceivedAt.Before(r.last) {
+				r.late++
 			}
 		}
-		if err := deliver(ctx, snd, e, retries); err != nil {
-			failed++
-			fmt.Fprintf(stderr, "archiver replay: event %s (received %s) not delivered: %v\n", e.Archive.EventID, e.Archive.ReceivedAt.Format(time.RFC3339), err)
-		} else {
-			sent++
+		// Stable, carried events first: events received at the same instant keep the order of
+		// the days, as one sort of the whole range gave.
+		evs = append(carry, evs...)
+		slices.SortStableFunc(evs, func(a, b readback.Event) int { return a.Archive.ReceivedAt.Compare(b.Archive.ReceivedAt) })
+		n := len(evs)
+		if i < len(dayList)-1 {
+			n, _ = slices.BinarySearchFunc(evs, laterDaysFrom(day), func(e readback.Event, t time.Time) int { return e.Archive.ReceivedAt.Compare(t) })
 		}
-		if prog && (i%50 == 0 || i == len(evs)-1) {
-			fmt.Fprintf(stderr, "\r%s %d/%d sent, %d failed", progressBar(i+1, len(evs)), sent, len(evs), failed)
-			if i == len(evs)-1 {
-				fmt.Fprintln(stderr)
-			}
-		}
-		if ctx.Err() != nil {
+		r.send(ctx, day, evs[:n])
+		carry = slices.Clone(evs[n:]) // not evs[n:]: the sent events' memory goes
+		if ctx.Err() != nil || r.writeErr != nil {
 			break
 		}
 	}
-	fmt.Fprintf(stderr, "archiver replay: %d of %d events delivered to %s, %d failed\n", sent, len(evs), d.Name, failed)
-	if failed > 0 || bad > 0 || ctx.Err() != nil {
+	return r.summary(ctx, d.Name, bad)
+}
+
+// laterDaysFrom is the earliest received_at that a partition day after day can hold. Each
+// instance names the day of received_at in its own --partition-tz, the earliest zone (UTC+14)
+// starting a day 14 hours before UTC; relay dead letters go under the day of the first event of
+// their batch, which the spool may have committed a moment after the next one: an hour covers
+// that.
+func laterDaysFrom(day string) time.Time {
+	t, _ := time.Parse(layout.DayLayout, day) // from Query.Days
+	return t.AddDate(0, 0, 1).Add(-15 * time.Hour)
+}
+
+// replayer sends (or, with out set, lists) events and counts what happened.
+type replayer struct {
+	snd     *relay.Sender
+	lim     *rate.Limiter
+	retries int
+	stderr  io.Writer
+	prog    bool
+	out     *bufio.Writer // --dry-run
+
+	read, sent, failed int
+	late               int       // events read after a later one was sent
+	last               time.Time // the latest received_at sent
+	writeErr           error
+}
+
+// send sends evs (sorted) in order; day names them on the progress bar.
+func (r *replayer) send(ctx context.Context, day string, evs []readback.Event) {
+	for i, e := range evs {
+		if ctx.Err() != nil {
+			return
+		}
+		if e.Archive.ReceivedAt.After(r.last) {
+			r.last = e.Archive.ReceivedAt
+		}
+		if r.out != nil {
+			_, _ = r.out.Write(e.Raw)
+			if err := r.out.WriteByte('\n'); err != nil {
+				r.writeErr = err
+				return
+			}
+			r.sent++
+			continue
+		}
+		if r.lim != nil {
+			if err := r.lim.Wait(ctx); err != nil {
+				return
+			}
+		}
+		if err := deliver(ctx, r.snd, e, r.retries); err != nil {
+			r.failed++
+			fmt.Fprintf(r.stderr, "archiver replay: event %s (received %s) not delivered: %v\n", e.Archive.EventID, e.Archive.ReceivedAt.Format(time.RFC3339), err)
+		} else {
+			r.sent++
+		}
+		if r.prog && (i%50 == 0 || i == len(evs)-1) {
+			fmt.Fprintf(r.stderr, "\r%s dt=%s %d/%d, %d sent, %d failed in all", progressBar(i+1, len(evs)), day, i+1, len(evs), r.sent, r.failed)
+			if i == len(evs)-1 {
+				fmt.Fprintln(r.stderr)
+			}
+		}
+	}
+}
+
+// summary prints the outcome and returns the exit status.
+func (r *replayer) summary(ctx context.Context, dest string, bad int) int {
+	if r.late > 0 {
+		fmt.Fprintf(r.stderr, "archiver replay: %d events were sent after events received later than them: they are filed under a dt= day that starts more than 15 hours (UTC) after they were received\n", r.late)
+	}
+	if r.out != nil {
+		if err := errors.Join(r.writeErr, r.out.Flush()); err != nil {
+			fmt.Fprintf(r.stderr, "archiver replay: writing output: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(r.stderr, "archiver replay: dry run: %d events would be sent to %s\n", r.sent, dest)
+		return 0
+	}
+	fmt.Fprintf(r.stderr, "archiver replay: %d of %d events delivered to %s, %d failed\n", r.sent, r.read, dest, r.failed)
+	if r.failed > 0 || bad > 0 || ctx.Err() != nil {
 		return 1
 	}
 	return 0
@@ -242,58 +319,55 @@ func deliver(ctx context.Context, snd *relay.Sender, e readback.Event, retries i
 	}
 }
 
-// readDeadLetters reads the days' dead-letter objects (of dest only, when set), one event per
-// event_id and body, filtered like events.
-func readDeadLetters(ctx context.Context, st storage.Store, days []string, dest string, f cli.Filter) ([]readback.Event, int, error) {
+// readDeadLetters reads a day's dead-letter objects (of dest only, when set), filtered like
+// events. seen holds the events sent on earlier days: one send per event_id and body.
+func readDeadLetters(ctx context.Context, st storage.Store, day, dest string, f cli.Filter, seen map[[sha256.Size]byte]bool) ([]readback.Event, int, error) {
 	var out []readback.Event
-	seen := map[string]bool{}
 	bad := 0
-	for _, day := range days {
-		prefix := layout.DeadLetterDayPrefix(day)
-		if dest != "" {
-			prefix += dest + "/"
-		}
-		objs, err := st.List(ctx, prefix)
+	prefix := layout.DeadLetterDayPrefix(day)
+	if dest != "" {
+		prefix += dest + "/"
+	}
+	objs, err := st.List(ctx, prefix)
+	if err != nil {
+		return nil, 0, fmt.Errorf("listing dead letters of %s: %w", day, err)
+	}
+	for _, obj := range objs {
+		rc, err := st.Get(ctx, obj.Key)
 		if err != nil {
-			return nil, 0, fmt.Errorf("listing dead letters of %s: %w", day, err)
+			return nil, 0, fmt.Errorf("reading %s: %w", obj.Key, err)
 		}
-		for _, obj := range objs {
-			rc, err := st.Get(ctx, obj.Key)
+		sc := bufio.NewScanner(rc)
+		sc.Buffer(make([]byte, 64<<10), 32<<20)
+		for sc.Scan() {
+			var dl struct {
+				Event json.RawMessage `json:"event"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &dl); err != nil {
+				bad++
+				continue
+			}
+			e, err := readback.ParseLine(slices.Clone([]byte(dl.Event)))
 			if err != nil {
-				return nil, 0, fmt.Errorf("reading %s: %w", obj.Key, err)
+				bad++
+				continue
 			}
-			sc := bufio.NewScanner(rc)
-			sc.Buffer(make([]byte, 64<<10), 32<<20)
-			for sc.Scan() {
-				var dl struct {
-					Event json.RawMessage `json:"event"`
-				}
-				if err := json.Unmarshal(sc.Bytes(), &dl); err != nil {
-					bad++
-					continue
-				}
-				e, err := readback.ParseLine(slices.Clone([]byte(dl.Event)))
-				if err != nil {
-					bad++
-					continue
-				}
-				if !f.Match(e.Domain, e.App, e.Stream) || f.Event != "" && e.Event != f.Event {
-					continue
-				}
-				// One send per event, also when it died for several destinations (without
-				// --destination, they all go to the one --to-url).
-				k := e.Archive.EventID + "\x00" + string(e.Body)
-				if seen[k] {
-					continue
-				}
-				seen[k] = true
-				out = append(out, e)
+			if !f.Match(e.Domain, e.App, e.Stream) || f.Event != "" && e.Event != f.Event {
+				continue
 			}
-			err = sc.Err()
-			rc.Close()
-			if err != nil {
-				return nil, 0, fmt.Errorf("reading %s: %w", obj.Key, err)
+			// One send per event, also when it died for several destinations (without
+			// --destination, they all go to the one --to-url). A hash keeps the set small.
+			k := sha256.Sum256(append([]byte(e.Archive.EventID+"\x00"), e.Body...))
+			if seen[k] {
+				continue
 			}
+			seen[k] = true
+			out = append(out, e)
+		}
+		err = sc.Err()
+		rc.Close()
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading %s: %w", obj.Key, err)
 		}
 	}
 	return out, bad, nil

@@ -3,10 +3,12 @@ package replay_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +154,120 @@ func TestReplayDeadLettersOfTwoDestinationsSendsEachEventOnce(t *testing.T) {
 	}
 	if got := rc.Accepted(); len(got) != 2 || got[0].EventID == got[1].EventID {
 		t.Errorf("sent %d events, want the shared one once and the other one: %s", len(got), errb.String())
+	}
+}
+
+// rec is one archived event of a test archive: the instance that received it, when, and its
+// stream (the event's name in the test).
+type rec struct {
+	instance, at, stream string
+}
+
+// writeDay stores recs as one object of day under dir (a file store), the way an instance
+// writes them.
+func writeDay(t *testing.T, dir, day string, seq uint64, recs ...rec) {
+	t.Helper()
+	if err := storeDay(dir, day, seq, recs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storeDay is writeDay for a receiver's goroutine (no t.Fatal there).
+func storeDay(dir, day string, seq uint64, recs ...rec) error {
+	var body []byte
+	for i, r := range recs {
+		at, err := time.Parse(time.RFC3339, r.at)
+		if err != nil {
+			return err
+		}
+		b := archivetest.Event("a.example.com", r.stream, "PUBLISH", int64(seq)*1000+int64(i)) // compact already
+		body = layout.AppendRecord(body, b, layout.Archive{ReceivedAt: at, EventID: layout.EventID("a.example.com", "live", r.stream, "PUBLISH", r.stream),
+			RemoteAddr: "127.0.0.1:1", Signature: "none", Instance: r.instance})
+	}
+	p := filepath.Join(dir, filepath.FromSlash(layout.ObjectKey(day, recs[0].instance, seq, 0, false)))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(p, body, 0o600)
+}
+
+// streams names the events in the order the receiver got them.
+func streams(t *testing.T, got []archivetest.Received) []string {
+	t.Helper()
+	var out []string
+	for _, g := range got {
+		var v struct{ Stream string }
+		if err := json.Unmarshal(g.Body, &v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v.Stream)
+	}
+	return out
+}
+
+// A range whose days cross: instances with another --partition-tz file events received late
+// on one UTC day under the next dt= day, and one received at the same instant under each day.
+// Replay sends them all in received_at order (ties in day order), as one sort of the whole
+// range does.
+func TestReplayManyDaysKeepsReceivedOrder(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeDay(t, dir, "2026-11-01", 1, rec{"utc", "2026-11-01T23:00:00Z", "u2"}, rec{"utc", "2026-11-01T08:00:00Z", "u1"})
+	writeDay(t, dir, "2026-11-02", 2, rec{"utc", "2026-11-02T12:00:00Z", "u3"})
+	writeDay(t, dir, "2026-11-02", 1, rec{"cst", "2026-11-01T18:00:00Z", "c1"}, rec{"cst", "2026-11-01T23:00:00Z", "c2"},
+		rec{"cst", "2026-11-02T10:00:00Z", "c3"}) // Asia/Shanghai: 02:00, 07:00, 18:00 on 11-02
+	writeDay(t, dir, "2026-11-02", 1, rec{"kir", "2026-11-01T10:30:00Z", "k1"}) // UTC+14: 00:30 on 11-02
+	writeDay(t, dir, "2026-11-03", 3, rec{"utc", "2026-11-03T01:00:00Z", "u4"})
+	writeDay(t, dir, "2026-11-03", 2, rec{"cst", "2026-11-02T20:00:00Z", "c4"})
+	want := []string{"u1", "k1", "c1", "u2", "c2", "c3", "u3", "c4", "u4"}
+
+	rc := archivetest.NewReceiver(t, nil)
+	var out, errb bytes.Buffer
+	if code := replay.Run(context.Background(), []string{"--store", "file://" + dir, "--from", "2026-11-01", "--to", "2026-11-03", "--to-url", rc.URL}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if got := streams(t, rc.Accepted()); !slices.Equal(got, want) {
+		t.Errorf("sent %v, want %v", got, want)
+	}
+	if !strings.Contains(errb.String(), "9 of 9 events delivered") || strings.Contains(errb.String(), "after events received later") {
+		t.Errorf("summary: %s", errb.String())
+	}
+
+	out.Reset()
+	errb.Reset()
+	if code := replay.Run(context.Background(), []string{"--store", "file://" + dir, "--from", "2026-11-01", "--to", "2026-11-03", "--to-url", rc.URL, "--dry-run"}, &out, &errb); code != 0 {
+		t.Fatalf("dry run: exit %d: %s", code, errb.String())
+	}
+	var listed []archivetest.Received
+	for l := range strings.Lines(out.String()) {
+		listed = append(listed, archivetest.Received{Body: []byte(l)})
+	}
+	if got := streams(t, listed); !slices.Equal(got, want) {
+		t.Errorf("dry run listed %v, want %v", got, want)
+	}
+}
+
+// Memory holds a day, not the range: a day's objects are read only once the events of the day
+// before that no later day can precede are sent. An object stored in day 2 while day 1 is being
+// sent is therefore sent too; the late event of day 1 waits for day 2's sort.
+func TestReplayReadsADayAfterSendingTheDayBefore(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeDay(t, dir, "2026-11-01", 1, rec{"utc", "2026-11-01T01:00:00Z", "a"}, rec{"utc", "2026-11-01T20:00:00Z", "c"})
+	writeDay(t, dir, "2026-11-02", 2, rec{"utc", "2026-11-02T03:00:00Z", "d"})
+	rc := archivetest.NewReceiver(t, func(n int, _ *http.Request) int {
+		if n == 0 { // day 1's first event: day 2 must not have been read yet
+			if err := storeDay(dir, "2026-11-02", 3, rec{"cst", "2026-11-01T20:00:01Z", "e"}, rec{"cst", "2026-11-01T16:00:00Z", "b"}); err != nil {
+				t.Error(err)
+			}
+		}
+		return 200
+	})
+	var out, errb bytes.Buffer
+	if code := replay.Run(context.Background(), []string{"--store", "file://" + dir, "--from", "2026-11-01", "--to", "2026-11-02", "--to-url", rc.URL}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if got, want := streams(t, rc.Accepted()), []string{"a", "b", "c", "e", "d"}; !slices.Equal(got, want) {
+		t.Errorf("sent %v, want %v (day 2 read only after day 1's early events were sent)", got, want)
 	}
 }

@@ -6,10 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/archiver/internal/cli"
+	"github.com/livehook/terraform-provider-livehook/archiver/relay"
 	"github.com/livehook/terraform-provider-livehook/archiver/spool"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
 )
@@ -22,7 +24,8 @@ that is gone or scaled down, or of an archiver that ran out of --shutdown-timeou
 spool's instance name, so nothing collides with running replicas; with --digest-key (the spool's
 own archiver's key) the uploads are listed in a digest that continues that instance's chain.
 Exits 0 once the spool is empty, 1 when segments are left (run it again), 2 on a usage error.
-The spool must not be in use: a running archiver holds its lock.
+The spool must not be in use: a running archiver holds its lock. Drain does not forward: it names
+the --forward destinations whose events stay queued in the spool.
 
 Flags:
 `
@@ -76,6 +79,9 @@ func Drain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	left, bytes := s.spool.Pending(), s.spool.Bytes()
 	fmt.Fprintf(stdout, "drained %s (instance %s) to %s: %d events in %d objects, %s\n", c.Spool, s.Instance(), s.store,
 		s.metrics.Stored.Value(), s.metrics.ObjectsStored.Value(), time.Since(start).Round(time.Millisecond))
+	if s.relay != nil {
+		relayNote(stderr, filepath.Join(c.Spool, "relay"), s.relay.Queues(), err == nil && left == 0)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver drain: %v\n", err)
 		return 1
@@ -88,6 +94,50 @@ func Drain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "archiver drain: damaged records were set aside, not uploaded; inspect them: %v\n", damaged)
 	}
 	return 0
+}
+
+// relayNote says which destinations' events were not forwarded: drain uploads, it does not
+// forward, and deleting the volume would drop their queues.
+func relayNote(w io.Writer, dir string, qs []relay.Queue, stored bool) {
+	if len(qs) == 0 {
+		return
+	}
+	var names []string
+	from, to := "", ""
+	for _, q := range qs {
+		days := ""
+		switch {
+		case q.From != "" && q.From != q.To && q.To != "":
+			days = ", dt=" + q.From + ".." + q.To
+		case q.From != "":
+			days = ", dt=" + q.From
+		}
+		events := "events"
+		if q.Events == 1 {
+			events = "event"
+		}
+		names = append(names, fmt.Sprintf("%s (%d %s%s)", q.Name, q.Events, events, days))
+		if q.From != "" && (from == "" || q.From < from) {
+			from = q.From
+		}
+		if q.To > to {
+			to = q.To
+		}
+	}
+	name, days := "NAME", "--from DAY --to DAY"
+	if len(qs) == 1 {
+		name = qs[0].Name
+	}
+	if from != "" {
+		days = fmt.Sprintf("--from %s --to %s", from, max(to, from))
+	}
+	replay := fmt.Sprintf("archiver replay %s --destination %s --forward-config FILE", days, name)
+	when := "send them from the archive"
+	if !stored {
+		when = "once archiver drain has stored every segment, send them from the archive"
+	}
+	fmt.Fprintf(w, "archiver drain: events not yet forwarded to %s stay queued in %s (drain stores, it does not forward): serve this spool again with the same --forward/--forward-config to deliver them, or %s with %s\n",
+		strings.Join(names, ", "), dir, when, replay)
 }
 
 // damagedFiles lists what the spool set aside (<segment>.damaged, <segment>.unreadable).

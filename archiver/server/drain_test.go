@@ -3,14 +3,17 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/livehook/terraform-provider-livehook/archiver/layout"
 	"github.com/livehook/terraform-provider-livehook/archiver/server"
 	"github.com/livehook/terraform-provider-livehook/archiver/storage"
+	"github.com/livehook/terraform-provider-livehook/internal/backoff"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/archivetest"
 )
 
@@ -96,5 +99,43 @@ func TestDrain(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(notSpool); len(ents) != 0 {
 		t.Errorf("drain created files in a directory that is not a spool: %v", ents)
+	}
+}
+
+// TestDrainNamesRelayQueues: drain stores, it does not forward. A destination that had not
+// taken its events keeps them queued in the spool, and drain names it (with the days, for
+// archiver replay); a destination that took everything is not named.
+func TestDrainNamesRelayQueues(t *testing.T) {
+	t.Parallel()
+	down := archivetest.NewReceiver(t, func(int, *http.Request) int { return http.StatusServiceUnavailable })
+	healthy := archivetest.NewReceiver(t, nil)
+	c := opsConfig(t)
+	c.Forward = []string{"biz=" + down.URL, "crm=" + healthy.URL}
+	c.ForwardBackoff = backoff.Policy{Initial: 50 * time.Millisecond, Max: 100 * time.Millisecond}
+	s := start(t, c)
+	for i := range 3 {
+		if r := archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "s", "PUBLISH", 1_700_000_000+int64(i))); r.Status != 200 {
+			t.Fatalf("post %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	archivetest.Eventually(t, 10*time.Second, "crm got the 3 events", func() bool { return len(healthy.Accepted()) == 3 })
+	_ = s.Shutdown(context.Background())
+
+	var out, errb bytes.Buffer
+	if code := server.Drain(context.Background(), []string{"--spool", c.Spool, "--store", c.Store, "--log-level", "error"}, &out, &errb); code != 0 {
+		t.Fatalf("drain: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	day := layout.Day(time.Now(), time.UTC)
+	for _, want := range []string{
+		"events not yet forwarded to biz (3 events, dt=" + day + ") stay queued in " + filepath.Join(c.Spool, "relay"),
+		"serve this spool again with the same --forward",
+		"archiver replay --from " + day + " --to " + day + " --destination biz --forward-config FILE",
+	} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("drain said %q, want %q", errb.String(), want)
+		}
+	}
+	if strings.Contains(errb.String(), "crm") {
+		t.Errorf("drain named crm, which has taken every event: %s", errb.String())
 	}
 }
