@@ -201,7 +201,8 @@ func TestVerifyEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	key, pub := keyPair(t, dir)
 	store := filepath.Join(dir, "store")
-	// Two runs of the same instance: two chained digests; a malformed body leaves a _rejected sample.
+	// Two runs of the same instance: three chained digests (the fresh spool's start digest, then a
+	// shutdown digest per run); a malformed body leaves a _rejected sample.
 	replica(t, store, key, "ra", append(events(12, "one"), []byte(`{"not json`)))
 	replica(t, store, key, "ra", events(3, "two"))
 	if len(files(t, store, "_rejected")) == 0 {
@@ -211,7 +212,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 	if clean.code != 0 || len(clean.problems) != 0 {
 		t.Fatalf("clean archive: exit %d, problems %v\n%s", clean.code, clean.problems, clean.stderr)
 	}
-	if clean.summary["events"].(float64) != 15 || clean.summary["digests"].(float64) != 2 || clean.summary["instances"].(float64) != 1 {
+	if clean.summary["events"].(float64) != 15 || clean.summary["digests"].(float64) != 3 || clean.summary["instances"].(float64) != 1 {
 		t.Fatalf("summary %v", clean.summary)
 	}
 	objs := files(t, store, "dt="+layout.Day(time.Now(), nil))
@@ -238,8 +239,10 @@ func TestVerifyEndToEnd(t *testing.T) {
 		{"alter a rejected sample", func(s string) {
 			os.WriteFile(filepath.Join(s, rejected[0]), []byte(`{"forged":true}`), 0o644)
 		}, pub, "altered", rejected[0]},
-		// The first digest gone, nothing shows when the archive began: the hours before are uncovered.
-		{"delete a digest", func(s string) { os.Remove(filepath.Join(s, digests[0])) }, pub, "chain_broken,uncovered,unlisted", digests[1]},
+		// The first digest (the start digest, which lists nothing) gone, nothing shows when the
+		// archive began: the hours before are uncovered.
+		{"delete the first digest", func(s string) { os.Remove(filepath.Join(s, digests[0])) }, pub, "chain_broken,uncovered", digests[1]},
+		{"delete a digest", func(s string) { os.Remove(filepath.Join(s, digests[1])) }, pub, "chain_broken,unlisted", digests[2]},
 		{"wrong public key", func(string) {}, otherPub, "bad_signature,uncovered", digests[0]},
 	}
 	for _, c := range cases {
@@ -565,5 +568,52 @@ func TestVerifyAfterKill9(t *testing.T) {
 	}
 	if v.summary["events"].(float64) != 9 {
 		t.Fatalf("summary %v", v.summary)
+	}
+}
+
+// TestVerifyAfterKill9FirstRun: the first run on a fresh spool writes a start digest before it
+// takes callbacks (its chain begins), so when it is killed before any other digest, its objects are
+// pending behind the start digest (verify exits 3), not unlisted; the next start on that spool
+// continues the chain from the start digest (no second start digest), lists them and covers the
+// time since, so the archive verifies.
+func TestVerifyAfterKill9FirstRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key, pub := keyPair(t, dir)
+	store := filepath.Join(dir, "store")
+	spool := filepath.Join(dir, "spool-ra")
+	p := serve(t, nil, t.TempDir(), "--spool", spool, "--store", "file://"+store, "--digest-key", key, "--instance", "ra", "--flush-interval", "20ms", "--archive-id", archiveID)
+	notHourly := func() (out []string) { // an hourly digest: the test crossed an hour
+		for _, d := range files(t, store, "_digests") {
+			if !strings.HasSuffix(d, "-hourly.json") {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	if ds := notHourly(); len(ds) != 1 || !strings.HasSuffix(ds[0], "-0000000001-start.json") {
+		t.Fatalf("digests once the first run listens: %v; want its start digest", ds)
+	}
+	for _, b := range events(4, "killed") {
+		archivetest.Post(t, p.url+"/callback", b)
+	}
+	archivetest.Eventually(t, 10*time.Second, "the killed run's objects stored", func() bool {
+		return len(files(t, store, "dt="+layout.Day(time.Now(), nil))) > 0
+	})
+	p.kill()
+	if v := runVerify(t, store, pub); v.code != 3 || len(v.problems) != 0 || v.summary["pending"] == nil {
+		t.Fatalf("after the kill: exit %d %v %v; want exit 3, the objects pending behind the start digest", v.code, v.problems, v.summary)
+	}
+	logs := replica(t, store, key, "ra", events(2, "after"))
+	if !slices.ContainsFunc(logs, func(l string) bool { return strings.Contains(l, "did not shut down cleanly") }) {
+		t.Errorf("the restart did not recover:\n%s", strings.Join(logs, "\n"))
+	}
+	v := runVerify(t, store, pub)
+	if v.code != 0 || v.summary["events"].(float64) != 6 {
+		t.Fatalf("after the restart: exit %d %v %v", v.code, v.problems, v.summary)
+	}
+	ds := notHourly()
+	if len(ds) != 2 || !strings.HasSuffix(ds[0], "-0000000001-start.json") || !strings.HasSuffix(ds[1], "-shutdown.json") {
+		t.Fatalf("digests %v; want the start digest, then the restart's shutdown digest continuing the chain", ds)
 	}
 }

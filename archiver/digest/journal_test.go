@@ -271,3 +271,100 @@ func TestRecoverForgetsWhatItResolved(t *testing.T) {
 		t.Fatalf("recorded after recovery: %v, want only %s (listed by the next digest)", got, kept)
 	}
 }
+
+// TestStartNewChainWithJournal: a spool's first chain (journal without a head, no digest in the
+// store) starts with a start digest that lists nothing, even when Recover found objects a crashed
+// earlier process recorded (they go into the next digest, which the journal then forgets), and the
+// journal remembers the start digest as the head. A process after a crash right after the start
+// digest continues the chain from it: StartNewChain writes nothing then, and the next digest's span
+// begins where the start digest's ended.
+func TestStartNewChainWithJournal(t *testing.T) {
+	ctx := context.Background()
+	st := fileStore(t)
+	key := newKey(t)
+	pub := key.Public().(ed25519.PublicKey)
+	now := time.Date(2026, 11, 20, 10, 30, 0, 0, time.UTC)
+	jpath := filepath.Join(t.TempDir(), digest.JournalFile)
+	j, _ := digest.OpenJournal(jpath)
+	// A process that crashed before any digest: one object recorded and stored.
+	rec := digest.NewRecorder(st, nil, nil)
+	rec.UseJournal(j)
+	obj := layout.ObjectKey("2026-11-20", "host-a", 1, 0, false)
+	if err := rec.Put(ctx, obj, []byte("x\n"), layout.ContentType); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+
+	open := func() (*digest.Journal, *digest.Writer) {
+		t.Helper()
+		j, err := digest.OpenJournal(jpath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := digest.OpenChain(ctx, st, key, "host-a", now, time.Time{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Witness()
+		if err := c.UseJournal(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		w := &digest.Writer{Recorder: digest.NewRecorder(st, nil, nil), Chain: c, Interval: time.Hour, Now: func() time.Time { return now }}
+		w.Recorder.UseJournal(j)
+		if err := w.Recover(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return j, w
+	}
+	j, w := open()
+	if w.Chain.Previous() != nil {
+		t.Fatal("a fresh spool's chain continues")
+	}
+	w.StartNewChain(ctx)
+	objs, _ := st.List(ctx, digest.InstancePrefix(now, "host-a"))
+	if len(objs) != 1 {
+		t.Fatalf("after StartNewChain: %v; want the start digest", objs)
+	}
+	first, err := digest.Decode(readKey(t, st, objs[0].Key), pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Kind != digest.KindStart || first.Seq != 1 || first.Start != first.End || len(first.Objects) != 0 {
+		t.Fatalf("start digest %+v; want kind start, seq 1, an empty span, no objects", first)
+	}
+	if h, ok := j.Head(); !ok || h.Key != objs[0].Key || h.Kind != digest.KindStart || h.Seq != 1 {
+		t.Fatalf("journal head %+v %v; want the start digest", h, ok)
+	}
+	if got := j.Intents(); got[obj] == "" {
+		t.Fatalf("the recovered object was forgotten by the start digest, which does not list it: %v", got)
+	}
+	// The crash right after the start digest (w is never closed): the next process continues the
+	// chain.
+	j.Close()
+	now = now.Add(10 * time.Minute)
+	j, w = open()
+	defer j.Close()
+	if p := w.Chain.Previous(); p == nil || p.Key != objs[0].Key {
+		t.Fatalf("after the crash the chain continues from %+v, want the start digest %s", p, objs[0].Key)
+	}
+	w.StartNewChain(ctx)
+	if again, _ := st.List(ctx, digest.InstancePrefix(now, "host-a")); len(again) != 1 {
+		t.Fatalf("StartNewChain on a continuing chain wrote a digest: %v", again)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objs, _ = st.List(ctx, digest.InstancePrefix(now, "host-a"))
+	var last digest.Payload
+	for _, o := range objs {
+		if p, err := digest.Decode(readKey(t, st, o.Key), pub); err == nil && p.Seq == 2 {
+			last = p
+		}
+	}
+	if last.Kind != digest.KindShutdown || last.Start != first.End || len(last.Objects) != 1 || last.Objects[0].Key != obj {
+		t.Fatalf("second digest %+v; want the shutdown digest from the start digest's end, listing %s", last, obj)
+	}
+	if got := j.Intents(); len(got) != 0 {
+		t.Fatalf("recorded after the shutdown digest: %v", got)
+	}
+}

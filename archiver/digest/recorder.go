@@ -526,15 +526,24 @@ func (w *Writer) Start() {
 	w.background()
 }
 
-// StartNewChain is Start for a chain that begins with this process and keeps no journal (store
-// mode starts one at every start): it first writes a KindStart digest with an empty span, which
-// witnesses the other chains' heads at once. Otherwise the chain's first digest, up to an Interval
-// later, would be the first to witness the previous process's chain, and that chain wiped in
-// between would go unnoticed (verify would take the new chain for the archive's beginning). A
+// StartNewChain is Start for a chain that begins with this process (it has no previous digest:
+// store mode starts one at every start, spool mode on a spool whose journal remembers none and
+// whose instance has no digest in the store): it first writes a KindStart digest with an empty span
+// and no objects, which witnesses the other chains' heads at once. Otherwise the chain's first
+// digest, up to an Interval later, would be the first to witness the previous process's chain (or,
+// for a spool's first chain, the other instances'), and that chain wiped in between would go
+// unnoticed (verify would take the new chain for the archive's beginning). Objects Recover found
+// are left to the next digest. With a journal the start digest is recorded as the chain's head like
+// any other, so a restart continues the chain (after a crash, from the start digest's end). A
 // failed write is logged and reported to OnFlush like an hourly one: a start digest signed but not
 // confirmed stored is stored unchanged before the next digest; one never signed (the other chains
-// could not be listed) is skipped, and the next digest is the chain's first.
+// could not be listed) is skipped, and the next digest is the chain's first. A chain that continues
+// (Previous is not nil) gets no start digest: StartNewChain is then Start.
 func (w *Writer) StartNewChain(ctx context.Context) {
+	if w.Chain.Previous() != nil {
+		w.Start()
+		return
+	}
 	w.mu.Lock()
 	w.start = w.now()
 	err := w.flush(ctx, KindStart, w.start)
@@ -591,7 +600,10 @@ func (w *Writer) Flush(ctx context.Context, kind string) error {
 // flush writes the digest of kind whose span ends at end; w.mu is held.
 func (w *Writer) flush(ctx context.Context, kind string, end time.Time) error {
 	w.checkHead(ctx)
-	entries := w.Recorder.Take()
+	var entries []Entry
+	if kind != KindStart { // a start digest lists nothing: its span is empty
+		entries = w.Recorder.Take()
+	}
 	p := Payload{Kind: kind, Start: FormatTime(w.start), End: FormatTime(end), Objects: entries, CreatedAt: FormatTime(end)}
 	key, err := w.Chain.Write(ctx, p, end)
 	if errors.Is(err, ErrUnsent) {

@@ -68,9 +68,9 @@
 //
 // YYYY/MM/DD is the UTC day the digest's span ends (for compaction digests, the compacted day, and
 // <instance> is "compact-YYYY-MM-DD"). kind is "hourly" (every hour, also when nothing was
-// stored), "start" (the first of a store-mode process's new chain: an empty span, start = end, no
-// objects, written at start to witness the other chains), "shutdown" (the last of a process) or
-// "compaction". A digest file is
+// stored), "start" (the first of a new chain: every store-mode process's, and a spool-mode
+// instance's first; an empty span, start = end, no objects, written at start to witness the other
+// chains), "shutdown" (the last of a process) or "compaction". A digest file is
 //
 //	{"payload":{"version":2,"archive":"s3://bucket/prefix/","key":"<this digest's own key>",
 //	  "kind":"hourly","instance":"host-a","seq":42,

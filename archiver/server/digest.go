@@ -144,8 +144,11 @@ func (s *Server) startDigests(ctx context.Context, chain string) error {
 		return fmt.Errorf("--digest-key: %w", err)
 	}
 	continues := c.Previous() != nil
-	if d.journal == nil && !continues {
-		// Store mode: a new chain at every start, the only witness of the previous process's.
+	if !continues {
+		// A chain that begins (store mode: at every start; spool mode: a spool's first chain)
+		// witnesses the other chains at once in a start digest, before callbacks are taken: in
+		// store mode it is the only witness of the previous process's chain. A spool-mode restart
+		// continues its chain (through the journal) and writes none.
 		d.writer.StartNewChain(cctx)
 	} else {
 		d.writer.Start()

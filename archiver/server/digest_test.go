@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -241,4 +242,140 @@ func TestStartDigestWitnessesPreviousProcess(t *testing.T) {
 	check("while the new process runs")
 	stop(t, s)
 	check("after the new process stopped")
+}
+
+// TestSpoolFirstChainStartDigest: a spool-mode instance on a fresh spool (its chain begins: no
+// journal head, no digest of its own in the store) writes a start digest before it takes callbacks,
+// witnessing the other instances' chains, so one wiped while it runs is reported chain_broken at
+// once, not only after its first hourly digest. A restart on the same spool continues the chain
+// (through the journal) and writes no second start digest: its digests link on from the first run's.
+func TestSpoolFirstChainStartDigest(t *testing.T) {
+	e := newEnv(t, nil)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	kf := filepath.Join(t.TempDir(), "k.pem")
+	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	pub := key.Public().(ed25519.PublicKey)
+	ctx := context.Background()
+	digests := func() map[string]digest.Payload {
+		t.Helper()
+		out := map[string]digest.Payload{}
+		for _, k := range archivetest.Keys(t, e.store, digest.Prefix) {
+			b, err := storage.ReadAll(ctx, e.store, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := digest.Decode(b, pub)
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+			out[k] = p
+		}
+		return out
+	}
+
+	// Another instance ran before and stopped: its chain ends with a shutdown digest.
+	a := e.config(t)
+	a.Ack, a.FlushInterval, a.Instance, a.Digest.Key = server.AckSpool, 20*time.Millisecond, "sa", kf // hourly: no digest but start and shutdown here
+	s := start(t, a)
+	archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "wiped", "PUBLISH", 1_700_000_001))
+	stop(t, s)
+	previous := archivetest.Keys(t, e.store, "")
+	var head string
+	var headSeq uint64
+	for k, p := range digests() {
+		if p.Seq > headSeq {
+			head, headSeq = k, p.Seq
+		}
+	}
+
+	// A new instance on a fresh spool: its start digest is stored before start returns.
+	b := e.config(t)
+	b.Ack, b.FlushInterval, b.Instance, b.Digest.Key = server.AckSpool, 20*time.Millisecond, "sb", kf
+	s = start(t, b)
+	var first string
+	for k, p := range digests() {
+		if slices.Contains(previous, k) || p.Kind == digest.KindHourly { // hourly: the test crossed an hour
+			continue
+		}
+		if first != "" {
+			t.Fatalf("the new instance wrote digests %s and %s at start; want one start digest", first, k)
+		}
+		first = k
+		if p.Kind != digest.KindStart || p.Seq != 1 || p.Previous != nil || p.Start != p.End || len(p.Objects) != 0 {
+			t.Fatalf("the new instance's first digest %s: %+v; want a start digest, seq 1, no link, an empty span, no objects", k, p)
+		}
+		if len(p.Witness) != 1 || p.Witness[0].Key != head {
+			t.Fatalf("start digest witnesses %+v, want the other instance's head %s", p.Witness, head)
+		}
+	}
+	if first == "" {
+		t.Fatal("the new instance on a fresh spool wrote no start digest at start")
+	}
+	chain := digests()[first].Instance
+	archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "kept", "PUBLISH", 1_700_000_002))
+	for _, k := range previous {
+		if err := e.store.(storage.Deleter).Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps, _, err := verify.Verify(ctx, e.store, verify.Options{From: layout.Day(time.Now(), nil), PublicKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ps, func(p verify.Problem) bool { return p.Kind == verify.ChainBroken && p.Key == head }) {
+		t.Fatalf("while the new instance runs: no chain_broken naming the wiped chain's head %s: %+v", head, ps)
+	}
+	stop(t, s)
+
+	// A restart on the same spool continues the chain: nothing is written at start.
+	starts := func() (n int) {
+		for _, p := range digests() {
+			if p.Kind == digest.KindStart {
+				n++
+			}
+		}
+		return n
+	}
+	before := starts()
+	s = start(t, b)
+	if after := starts(); after != before {
+		t.Fatalf("the restart wrote a start digest (%d -> %d); a continuing chain writes none", before, after)
+	}
+	archivetest.Post(t, s.URL()+"/callback", archivetest.Event("d.example.com", "kept", "PUBLISH", 1_700_000_003))
+	stop(t, s)
+	var kinds []string
+	bySeq := map[uint64]string{}
+	for k, p := range digests() {
+		if p.Instance == chain {
+			bySeq[p.Seq] = k
+		}
+	}
+	all := digests()
+	for seq := uint64(1); seq <= uint64(len(bySeq)); seq++ {
+		k, ok := bySeq[seq]
+		if !ok {
+			t.Fatalf("chain %s has no digest #%d: %v", chain, seq, bySeq)
+		}
+		p := all[k]
+		if seq > 1 && (p.Previous == nil || p.Previous.Key != bySeq[seq-1]) {
+			t.Fatalf("digest #%d %s links to %+v, want %s", seq, k, p.Previous, bySeq[seq-1])
+		}
+		if p.Kind != digest.KindHourly { // the test crossed an hour
+			kinds = append(kinds, p.Kind)
+		}
+	}
+	if want := []string{digest.KindStart, digest.KindShutdown, digest.KindShutdown}; !slices.Equal(kinds, want) {
+		t.Fatalf("chain %s: digests %v, want %v (one start digest, then a shutdown digest per run)", chain, kinds, want)
+	}
+	ps, _, err = verify.Verify(ctx, e.store, verify.Options{From: layout.Day(time.Now(), nil), PublicKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		// Uncovered: the wiped chain's hours of today, if any ended before this test.
+		if !(p.Kind == verify.ChainBroken && p.Key == head) && p.Kind != verify.Uncovered {
+			t.Errorf("after the restart: %+v; want only the wiped chain reported", p)
+		}
+	}
 }
