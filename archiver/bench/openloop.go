@@ -31,9 +31,14 @@ import (
 // slow answer cannot slow the sender down and hide the queue behind it (coordinated omission).
 // Latency is measured from the intended send time of each request, not from when it went out.
 
-// OpenLoopTargets are the servers of an open-loop run, in order: the bare net/http ceiling and the
-// archiver in both ack modes (store mode against VersityGW; spool mode uploads to it too).
-var OpenLoopTargets = []string{"bare", "spool", "store"}
+// OpenLoopTargets are the servers of an open-loop run, in order: the bare net/http ceiling, the
+// floor of a durable answer (a minimal group commit, see groupCommit; not in the default run) and
+// the archiver in both ack modes (store mode against VersityGW; spool mode uploads to it too).
+var OpenLoopTargets = []string{"bare", "floor", "spool", "store"}
+
+// referenceTarget reports whether name is a comparison server, not an archiver: nothing is read
+// back from an archive and no archiver goal applies.
+func referenceTarget(name string) bool { return name == "bare" || name == "floor" }
 
 // OpenLoopOptions configure an open-loop run.
 type OpenLoopOptions struct {
@@ -50,6 +55,9 @@ type OpenLoopOptions struct {
 	Targets     []string // subset of OpenLoopTargets
 	ArchiverBin string
 	ExtraArgs   []string // more `archiver serve` flags for both archiver targets
+	// FloorWindow is the floor target's wait before each commit (the archiver's --commit-window
+	// default, 3ms, for a like-for-like floor).
+	FloorWindow time.Duration
 	// ProfileDir, when set, runs the archiver targets inside the bench binary (server.Run) with
 	// <target>.cpu.prof and <target>.allocs.prof written here.
 	ProfileDir string
@@ -60,13 +68,14 @@ type OpenLoopOptions struct {
 // DefaultOpenLoop is the standard run.
 func DefaultOpenLoop() OpenLoopOptions {
 	return OpenLoopOptions{
-		Rates:    []int{1000, 5000, 10000, 20000, 40000},
-		Duration: 5 * time.Second,
-		Warmup:   2 * time.Second,
-		Idle:     3 * time.Second,
-		Timeout:  10 * time.Second,
-		Conns:    1000,
-		Targets:  slices.Clone(OpenLoopTargets),
+		Rates:       []int{1000, 5000, 10000, 20000, 40000},
+		Duration:    5 * time.Second,
+		Warmup:      2 * time.Second,
+		Idle:        3 * time.Second,
+		Timeout:     10 * time.Second,
+		Conns:       1000,
+		FloorWindow: 3 * time.Millisecond,
+		Targets:     []string{"bare", "spool", "store"},
 	}
 }
 
@@ -173,7 +182,7 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 		Load:    loadAvg(),
 		Options: o,
 	}
-	archivers := slices.ContainsFunc(o.Targets, func(t string) bool { return t != "bare" })
+	archivers := slices.ContainsFunc(o.Targets, func(t string) bool { return !referenceTarget(t) })
 	if archivers {
 		if o.ProfileDir != "" {
 			if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
@@ -213,8 +222,12 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 }
 
 func (r *runner) openLoopCommand(o OpenLoopOptions, name, addr, keys string) (string, []string, []string) {
-	if name == "bare" {
+	switch name {
+	case "bare":
 		return r.self, []string{"target", "bare", "--listen", addr}, nil
+	case "floor":
+		return r.self, []string{"target", "groupcommit", "--listen", addr, "--file", filepath.Join(r.dir, "floor.jsonl"),
+			"--window", o.FloorWindow.String()}, nil
 	}
 	args := []string{"serve", "--listen", addr, "--ack", name, "--keys", keys,
 		"--store", "s3://" + bucket + "/openloop-" + r.tag + "-" + name, "--s3-endpoint", r.vgw.Endpoint,
@@ -285,7 +298,7 @@ func (r *runner) openLoopTarget(ctx context.Context, o OpenLoopOptions, name str
 	if _, err := terminate(ctx, p, 2*time.Minute); err != nil {
 		return fail(err)
 	}
-	if name == "bare" {
+	if referenceTarget(name) {
 		return tr
 	}
 	if tr.Acked, tr.Found, tr.Missing, err = r.readBack(ctx, name, tr.ackedIDs); err != nil {

@@ -20,10 +20,12 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/livehook/terraform-provider-livehook/internal/fsutil"
 )
 
 // The peer targets, each run in its own process (`archiver-bench target NAME`), so that the
-// load generator's CPU and GC never share a runtime with the server being measured. All three
+// load generator's CPU and GC never share a runtime with the server being measured. All of them
 // answer every path with 200 and the same small JSON body the archiver sends.
 
 var okBody = []byte(`{"status":"ok"}` + "\n")
@@ -32,7 +34,7 @@ var okBody = []byte(`{"status":"ok"}` + "\n")
 // SIGTERM or SIGINT and returns the process exit code.
 func RunTarget(args []string, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: archiver-bench target bare|fsync|naive --listen ADDR [flags]")
+		fmt.Fprintln(stderr, "usage: archiver-bench target bare|fsync|groupcommit|naive --listen ADDR [flags]")
 		return 2
 	}
 	name := args[0]
@@ -43,6 +45,7 @@ func RunTarget(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
 	file := fs.String("file", "", "fsync: file to append bodies to")
+	window := fs.Duration("window", 3*time.Millisecond, "groupcommit: wait this long after the first waiting request before each commit")
 	endpoint := fs.String("s3-endpoint", "", "naive: S3 endpoint URL (http://host:port)")
 	bucket := fs.String("bucket", "", "naive: bucket")
 	prefix := fs.String("prefix", "naive", "naive: key prefix")
@@ -66,6 +69,20 @@ func RunTarget(args []string, stderr io.Writer) int {
 		}
 		defer f.Close()
 		h = &fsyncHandler{f: f}
+	case "groupcommit":
+		if *file == "" {
+			fmt.Fprintln(stderr, "target groupcommit: --file is required")
+			return 2
+		}
+		f, err := os.OpenFile(*file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintf(stderr, "target groupcommit: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		g := newGroupCommit(f, *window)
+		defer g.close()
+		h = g
 	case "naive":
 		nh, err := newNaiveHandler(*endpoint, *bucket, *prefix)
 		if err != nil {
@@ -74,7 +91,7 @@ func RunTarget(args []string, stderr io.Writer) int {
 		}
 		h = nh
 	default:
-		fmt.Fprintf(stderr, "unknown target %q (want bare, fsync or naive)\n", name)
+		fmt.Fprintf(stderr, "unknown target %q (want bare, fsync, groupcommit or naive)\n", name)
 		return 2
 	}
 
@@ -146,6 +163,76 @@ func (h *fsyncHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	writeOK(w)
 }
+
+// groupCommit is the floor of any durable answer: it appends each body to one file and answers
+// once a commit (one write and one fdatasync for everything waiting) holds it, the first commit
+// of a wave starting window after its first request. No parsing, verification, dedup or upload:
+// what the archiver costs above it is its own work, what it costs above bare is durability's.
+type groupCommit struct {
+	f      *os.File
+	window time.Duration
+	kick   chan struct{}
+	quit   chan struct{}
+
+	mu   sync.Mutex
+	buf  []byte        // the next commit's bodies
+	done chan struct{} // closed when the next commit is done; its outcome is then in *errv
+	errv *error
+}
+
+func newGroupCommit(f *os.File, window time.Duration) *groupCommit {
+	g := &groupCommit{f: f, window: window, kick: make(chan struct{}, 1), quit: make(chan struct{})}
+	g.done, g.errv = make(chan struct{}), new(error)
+	go g.run()
+	return g
+}
+
+func (g *groupCommit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	g.mu.Lock()
+	g.buf = append(append(g.buf, body...), '\n')
+	done, errv := g.done, g.errv
+	g.mu.Unlock()
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+	<-done
+	if *errv != nil {
+		http.Error(w, "write: "+(*errv).Error(), http.StatusServiceUnavailable)
+		return
+	}
+	writeOK(w)
+}
+
+func (g *groupCommit) run() {
+	for {
+		select {
+		case <-g.quit:
+			return
+		case <-g.kick:
+		}
+		if g.window > 0 {
+			time.Sleep(g.window)
+		}
+		g.mu.Lock()
+		buf, done, errv := g.buf, g.done, g.errv
+		g.buf, g.done, g.errv = nil, make(chan struct{}), new(error)
+		g.mu.Unlock()
+		_, err := g.f.Write(buf)
+		if err == nil {
+			err = fsutil.SyncData(g.f)
+		}
+		*errv = err
+		close(done)
+	}
+}
+
+func (g *groupCommit) close() { close(g.quit) }
 
 // naiveHandler is what people write by hand: decode the event, PutObject it, answer. One
 // object per event, the sender held for a whole S3 round trip.
