@@ -32,10 +32,7 @@ func TestDigestsWrittenEveryIntervalAndAtShutdown(t *testing.T) {
 	for _, ack := range []string{server.AckStore, server.AckSpool} {
 		t.Run(ack, func(t *testing.T) {
 			e := newEnv(t, nil)
-			_, key, _ := ed25519.GenerateKey(rand.Reader)
-			der, _ := x509.MarshalPKCS8PrivateKey(key)
-			kf := filepath.Join(t.TempDir(), "k.pem")
-			os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+			kf, key := digestKeyFile(t)
 			c := e.config(t)
 			c.Ack, c.FlushInterval, c.Instance = ack, 20*time.Millisecond, "dg-"+ack
 			c.Digest.Key, c.Digest.Interval = kf, 200*time.Millisecond
@@ -95,10 +92,7 @@ func TestDigestsWrittenEveryIntervalAndAtShutdown(t *testing.T) {
 // verify reports the chain broken at once (no need to wait for the 70-minute tail check).
 func TestDeletedHourlyTail(t *testing.T) {
 	e := newEnv(t, nil)
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	kf := filepath.Join(t.TempDir(), "k.pem")
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	kf, key := digestKeyFile(t)
 	c := e.config(t)
 	var logs lockedBuffer
 	c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -179,10 +173,7 @@ func (l *lockedBuffer) String() string {
 // runs and after it stopped, instead of the new chain passing for the archive's beginning.
 func TestStartDigestWitnessesPreviousProcess(t *testing.T) {
 	e := newEnv(t, nil)
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	kf := filepath.Join(t.TempDir(), "k.pem")
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	kf, key := digestKeyFile(t)
 	pub := key.Public().(ed25519.PublicKey)
 	ctx := context.Background()
 	c := e.config(t)
@@ -251,10 +242,7 @@ func TestStartDigestWitnessesPreviousProcess(t *testing.T) {
 // (through the journal) and writes no second start digest: its digests link on from the first run's.
 func TestSpoolFirstChainStartDigest(t *testing.T) {
 	e := newEnv(t, nil)
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	kf := filepath.Join(t.TempDir(), "k.pem")
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	kf, key := digestKeyFile(t)
 	pub := key.Public().(ed25519.PublicKey)
 	ctx := context.Background()
 	digests := func() map[string]digest.Payload {
@@ -378,4 +366,22 @@ func TestSpoolFirstChainStartDigest(t *testing.T) {
 			t.Errorf("after the restart: %+v; want only the wiped chain reported", p)
 		}
 	}
+}
+
+// digestKeyFile writes a new Ed25519 digest key as PEM (PKCS#8, as --digest-key takes it).
+func digestKeyFile(t *testing.T) (string, ed25519.PrivateKey) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kf := filepath.Join(t.TempDir(), "k.pem")
+	if err := os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kf, key
 }

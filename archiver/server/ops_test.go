@@ -3,12 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log/slog"
 	"net"
@@ -386,10 +382,7 @@ func TestDigestMetrics(t *testing.T) {
 		}
 		rp.ServeHTTP(w, r)
 	}))
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	der, _ := x509.MarshalPKCS8PrivateKey(key)
-	kf := filepath.Join(t.TempDir(), "k.pem")
-	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	kf, _ := digestKeyFile(t)
 	c := e.config(t)
 	c.S3Endpoint = endpoint
 	c.Digest.Key, c.Digest.Interval = kf, 100*time.Millisecond

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -80,7 +81,7 @@ func TestCommitExtendsForOpenLoopArrivals(t *testing.T) {
 					}
 				}
 			}
-			if got := bs.get(); !equalInts(got, tc.want) {
+			if got := bs.get(); !slices.Equal(got, tc.want) {
 				t.Fatalf("commit sizes %v, want %v", got, tc.want)
 			}
 		})
@@ -125,16 +126,4 @@ func TestCommitExtensionBacksOffForClosedLoopSenders(t *testing.T) {
 			t.Errorf("%d closed-loop senders: %d commits were extended, want at most %d", tc.senders, tries, tc.maxTry)
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
