@@ -191,14 +191,7 @@ func TestStartDigestWitnessesPreviousProcess(t *testing.T) {
 		if !strings.HasPrefix(k, digest.Prefix) {
 			continue
 		}
-		b, err := storage.ReadAll(ctx, e.store, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := digest.Decode(b, pub)
-		if err != nil {
-			t.Fatalf("%s: %v", k, err)
-		}
+		p := readDigest(t, e.store, k, pub)
 		kinds[p.Kind]++
 		if p.Seq > headSeq {
 			head, headSeq = k, p.Seq
@@ -249,15 +242,7 @@ func TestSpoolFirstChainStartDigest(t *testing.T) {
 		t.Helper()
 		out := map[string]digest.Payload{}
 		for _, k := range archivetest.Keys(t, e.store, digest.Prefix) {
-			b, err := storage.ReadAll(ctx, e.store, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := digest.Decode(b, pub)
-			if err != nil {
-				t.Fatalf("%s: %v", k, err)
-			}
-			out[k] = p
+			out[k] = readDigest(t, e.store, k, pub)
 		}
 		return out
 	}
@@ -384,4 +369,18 @@ func digestKeyFile(t *testing.T) (string, ed25519.PrivateKey) {
 		t.Fatal(err)
 	}
 	return kf, key
+}
+
+// readDigest reads and checks the digest stored under key.
+func readDigest(t *testing.T, st storage.Store, key string, pub ed25519.PublicKey) digest.Payload {
+	t.Helper()
+	b, err := storage.ReadAll(context.Background(), st, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := digest.Decode(b, pub)
+	if err != nil {
+		t.Fatalf("%s: %v", key, err)
+	}
+	return p
 }

@@ -306,16 +306,8 @@ func TestVerifyPending(t *testing.T) {
 	w.digest(digest.KindHourly, day0, day0.Add(time.Hour))
 	obj := w.object(day0.Add(time.Hour + time.Minute)) // recorded, in no digest yet
 	stored := day0.Add(time.Hour + time.Minute)
-	if err := os.Chtimes(filepath.Join(w.dir, filepath.FromSlash(obj)), stored, stored); err != nil {
-		t.Fatal(err)
-	}
-	check := func(now time.Time) ([]verify.Problem, verify.Summary) {
-		ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ps, sum
-	}
+	w.storedAt(obj, stored)
+	check := w.verifyAt
 	if ps, sum := check(day0.Add(time.Hour + 30*time.Minute)); len(ps) != 0 || sum.Pending != 1 {
 		t.Fatalf("while running: %+v %+v", ps, sum)
 	}
@@ -367,16 +359,8 @@ func TestVerifyStartDigest(t *testing.T) {
 	w.digest(digest.KindStart, at, at)
 	obj := w.object(at.Add(time.Minute))
 	stored := at.Add(time.Minute)
-	if err := os.Chtimes(filepath.Join(w.dir, filepath.FromSlash(obj)), stored, stored); err != nil {
-		t.Fatal(err)
-	}
-	check := func(now time.Time) ([]verify.Problem, verify.Summary) {
-		ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ps, sum
-	}
+	w.storedAt(obj, stored)
+	check := w.verifyAt
 	if ps, sum := check(at.Add(20 * time.Minute)); len(ps) != 0 || sum.Pending != 1 {
 		t.Fatalf("while running: %+v %+v", ps, sum)
 	}
@@ -422,9 +406,7 @@ func TestVerifyPendingNotInTheFuture(t *testing.T) {
 	w.digest(digest.KindHourly, now.Add(-time.Hour), now.Add(-10*time.Minute))
 	key := w.object(now.Add(-5 * time.Minute))
 	future := now.Add(48 * time.Hour)
-	if err := os.Chtimes(filepath.Join(w.dir, filepath.FromSlash(key)), future, future); err != nil {
-		t.Fatal(err)
-	}
+	w.storedAt(key, future)
 	ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: layout.Day(now, nil), PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -432,4 +414,22 @@ func TestVerifyPendingNotInTheFuture(t *testing.T) {
 	if sum.Pending != 0 || !strings.Contains(kinds(ps), "unlisted") {
 		t.Fatalf("%+v %+v", ps, sum)
 	}
+}
+
+// storedAt sets the stored time of an object of the file store (its mtime).
+func (w *world) storedAt(key string, at time.Time) {
+	w.t.Helper()
+	if err := os.Chtimes(filepath.Join(w.dir, filepath.FromSlash(key)), at, at); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// verifyAt verifies the days from 2026-11-20 as if it were now.
+func (w *world) verifyAt(now time.Time) ([]verify.Problem, verify.Summary) {
+	w.t.Helper()
+	ps, sum, err := verify.Verify(context.Background(), w.st, verify.Options{From: "2026-11-20", PublicKey: w.key.Public().(ed25519.PublicKey), Now: func() time.Time { return now }})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return ps, sum
 }
