@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -55,6 +56,9 @@ type OpenLoopOptions struct {
 	Targets     []string // subset of OpenLoopTargets
 	ArchiverBin string
 	ExtraArgs   []string // more `archiver serve` flags for both archiver targets
+	// Arrivals is "constant" (request n due at n/rate: a metronome, the default) or "poisson"
+	// (exponential gaps of the same mean rate, seeded: independent senders, as real streams are).
+	Arrivals string
 	// FloorWindow is the floor target's wait before each commit (the archiver's --commit-window
 	// default, 3ms, for a like-for-like floor).
 	FloorWindow time.Duration
@@ -153,6 +157,12 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 		if !slices.Contains(OpenLoopTargets, t) {
 			return nil, fmt.Errorf("unknown target %q (want some of %s)", t, strings.Join(OpenLoopTargets, ","))
 		}
+	}
+	if o.Arrivals == "" {
+		o.Arrivals = "constant"
+	}
+	if !slices.Contains(ArrivalKinds, o.Arrivals) {
+		return nil, fmt.Errorf("arrivals %q: want %s", o.Arrivals, strings.Join(ArrivalKinds, " or "))
 	}
 	for _, r := range o.Rates {
 		if r <= 0 {
@@ -338,9 +348,9 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Timeout: o.Timeout, Transport: tr}), vegeta.MaxBody(512))
 	sampler := sampleRSS(pid, 100*time.Millisecond)
 	c0, _ := procCPU(pid)
-	interval := time.Second / time.Duration(rate)
+	sched := newSchedule(o.Arrivals, rate, d)
 	began := time.Now()
-	results := atk.Attack(gen.targeter(url), vegeta.ConstantPacer{Freq: rate, Per: time.Second}, d, run.Name)
+	results := atk.Attack(gen.targeter(url), sched, d, run.Name)
 	lat := make([]time.Duration, 0, int(float64(rate)*d.Seconds())+16)
 	var timely int64 // 200s within olAnswerBound: a later one is past what a sender waits for
 	done := ctx.Done()
@@ -352,8 +362,8 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 		default:
 		}
 		row.Sent++
-		// From the intended send time: request seq was due at began + seq*interval.
-		due := began.Add(time.Duration(res.Seq) * interval)
+		// From the intended send time: request seq was due at began + its scheduled offset.
+		due := began.Add(sched.due(res.Seq))
 		l := res.End().Sub(due)
 		if res.Code == 0 {
 			// No answer: it enters the figures at the sender timeout (a refused connection too),
@@ -366,7 +376,7 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 		}
 		lat = append(lat, l)
 		if l > time.Second {
-			at := time.Duration(res.Seq) * interval
+			at := sched.due(res.Seq)
 			if row.Late == 0 || at < row.LateFrom {
 				row.LateFrom = at
 			}
@@ -404,6 +414,52 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 	}
 	return row
 }
+
+// schedule is a vegeta.Pacer whose send times are known in advance, so that each request's
+// latency is measured from when it was due.
+type schedule struct {
+	rate     int
+	interval time.Duration   // constant arrivals
+	dues     []time.Duration // poisson arrivals: request n is due at dues[n]
+}
+
+// ArrivalKinds are the values of OpenLoopOptions.Arrivals.
+var ArrivalKinds = []string{"constant", "poisson"}
+
+func newSchedule(kind string, rate int, d time.Duration) *schedule {
+	s := &schedule{rate: rate, interval: time.Second / time.Duration(rate)}
+	if kind != "poisson" {
+		return s
+	}
+	// Seeded by the rate: every target of a run gets the same arrivals at that rate.
+	r := rand.New(rand.NewPCG(uint64(rate), 0x6c697665686f6f6b))
+	mean := float64(time.Second) / float64(rate)
+	for t := time.Duration(0); t <= d; t += time.Duration(r.ExpFloat64() * mean) {
+		s.dues = append(s.dues, t)
+	}
+	return s
+}
+
+func (s *schedule) due(seq uint64) time.Duration {
+	if s.dues == nil {
+		return time.Duration(seq) * s.interval
+	}
+	if seq < uint64(len(s.dues)) {
+		return s.dues[seq]
+	}
+	return s.dues[len(s.dues)-1]
+}
+
+// Pace implements vegeta.Pacer.
+func (s *schedule) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
+	if s.dues != nil && hits >= uint64(len(s.dues)) {
+		return 0, true
+	}
+	return max(0, s.due(hits)-elapsed), false
+}
+
+// Rate implements vegeta.Pacer: the mean rate, hits per second.
+func (s *schedule) Rate(time.Duration) float64 { return float64(s.rate) }
 
 // callbackGen makes distinct signed PUBLISH callbacks: the stream carries the run tag, the
 // target's group number and a sequence number, auth_timestamp is the send time.

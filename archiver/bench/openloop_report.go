@@ -120,8 +120,8 @@ func orOK(s string) string {
 // WriteOpenLoopMarkdown prints the run as one table plus the checks.
 func WriteOpenLoopMarkdown(w io.Writer, r *OpenLoopResults, checks []Check) {
 	fmt.Fprintf(w, "## Open-loop benchmark, %s\n\n", r.Started.UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(w, "%s; load average at the start %s; %s per rate; latency from each request's intended send time.\n\n",
-		r.Machine, r.Load, r.Options.Duration)
+	fmt.Fprintf(w, "%s; load average at the start %s; %s per rate, %s arrivals; latency from each request's intended send time.\n\n",
+		r.Machine, r.Load, r.Options.Duration, r.Options.Arrivals)
 	fmt.Fprintln(w, "| target | offered/s | 200/s within 1 s | 503 | no answer | p50 | p99 | p99.9 | max | > 1 s | CPU per 1k | vs bare | RSS |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	bare := r.target("bare")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -190,5 +191,44 @@ func TestAttackCountsUnansweredAtTimeout(t *testing.T) {
 	}
 	if row.P50 >= o.Timeout {
 		t.Fatalf("p50 %s: at the timeout though 9 in 10 answer at once", row.P50)
+	}
+}
+
+// Poisson arrivals keep the mean rate, with exponential gaps (their standard deviation equals
+// their mean, unlike a metronome's zero), in order, and the same for every target of a run;
+// constant arrivals are due at n/rate.
+func TestScheduleArrivals(t *testing.T) {
+	t.Parallel()
+	c := newSchedule("constant", 5000, time.Second)
+	if got := c.due(10); got != 2*time.Millisecond {
+		t.Errorf("constant: request 10 due at %s, want 2ms", got)
+	}
+	p := newSchedule("poisson", 5000, 10*time.Second)
+	if n := len(p.dues); n < 49000 || n > 51000 {
+		t.Fatalf("poisson: %d arrivals in 10s at 5000/s", n)
+	}
+	var sum, sq float64
+	for i := 1; i < len(p.dues); i++ {
+		gap := float64(p.dues[i] - p.dues[i-1])
+		if gap < 0 {
+			t.Fatalf("arrival %d before arrival %d", i, i-1)
+		}
+		sum += gap
+		sq += gap * gap
+	}
+	n := float64(len(p.dues) - 1)
+	mean := sum / n
+	sd := math.Sqrt(sq/n - mean*mean)
+	if r := sd / mean; r < 0.9 || r > 1.1 {
+		t.Errorf("poisson gaps: sd/mean %.2f, want about 1", r)
+	}
+	if q := newSchedule("poisson", 5000, 10*time.Second); q.dues[1000] != p.dues[1000] {
+		t.Error("two schedules of one rate differ")
+	}
+	if _, stop := p.Pace(11*time.Second, uint64(len(p.dues))); !stop {
+		t.Error("Pace did not stop after the last arrival")
+	}
+	if wait, _ := p.Pace(0, 5); wait != p.dues[5] {
+		t.Errorf("Pace(0, 5) = %s, want %s", wait, p.dues[5])
 	}
 }

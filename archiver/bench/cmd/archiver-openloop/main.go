@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Conns, "conns", d.Conns, "most connections the sender opens (0: no cap); requests waiting for one count from their intended send time")
 	targets := fs.String("targets", strings.Join(d.Targets, ","), "comma-separated targets: "+strings.Join(bench.OpenLoopTargets, ","))
 	fs.StringVar(&o.ArchiverBin, "archiver-bin", "", "use this archiver binary instead of building ./archiver")
+	fs.StringVar(&o.Arrivals, "arrivals", "constant", "constant (request n due at n/rate) or poisson (exponential gaps of the same mean rate: independent senders)")
 	fs.DurationVar(&o.FloorWindow, "floor-window", d.FloorWindow, "target floor (a minimal group commit: append, fdatasync, answer): wait this long after the first waiting request before each commit")
 	fs.StringVar(&o.WorkDir, "workdir", "", "keep spools, logs and S3 data here (default: a temporary directory, removed)")
 	fs.StringVar(&o.ProfileDir, "profile", "", "profile the archiver: run it in-process (same code as the binary) and write <target>.cpu.prof and <target>.allocs.prof here")
