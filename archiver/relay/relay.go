@@ -690,7 +690,7 @@ func (d *deadLetters) flush(ctx context.Context) error {
 			if i > 0 {
 				_ = ctxsleep.Sleep(ctx, d.r.storeBackoff.Delay(i-1))
 			}
-			if key, err = d.r.putDeadLetters(ctx, d.name, key, body); err == nil || ctx.Err() != nil {
+			if key, err = putDeadLetters(ctx, d.r.o.Store, d.r.log, d.name, key, body); err == nil || ctx.Err() != nil {
 				break
 			}
 		}
@@ -709,17 +709,17 @@ func (d *deadLetters) flush(ctx context.Context) error {
 }
 
 // putDeadLetters stores one dead-letter object and returns the name it got.
-func (r *Relay) putDeadLetters(ctx context.Context, name, key string, body []byte) (string, error) {
-	err := r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+func putDeadLetters(ctx context.Context, store storage.Putter, log *slog.Logger, name, key string, body []byte) (string, error) {
+	err := store.Put(ctx, key, body, "application/x-ndjson")
 	if errors.Is(err, storage.ErrExists) {
 		// The name holds other bytes (the same events decided again after a crash, at another
 		// dead_at): never overwritten, these go under a fresh name, as backend.Writer.Put does.
 		// The same bytes are no conflict (Put returns nil).
 		fresh := layout.ConflictKey(key, body)
-		r.log.Error("dead-letter object name already holds different bytes; never overwritten, writing these under a fresh name",
+		log.Error("dead-letter object name already holds different bytes; never overwritten, writing these under a fresh name",
 			"destination", name, "key", key, "fresh_key", fresh)
 		key = fresh
-		err = r.o.Store.Put(ctx, key, body, "application/x-ndjson")
+		err = store.Put(ctx, key, body, "application/x-ndjson")
 	}
 	return key, err
 }
@@ -753,44 +753,70 @@ func (r *Relay) retryPending() {
 	}
 }
 
-// uploadPending makes one pass over the pending dead-letter uploads of every destination,
-// removing each one that is stored.
+// uploadPending makes one pass over the pending dead-letter uploads of every destination.
 func (r *Relay) uploadPending(ctx context.Context) error {
 	if r.o.Store == nil {
 		return nil
 	}
-	files, _ := filepath.Glob(filepath.Join(r.o.Dir, "*", pendingDir, "*"))
+	_, err := StorePending(ctx, r.o.Dir, r.o.Store, r.log)
+	if err != nil {
+		r.log.Warn("pending dead-letter uploads still fail; retrying later", "error", err)
+	}
+	return err
+}
+
+// PendingUploads is what one pass over a destination's pending dead-letter uploads did.
+type PendingUploads struct {
+	Name    string
+	Stored  int // stored in the archive and removed locally
+	Failed  int // kept: reading, storing or removing it failed
+	Damaged int // kept: not a pending upload (no _deadletter/ key on its first line)
+}
+
+// StorePending makes one pass over the pending dead-letter uploads under dir (a relay's
+// directory, <spool>/relay), storing each as the relay does and removing it once stored. It is
+// exported for archiver drain, which must not leave them on a spool that is about to go. The
+// error joins the failures; a damaged file is logged and counted, not an error.
+func StorePending(ctx context.Context, dir string, store storage.Putter, log *slog.Logger) ([]PendingUploads, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "*", pendingDir, "*"))
+	var out []PendingUploads
 	var errs []error
 	for _, f := range files {
 		if strings.HasPrefix(filepath.Base(f), ".") { // an atomic write's temporary file
 			continue
 		}
 		name := filepath.Base(filepath.Dir(filepath.Dir(f)))
+		if len(out) == 0 || out[len(out)-1].Name != name { // Glob sorts, so by destination
+			out = append(out, PendingUploads{Name: name})
+		}
+		res := &out[len(out)-1]
 		b, err := os.ReadFile(f)
 		if err != nil {
+			res.Failed++
 			errs = append(errs, err)
 			continue
 		}
 		key, body, ok := bytes.Cut(b, []byte("\n"))
 		if !ok || !strings.HasPrefix(string(key), "_deadletter/") {
-			r.log.Error("a pending dead-letter upload is damaged; left in place", "destination", name, "path", f)
+			res.Damaged++
+			log.Error("a pending dead-letter upload is damaged; left in place", "destination", name, "path", f)
 			continue
 		}
-		stored, err := r.putDeadLetters(ctx, name, string(key), body)
+		stored, err := putDeadLetters(ctx, store, log, name, string(key), body)
 		if err != nil {
-			errs = append(errs, err)
+			res.Failed++
+			errs = append(errs, fmt.Errorf("storing %s: %w", f, err))
 			continue
 		}
 		if err := os.Remove(f); err != nil {
+			res.Failed++
 			errs = append(errs, err)
 			continue
 		}
-		r.log.Info("stored a pending dead-letter upload", "destination", name, "key", stored)
+		res.Stored++
+		log.Info("stored a pending dead-letter upload", "destination", name, "key", stored)
 	}
-	if len(errs) > 0 {
-		r.log.Warn("pending dead-letter uploads still fail; retrying later", "files", len(files), "error", errors.Join(errs...))
-	}
-	return errors.Join(errs...)
+	return out, errors.Join(errs...)
 }
 
 func appendSync(path string, b []byte) error {

@@ -23,9 +23,11 @@ Uploads every event left in a spool directory to the store, without serving: the
 that is gone or scaled down, or of an archiver that ran out of --shutdown-timeout. Objects keep the
 spool's instance name, so nothing collides with running replicas; with --digest-key (the spool's
 own archiver's key) the uploads are listed in a digest that continues that instance's chain.
-Exits 0 once the spool is empty, 1 when segments are left (run it again), 2 on a usage error.
+Exits 0 once the spool is empty, 1 when segments or pending dead letters are left (run it again),
+2 on a usage error.
 The spool must not be in use: a running archiver holds its lock. Drain does not forward: it names
-the --forward destinations whose events stay queued in the spool.
+the --forward destinations whose events stay queued in the spool. It also stores the dead-letter
+objects the relay could not store yet (<spool>/relay/<name>/pending/), as a running relay would.
 
 Flags:
 `
@@ -76,18 +78,28 @@ func Drain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Shutdown seals the open segment, uploads every sealed one (bounded by --timeout) and writes
 	// the shutdown digest: exactly a drain.
 	err = s.Shutdown(ctx)
+	relayDir := filepath.Join(c.Spool, "relay")
 	left, bytes := s.spool.Pending(), s.spool.Bytes()
 	fmt.Fprintf(stdout, "drained %s (instance %s) to %s: %d events in %d objects, %s\n", c.Spool, s.Instance(), s.store,
 		s.metrics.Stored.Value(), s.metrics.ObjectsStored.Value(), time.Since(start).Round(time.Millisecond))
 	if s.relay != nil {
-		relayNote(stderr, filepath.Join(c.Spool, "relay"), s.relay.Queues(), err == nil && left == 0)
+		relayNote(stderr, relayDir, s.relay.Queues(), err == nil && left == 0)
 	}
+	// After Shutdown, so the relay's own background retry of these has stopped; through the
+	// store the relay writes dead letters to, within what is left of --timeout.
+	pctx, cancel := context.WithDeadline(ctx, start.Add(c.ShutdownTimeout))
+	defer cancel()
+	pending, perr := relay.StorePending(pctx, relayDir, s.store, s.log)
+	pendingOK := pendingNote(stderr, relayDir, pending, perr, pctx.Err() != nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver drain: %v\n", err)
 		return 1
 	}
 	if left > 0 {
 		fmt.Fprintf(stderr, "archiver drain: %d segments (%d bytes) are still in %s: the store did not take them within --timeout; run archiver drain again\n", left, bytes, c.Spool)
+		return 1
+	}
+	if !pendingOK {
 		return 1
 	}
 	if damaged, _ := damagedFiles(c.Spool); len(damaged) > 0 {
@@ -138,6 +150,44 @@ func relayNote(w io.Writer, dir string, qs []relay.Queue, stored bool) {
 	}
 	fmt.Fprintf(w, "archiver drain: events not yet forwarded to %s stay queued in %s (drain stores, it does not forward): serve this spool again with the same --forward/--forward-config to deliver them, or %s with %s\n",
 		strings.Join(names, ", "), dir, when, replay)
+}
+
+// pendingNote says how many of the dead-letter objects the relay had kept under
+// dir/<name>/pending/ (the store failed) drain stored, and which are still there: the spool may
+// be deleted after a drain, and they would go with it. It reports whether none is left.
+func pendingNote(w io.Writer, dir string, res []relay.PendingUploads, err error, timedOut bool) bool {
+	again := "run archiver drain again once the store takes writes"
+	if timedOut {
+		again = "--timeout ran out; run archiver drain again"
+	}
+	ok := err == nil
+	for _, p := range res {
+		if p.Stored > 0 {
+			fmt.Fprintf(w, "archiver drain: stored %d pending dead-letter %s of %s (under _deadletter/)\n", p.Stored, plural(p.Stored, "object"), p.Name)
+		}
+		pdir := filepath.Join(dir, p.Name, "pending")
+		if p.Failed > 0 {
+			ok = false
+			fmt.Fprintf(w, "archiver drain: %d dead-letter %s of %s could not be stored and stay in %s: do not delete this spool yet; %s\n",
+				p.Failed, plural(p.Failed, "object"), p.Name, pdir, again)
+		}
+		if p.Damaged > 0 {
+			ok = false
+			fmt.Fprintf(w, "archiver drain: %d damaged %s in %s not stored (the first line is not a _deadletter/ key; the log names each): inspect before deleting this spool\n",
+				p.Damaged, plural(p.Damaged, "file"), pdir)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(w, "archiver drain: storing pending dead letters: %v\n", err)
+	}
+	return ok
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 // damagedFiles lists what the spool set aside (<segment>.damaged, <segment>.unreadable).

@@ -139,3 +139,91 @@ func TestDrainNamesRelayQueues(t *testing.T) {
 		t.Errorf("drain named crm, which has taken every event: %s", errb.String())
 	}
 }
+
+// TestDrainStoresPendingDeadLetters: dead-letter objects the relay could not store (kept under
+// <spool>/relay/<name>/pending/) are stored by drain under their _deadletter/ key, or a fresh
+// name when the key holds other bytes, and removed locally; drain counts them per destination.
+// When the store refuses them they stay, and drain exits 1 and says to run it again; a damaged
+// file stays too, and drain says to inspect it.
+func TestDrainStoresPendingDeadLetters(t *testing.T) {
+	t.Parallel()
+	c := opsConfig(t)
+	s := start(t, c)
+	_ = s.Shutdown(context.Background())
+	day := layout.Day(time.Now(), time.UTC)
+	keyA := layout.DeadLetterKey(day, "biz", "i1", 1, 0)
+	keyB := layout.DeadLetterKey(day, "biz", "i1", 2, 0)
+	keyC := layout.DeadLetterKey(day, "crm", "i1", 1, 0)
+	bodyA, bodyB, bodyC := []byte(`{"event":{"a":1}}`+"\n"), []byte(`{"event":{"b":1}}`+"\n"), []byte(`{"event":{"c":1}}`+"\n")
+	// The relay's format: the object key, a newline, the object's bytes.
+	writePending := func(name, key string, body []byte) string {
+		t.Helper()
+		p := filepath.Join(c.Spool, "relay", name, "pending", filepath.Base(key))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, append([]byte(key+"\n"), body...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	drain := func(dest string) (int, string) {
+		var out, errb bytes.Buffer
+		code := server.Drain(context.Background(), []string{"--spool", c.Spool, "--store", "file://" + dest, "--log-level", "error", "--timeout", "5s"}, &out, &errb)
+		return code, errb.String()
+	}
+
+	// A store that refuses them: kept, exit 1, and drain says so.
+	blocked := t.TempDir()
+	if err := os.WriteFile(filepath.Join(blocked, "_deadletter"), nil, 0o600); err != nil { // no directory can be made under it
+		t.Fatal(err)
+	}
+	pa := writePending("biz", keyA, bodyA)
+	code, stderr := drain(blocked)
+	if code != 1 || !strings.Contains(stderr, "1 dead-letter object of biz could not be stored and stay in "+filepath.Dir(pa)) || !strings.Contains(stderr, "run archiver drain again") {
+		t.Errorf("drain into a store that refuses dead letters: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(pa); err != nil {
+		t.Fatalf("pending dead letter dropped although the store refused it: %v", err)
+	}
+
+	dest := t.TempDir()
+	st, err := storage.Open(context.Background(), storage.Options{URL: "file://" + dest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// keyB already holds other bytes: never overwritten, stored under a fresh name.
+	if err := st.Put(context.Background(), keyB, []byte("other\n"), "application/x-ndjson"); err != nil {
+		t.Fatal(err)
+	}
+	pb, pc := writePending("biz", keyB, bodyB), writePending("crm", keyC, bodyC)
+	code, stderr = drain(dest)
+	if code != 0 {
+		t.Fatalf("drain: exit %d, %s", code, stderr)
+	}
+	for _, want := range []string{"stored 2 pending dead-letter objects of biz", "stored 1 pending dead-letter object of crm"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("drain said %q, want %q", stderr, want)
+		}
+	}
+	for key, want := range map[string][]byte{keyA: bodyA, layout.ConflictKey(keyB, bodyB): bodyB, keyB: []byte("other\n"), keyC: bodyC} {
+		if got, err := storage.ReadAll(context.Background(), st, key); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %q, %v; want %q", key, got, err, want)
+		}
+	}
+	for _, p := range []string{pa, pb, pc} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s kept after it was stored: %v", p, err)
+		}
+	}
+	damaged := filepath.Join(c.Spool, "relay", "crm", "pending", "junk.jsonl")
+	if err := os.WriteFile(damaged, []byte("not a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr = drain(dest); code != 1 || !strings.Contains(stderr, "1 damaged file in "+filepath.Dir(damaged)) {
+		t.Errorf("drain with a damaged pending file: exit %d, %s", code, stderr)
+	}
+	if _, err := os.Stat(damaged); err != nil {
+		t.Errorf("damaged pending file removed: %v", err)
+	}
+}
