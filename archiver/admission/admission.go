@@ -125,8 +125,11 @@ func (c *Controller) Done(delay time.Duration, measured bool) {
 // evaluate sets the limit from the window that just ended (one caller at a time: the CAS winner).
 func (c *Controller) evaluate(minDelay time.Duration, inFlight int64) {
 	if minDelay == math.MaxInt64 {
-		// No request finished waiting in the whole interval: nothing says there is a queue.
-		minDelay = 0
+		// No request finished waiting in the whole interval (only refusals or redeliveries
+		// answered from memory ended): no evidence either way, so the limit stays. Taken as no
+		// delay, they doubled the limit every interval of a stall, whose waiting requests have
+		// not finished yet, and switched shedding off when it was needed.
+		return
 	}
 	c.lastDelay.Store(int64(minDelay))
 	limit := c.limit.Load()

@@ -169,3 +169,25 @@ func TestConcurrentCountsBalance(t *testing.T) {
 		t.Fatalf("in flight after everything finished = %d, want 0", s.InFlight)
 	}
 }
+
+// An interval in which only unmeasured requests ended (refusals, redeliveries answered from
+// memory) says nothing about the queue: during a stall, whose waiting requests have not finished,
+// they must not grow the limit back.
+func TestUnmeasuredIntervalKeepsTheLimit(t *testing.T) {
+	t.Parallel()
+	c, clk := newTest(50*time.Millisecond, 4)
+	admitN(c, 100)
+	clk.add(101 * time.Millisecond)
+	finish(c, 1, 5*time.Second) // a standing queue: the limit drops to the floor
+	if l := c.Stats().Limit; l != 4 {
+		t.Fatalf("limit = %d, want the floor 4", l)
+	}
+	for i := range 5 { // the stall goes on; only unmeasured requests end
+		admitN(c, 1)
+		clk.add(101 * time.Millisecond)
+		c.Done(0, false)
+		if l := c.Stats().Limit; l != 4 {
+			t.Fatalf("interval %d of unmeasured requests: limit %d, want it kept at 4", i, l)
+		}
+	}
+}
