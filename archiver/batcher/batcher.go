@@ -49,9 +49,10 @@ type Options struct {
 	Metrics *metrics.Archiver
 	Logger  *slog.Logger
 	// Load is intake's count of requests in flight. With it, a Put starts no sooner than
-	// CommitWindow after the previous one while other requests are in flight or, once every
-	// request in flight is in the batch, while new ones keep joining (up to CommitTarget events):
-	// larger objects, fewer Puts per event. A lone sender never waits. CommitWindow <= 0: off.
+	// CommitWindow after the previous one started while other requests are in flight or, once
+	// every request in flight is in the batch, unless the last such wait gained nothing
+	// (sink.Extender); a batch of CommitTarget events starts at once: larger objects, fewer Puts
+	// per event. A lone sender never waits. CommitWindow <= 0: off.
 	Load         *sink.Load
 	CommitWindow time.Duration
 	CommitTarget int
@@ -90,17 +91,12 @@ type Batcher struct {
 	timer        *time.Timer
 	wg           sync.WaitGroup
 
-	lastStart  time.Time   // when the last Put started
-	window     *time.Timer // starts the held batch at the end of its window (onWindow)
-	held       bool        // window is armed
-	extending  bool        // the held batch holds every request in flight and waits for new ones
-	heldFrom   int         // its events when it began extending
-	extendSkip int         // batches left to start without extending, after an extension gained nothing
+	lastStart time.Time   // when the last Put started
+	window    *time.Timer // starts the held batches when heldUntil comes (onWindow)
+	heldUntil time.Time   // zero: nothing held
+	heldFrom  int         // pending events when holding became an extension (all in flight were in); 0: not extending
+	extend    sink.Extender
 }
-
-// extendBackoff is how many batches start without extending after an extension gained nothing
-// (closed-loop senders: every request in flight is already in the batch, nobody else comes).
-const extendBackoff = 32
 
 // Compile-time check: the batcher is a durability backend.
 var _ backend.Backend = (*Batcher)(nil)
@@ -187,19 +183,26 @@ func (b *Batcher) holdLocked(bt *batch) bool {
 		if len(bt.entries) < 2 {
 			return false // a lone sender
 		}
-		if !b.extending {
-			if b.extendSkip > 0 {
-				b.extendSkip--
+		if b.heldFrom == 0 {
+			if !b.extend.Try() {
 				return false
 			}
-			b.extending, b.heldFrom = true, len(bt.entries)
+			b.heldFrom = b.pendingEventsLocked()
 		}
 	}
-	if !b.held {
-		b.held = true
+	if b.heldUntil.IsZero() {
+		b.heldUntil = until
 		b.window.Reset(wait)
 	}
 	return true
+}
+
+// unholdLocked ends a hold: its batches start now.
+func (b *Batcher) unholdLocked() {
+	if !b.heldUntil.IsZero() {
+		b.window.Stop()
+	}
+	b.heldUntil, b.heldFrom = time.Time{}, 0
 }
 
 func (b *Batcher) pendingEventsLocked() int {
@@ -214,14 +217,13 @@ func (b *Batcher) pendingEventsLocked() int {
 func (b *Batcher) onWindow() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.held {
-		return
+	if b.heldUntil.IsZero() || time.Now().Before(b.heldUntil) {
+		return // a callback of a window that ended or was re-armed since: its own timer is due later
 	}
-	b.held = false
-	if b.extending && len(b.pending) > 0 && len(b.pending[0].entries) == b.heldFrom {
-		b.extendSkip = extendBackoff
+	if b.heldFrom > 0 {
+		b.extend.Done(b.pendingEventsLocked() > b.heldFrom)
 	}
-	b.extending = false
+	b.unholdLocked()
 	for len(b.pending) > 0 && b.inFlight < maxInFlight {
 		b.startLocked(b.pending[0])
 	}
@@ -238,10 +240,7 @@ func (b *Batcher) startLocked(bt *batch) {
 	if len(b.pending) == 0 {
 		b.timer.Stop()
 	}
-	if b.held {
-		b.held, b.extending = false, false
-		b.window.Stop()
-	}
+	b.unholdLocked()
 	b.lastStart = time.Now()
 	b.seq++
 	bt.seq = b.seq

@@ -89,7 +89,7 @@ func TestCommitExtendsForOpenLoopArrivals(t *testing.T) {
 }
 
 // Closed-loop senders (each sends again only after its answer) bring nothing while a commit
-// waits: after one empty extension, the next extendBackoff commits are not extended, so such
+// waits: after one empty extension, the next sink.ExtendBackoff commits are not extended, so such
 // senders pay one LingerGap in that many commits. A lone sender is never extended.
 func TestCommitExtensionBacksOffForClosedLoopSenders(t *testing.T) {
 	t.Parallel()
@@ -122,7 +122,7 @@ func TestCommitExtensionBacksOffForClosedLoopSenders(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if tries := s.extendTry; tries > tc.maxTry {
+		if tries := s.extend.Tries(); tries > tc.maxTry {
 			t.Errorf("%d closed-loop senders: %d commits were extended, want at most %d", tc.senders, tries, tc.maxTry)
 		}
 	}

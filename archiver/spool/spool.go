@@ -150,9 +150,8 @@ type Spool struct {
 
 	w *writer
 
-	linger     *time.Timer // gather's, stopped when unused
-	extendSkip int         // commits left before gather tries to extend one again
-	extendTry  int         // extensions tried (tests)
+	linger *time.Timer // gather's, stopped when unused
+	extend sink.Extender
 
 	readMu sync.Mutex // guards readBr and frame
 	readBr *bufio.Reader

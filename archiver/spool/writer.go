@@ -77,7 +77,7 @@ func (s *Spool) drain(batch []*sink.Entry) []*sink.Entry {
 // steady 5k/s waiting ~3 ms for 15-24 events instead of committing every ~5 cuts CPU per
 // callback by a quarter (docs/performance.md). Closed-loop senders (each waits for its answer
 // before sending again) bring nothing during an extension: one that gathers nothing turns
-// extending off for extendBackoff commits, so they pay one gap in that many commits.
+// extending off for sink.ExtendBackoff commits, so they pay one gap in that many commits.
 // Only the goroutine taking entries from the queue calls it.
 func (s *Spool) gather(batch []*sink.Entry) []*sink.Entry {
 	batch = s.drain(batch)
@@ -89,21 +89,14 @@ func (s *Spool) gather(batch []*sink.Entry) []*sink.Entry {
 	if s.o.CommitWindow <= 0 || len(batch) < 2 || len(batch) >= s.o.CommitTarget {
 		return batch
 	}
-	if s.extendSkip > 0 {
-		s.extendSkip--
+	if !s.extend.Try() {
 		return batch
 	}
-	s.extendTry++
 	before := len(batch)
 	batch = s.collect(batch, min(s.o.CommitTarget, maxBatchLen), began.Add(s.o.CommitWindow))
-	if len(batch) == before {
-		s.extendSkip = extendBackoff
-	}
+	s.extend.Done(len(batch) > before)
 	return batch
 }
-
-// extendBackoff is how many commits gather leaves unextended after an extension gathered nothing.
-const extendBackoff = 32
 
 // collect adds queued entries to batch until it holds target, deadline passes, or none arrives
 // within LingerGap.
