@@ -149,7 +149,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sp, err := spool.Open(ctx, spool.Options{
 			Dir: cfg.Spool, Instance: cfg.Instance, Gzip: cfg.Gzip,
 			FlushInterval: cfg.FlushInterval, FlushBytes: cfg.FlushBytes, MaxBytes: cfg.SpoolMaxBytes,
-			Logger: log, Load: load, MaxRecovered: s.dedup.MaxEntries(), CommitWindow: commitWindow(cfg.CommitWindow),
+			Logger: log, Load: load, MaxRecovered: s.dedup.MaxEntries(), CommitWindow: cfg.CommitWindow,
 			OnCommit: func(_ int, took time.Duration) {
 				s.metrics.SpoolCommits.Inc()
 				s.metrics.SpoolCommitSecs.Observe(took.Seconds())
@@ -569,12 +569,4 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-}
-
-// commitWindow maps --commit-window to spool.Options.CommitWindow, whose zero means the default.
-func commitWindow(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

@@ -89,8 +89,8 @@ type Options struct {
 	Linger, LingerGap time.Duration
 	// CommitWindow and CommitTarget bound a commit's extension (see gather): once the requests in
 	// flight are in the batch, it keeps gathering up to CommitTarget entries while they keep
-	// coming within LingerGap, and no longer than CommitWindow after it began (0 => the
-	// defaults; CommitWindow < 0 => never extend).
+	// coming within LingerGap, and no longer than CommitWindow after it began (CommitWindow <= 0:
+	// never extend, the --commit-window 0 of archiver serve; CommitTarget 0: the default).
 	CommitWindow time.Duration
 	CommitTarget int
 	// MaxRecovered bounds the event IDs kept from recovered segments for TakeRecovered (the
@@ -195,9 +195,6 @@ func Open(ctx context.Context, o Options) (*Spool, error) {
 	}
 	if o.LingerGap <= 0 {
 		o.LingerGap = DefaultLingerGap
-	}
-	if o.CommitWindow == 0 {
-		o.CommitWindow = DefaultCommitWindow
 	}
 	if o.CommitTarget <= 0 {
 		o.CommitTarget = DefaultCommitTarget
