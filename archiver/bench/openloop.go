@@ -240,7 +240,7 @@ func (r *runner) openLoopCommand(o OpenLoopOptions, name, addr, keys string) (st
 			"--window", o.FloorWindow.String()}, nil
 	}
 	args := []string{"serve", "--listen", addr, "--ack", name, "--keys", keys,
-		"--store", "s3://" + bucket + "/openloop-" + r.tag + "-" + name, "--s3-endpoint", r.vgw.Endpoint,
+		"--store", "s3://" + bucket + "/" + r.olPrefix(name), "--s3-endpoint", r.vgw.Endpoint,
 		"--spool", filepath.Join(r.dir, "spool-"+name), "--log-level", "warn"}
 	args = append(args, o.ExtraArgs...)
 	if o.ProfileDir != "" {
@@ -499,11 +499,14 @@ func responseEventID(body []byte) ([16]byte, bool) {
 	return id, err == nil
 }
 
+// olPrefix is the archive prefix (in bucket) of an open-loop or overload target.
+func (r *runner) olPrefix(name string) string { return "openloop-" + r.tag + "-" + name }
+
 // readEventIDs reads every event_id of a target's archive, like readArchive (independently of
 // the archiver's readback package).
 func readEventIDs(ctx context.Context, r *runner, name string) (map[[16]byte]struct{}, error) {
 	t := newTally(r.tag, len(OpenLoopTargets))
-	prefix := "openloop-" + r.tag + "-" + name + "/"
+	prefix := r.olPrefix(name) + "/"
 	for obj := range r.mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, obj.Err)

@@ -227,7 +227,7 @@ func (r *runner) withOverloadArchiver(ctx context.Context, o OverloadOptions, ru
 		return err
 	}
 	args := []string{"serve", "--listen", addr, "--ack", "store", "--keys", keys, "--max-queue-delay", mode,
-		"--store", "s3://" + bucket + "/openloop-" + r.tag + "-" + name, "--s3-endpoint", endpoint,
+		"--store", "s3://" + bucket + "/" + r.olPrefix(name), "--s3-endpoint", endpoint,
 		"--gzip=false", "--log-level", "warn"}
 	args = append(args, o.ExtraArgs...)
 	run.Command = "archiver " + strings.Join(args, " ")
