@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,7 +142,7 @@ func RunForward(ctx context.Context, o ForwardOptions) (*ForwardResults, error) 
 	if err := r.buildArchiver(ctx); err != nil {
 		return nil, err
 	}
-	res := &ForwardResults{Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())}
+	res := &ForwardResults{Machine: machineString()}
 	start := func(name string, dests ...string) (*proc.Process, string, error) {
 		addr, err := proc.FreeAddr()
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +23,6 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
-	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // The open-loop benchmark (make bench-openloop): a fixed offered rate of distinct, signed
@@ -169,10 +167,7 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 			return nil, fmt.Errorf("rate %d: rates are positive callbacks per second", r)
 		}
 	}
-	r := &runner{opts: Options{ArchiverBin: o.ArchiverBin}, log: o.Log, tag: newRunTag(), pubTS: time.Now().Unix()}
-	if r.log == nil {
-		r.log = os.Stderr
-	}
+	r := newRunner(o.Log, Options{ArchiverBin: o.ArchiverBin})
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("locating the bench binary to re-exec targets: %w", err)
@@ -188,7 +183,7 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 	}
 	res := &OpenLoopResults{
 		Started: time.Now(),
-		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+		Machine: machineString(),
 		Load:    loadAvg(),
 		Options: o,
 	}
@@ -202,21 +197,14 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 			return nil, err
 		}
 		r.logf("starting VersityGW in %s", r.dir)
-		vgw, err := versitygw.Start(ctx, filepath.Join(r.dir, "s3"))
+		stop, err := r.startS3(ctx)
+		defer func() { _ = stop() }()
 		if err != nil {
-			return nil, fmt.Errorf("starting the S3 server: %w", err)
-		}
-		r.vgw = vgw
-		defer func() { _ = vgw.Stop() }()
-		if r.mc, err = vgw.Client(); err != nil {
-			return nil, err
-		}
-		if err := vgw.CreateBucket(ctx, bucket); err != nil {
 			return nil, err
 		}
 	}
-	keys := filepath.Join(r.dir, "keys.json")
-	if err := os.WriteFile(keys, []byte(`{"`+olDomain+`": "`+olKey+`"}`), 0o600); err != nil {
+	keys, err := r.writeKeys()
+	if err != nil {
 		return nil, err
 	}
 	for i, name := range OpenLoopTargets {

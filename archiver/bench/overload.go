@@ -7,13 +7,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
-	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // The overload scenario (make bench-overload): store mode against VersityGW behind a slow store
@@ -109,10 +107,7 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*OverloadResults, erro
 			return nil, fmt.Errorf("rate %d: rates are positive callbacks per second", r)
 		}
 	}
-	r := &runner{opts: Options{ArchiverBin: o.ArchiverBin}, log: o.Log, tag: newRunTag(), pubTS: time.Now().Unix()}
-	if r.log == nil {
-		r.log = os.Stderr
-	}
+	r := newRunner(o.Log, Options{ArchiverBin: o.ArchiverBin})
 	var err error
 	if r.dir = o.WorkDir; r.dir == "" {
 		if r.dir, err = os.MkdirTemp("", "archiver-overload-*"); err != nil {
@@ -124,32 +119,25 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*OverloadResults, erro
 	}
 	res := &OverloadResults{
 		Started: time.Now(),
-		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+		Machine: machineString(),
 		Load:    loadAvg(),
 		Options: o,
 	}
 	if err := r.buildArchiver(ctx); err != nil {
 		return nil, err
 	}
-	vgw, err := versitygw.Start(ctx, filepath.Join(r.dir, "s3"))
+	stop, err := r.startS3(ctx)
+	defer func() { _ = stop() }()
 	if err != nil {
-		return nil, fmt.Errorf("starting the S3 server: %w", err)
-	}
-	r.vgw = vgw
-	defer func() { _ = vgw.Stop() }()
-	if r.mc, err = vgw.Client(); err != nil {
 		return nil, err
 	}
-	if err := vgw.CreateBucket(ctx, bucket); err != nil {
-		return nil, err
-	}
-	slow, err := startSlowStore(vgw.Endpoint, o.Latency, o.BytesPerSec)
+	slow, err := startSlowStore(r.vgw.Endpoint, o.Latency, o.BytesPerSec)
 	if err != nil {
 		return nil, err
 	}
 	defer slow.Close()
-	keys := filepath.Join(r.dir, "keys.json")
-	if err := os.WriteFile(keys, []byte(`{"`+olDomain+`": "`+olKey+`"}`), 0o600); err != nil {
+	keys, err := r.writeKeys()
+	if err != nil {
 		return nil, err
 	}
 	for i, mode := range o.Modes {
