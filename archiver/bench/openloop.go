@@ -277,10 +277,10 @@ func (r *runner) openLoopTarget(ctx context.Context, o OpenLoopOptions, name str
 	url := "http://" + addr + "/callback"
 	if o.Warmup > 0 {
 		r.logf("%s: warm-up at %d/s for %s", name, o.Rates[0], o.Warmup)
-		_ = r.attack(ctx, o, tr, gen, url, p.PID(), o.Rates[0], o.Warmup)
+		_ = r.attack(ctx, o.sender(), name, tr.ackedIDs, gen, url, p.PID(), o.Rates[0], o.Warmup)
 	}
 	for _, rate := range o.Rates {
-		row := r.attack(ctx, o, tr, gen, url, p.PID(), rate, o.Duration)
+		row := r.attack(ctx, o.sender(), name, tr.ackedIDs, gen, url, p.PID(), rate, o.Duration)
 		tr.Rows = append(tr.Rows, row)
 		r.logf("%s at %d/s: %.0f ok/s, %d shed, %d errors, p50 %s p99 %s p99.9 %s max %s, %.0f ms CPU per 1k, RSS %s",
 			name, rate, row.Goodput, row.Shed, row.Errors, fmtDur(row.P50), fmtDur(row.P99), fmtDur(row.P999), fmtDur(row.Max), row.CPUPer1k, fmtBytes(row.RSS))
@@ -322,23 +322,36 @@ func (r *runner) readBack(ctx context.Context, name string, acked map[[16]byte]s
 	return len(acked), found, missing, nil
 }
 
-// attack offers rate callbacks/s for d and summarises the answers.
-func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, gen *callbackGen, url string, pid, rate int, d time.Duration) *RateResult {
-	row := &RateResult{Target: run.Name, Offered: rate}
+// sender is what attack takes of the options: the sender's timeout, connection cap and arrivals
+// (see OpenLoopOptions).
+type sender struct {
+	Timeout  time.Duration
+	Conns    int
+	Arrivals string
+}
+
+func (o OpenLoopOptions) sender() sender {
+	return sender{Timeout: o.Timeout, Conns: o.Conns, Arrivals: o.Arrivals}
+}
+
+// attack offers rate callbacks/s for d to target name and summarises the answers; the event id of
+// every 200 goes into acked.
+func (r *runner) attack(ctx context.Context, s sender, name string, acked map[[16]byte]struct{}, gen *callbackGen, url string, pid, rate int, d time.Duration) *RateResult {
+	row := &RateResult{Target: name, Offered: rate}
 	// The attacker's own transport (vegeta's defaults), so that this rate's connections are closed
 	// when it ends: left idle, they would hold the server's --max-connections slots in the next.
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: vegeta.DefaultConnections,
-		MaxConnsPerHost:     o.Conns,
+		MaxConnsPerHost:     s.Conns,
 	}
 	defer tr.CloseIdleConnections()
-	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Timeout: o.Timeout, Transport: tr}), vegeta.MaxBody(512))
+	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Timeout: s.Timeout, Transport: tr}), vegeta.MaxBody(512))
 	sampler := sampleRSS(pid, 100*time.Millisecond)
 	c0, _ := procCPU(pid)
-	sched := newSchedule(o.Arrivals, rate, d)
+	sched := newSchedule(s.Arrivals, rate, d)
 	began := time.Now()
-	results := atk.Attack(gen.targeter(url), sched, d, run.Name)
+	results := atk.Attack(gen.targeter(url), sched, d, name)
 	lat := make([]time.Duration, 0, int(float64(rate)*d.Seconds())+16)
 	var timely int64 // 200s within olAnswerBound: a later one is past what a sender waits for
 	done := ctx.Done()
@@ -351,20 +364,20 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 		}
 		row.Sent++
 		// From the intended send time: request seq was due at began + its scheduled offset.
-		due := began.Add(sched.due(res.Seq))
+		at := sched.due(res.Seq)
+		due := began.Add(at)
 		l := res.End().Sub(due)
 		if res.Code == 0 {
 			// No answer: it enters the figures at the sender timeout (a refused connection too),
 			// so p99 and max never hide requests that got none.
-			l = max(l, res.Timestamp.Add(o.Timeout).Sub(due))
+			l = max(l, res.Timestamp.Add(s.Timeout).Sub(due))
 			row.Errors++
 			if row.Err == "" {
 				row.Err = res.Error
 			}
 		}
 		lat = append(lat, l)
-		if l > time.Second {
-			at := sched.due(res.Seq)
+		if l > olAnswerBound {
 			if row.Late == 0 || at < row.LateFrom {
 				row.LateFrom = at
 			}
@@ -379,7 +392,7 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 				timely++
 			}
 			if id, ok := responseEventID(res.Body); ok {
-				run.ackedIDs[id] = struct{}{}
+				acked[id] = struct{}{}
 			}
 		case http.StatusServiceUnavailable:
 			row.Shed++

@@ -157,18 +157,18 @@ func overloadName(mode string) string {
 func (r *runner) overloadMode(ctx context.Context, o OverloadOptions, endpoint, keys, mode string, group int) *OverloadRun {
 	name := overloadName(mode)
 	run := &OverloadRun{Mode: mode}
-	tr := &TargetRun{Name: name, ackedIDs: map[[16]byte]struct{}{}}
+	acked := map[[16]byte]struct{}{}
 	gen := &callbackGen{tag: r.tag, group: group, pubTS: r.pubTS}
 	fail := func(err error) *OverloadRun {
 		run.Err = err.Error()
 		r.logf("max-queue-delay %s: %v", mode, err)
 		return run
 	}
-	ol := OpenLoopOptions{Timeout: o.Timeout, Conns: o.Conns}
+	s := sender{Timeout: o.Timeout, Conns: o.Conns}
 	// Phase 1: the ramp, until goodput stops following the offered rate.
 	err := r.withOverloadArchiver(ctx, o, run, endpoint, keys, mode, name, "ramp", func(url string, pid int) error {
 		for _, rate := range o.Ramp {
-			row := r.attack(ctx, ol, tr, gen, url, pid, rate, o.RampDuration)
+			row := r.attack(ctx, s, name, acked, gen, url, pid, rate, o.RampDuration)
 			run.Ramp = append(run.Ramp, row)
 			run.Peak = max(run.Peak, row.Goodput)
 			r.logf("%s ramp %d/s: %.0f ok/s, %d shed, p99 %s max %s", name, rate, row.Goodput, row.Shed, fmtDur(row.P99), fmtDur(row.Max))
@@ -191,7 +191,7 @@ func (r *runner) overloadMode(ctx context.Context, o OverloadOptions, endpoint, 
 		return fail(fmt.Errorf("the ramp found no capacity (peak goodput 0)"))
 	}
 	err = r.withOverloadArchiver(ctx, o, run, endpoint, keys, mode, name, "overload", func(url string, pid int) error {
-		run.Over = r.attack(ctx, ol, tr, gen, url, pid, rate, o.Duration)
+		run.Over = r.attack(ctx, s, name, acked, gen, url, pid, rate, o.Duration)
 		row := run.Over
 		r.logf("%s at %d/s (%.1fx peak %.0f/s): %.0f ok/s, %d shed, %d errors, p99 %s p99.9 %s max %s, %d later than 1s (sent %s to %s into the rate)",
 			name, rate, o.Factor, run.Peak, row.Goodput, row.Shed, row.Errors, fmtDur(row.P99), fmtDur(row.P999), fmtDur(row.Max),
@@ -201,7 +201,7 @@ func (r *runner) overloadMode(ctx context.Context, o OverloadOptions, endpoint, 
 	if err != nil {
 		return fail(err)
 	}
-	if run.Acked, run.Found, run.Missing, err = r.readBack(ctx, name, tr.ackedIDs); err != nil {
+	if run.Acked, run.Found, run.Missing, err = r.readBack(ctx, name, acked); err != nil {
 		return fail(err)
 	}
 	return run
