@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,7 +142,7 @@ func RunForward(ctx context.Context, o ForwardOptions) (*ForwardResults, error) 
 	if err := r.buildArchiver(ctx); err != nil {
 		return nil, err
 	}
-	res := &ForwardResults{Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())}
+	res := &ForwardResults{Machine: machineString()}
 	start := func(name string, dests ...string) (*proc.Process, string, error) {
 		addr, err := proc.FreeAddr()
 		if err != nil {
@@ -334,13 +333,10 @@ func RunForwardCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	for _, s := range strings.Split(*rates, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			fmt.Fprintf(stderr, "archiver-bench forward: --rates %q: want positive integers\n", *rates)
-			return 2
-		}
-		o.Rates = append(o.Rates, n)
+	var err error
+	if o.Rates, err = ParsePositiveInts(*rates); err != nil {
+		fmt.Fprintf(stderr, "archiver-bench forward: --rates %q: want positive integers\n", *rates)
+		return 2
 	}
 	res, err := RunForward(ctx, o)
 	if res != nil {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +23,6 @@ import (
 	"github.com/livehook/terraform-provider-livehook/internal/callback"
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
-	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // The open-loop benchmark (make bench-openloop): a fixed offered rate of distinct, signed
@@ -169,10 +167,7 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 			return nil, fmt.Errorf("rate %d: rates are positive callbacks per second", r)
 		}
 	}
-	r := &runner{opts: Options{ArchiverBin: o.ArchiverBin}, log: o.Log, tag: newRunTag(), pubTS: time.Now().Unix()}
-	if r.log == nil {
-		r.log = os.Stderr
-	}
+	r := newRunner(o.Log, Options{ArchiverBin: o.ArchiverBin})
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("locating the bench binary to re-exec targets: %w", err)
@@ -188,7 +183,7 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 	}
 	res := &OpenLoopResults{
 		Started: time.Now(),
-		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+		Machine: machineString(),
 		Load:    loadAvg(),
 		Options: o,
 	}
@@ -202,21 +197,14 @@ func RunOpenLoop(ctx context.Context, o OpenLoopOptions) (*OpenLoopResults, erro
 			return nil, err
 		}
 		r.logf("starting VersityGW in %s", r.dir)
-		vgw, err := versitygw.Start(ctx, filepath.Join(r.dir, "s3"))
+		stop, err := r.startS3(ctx)
+		defer func() { _ = stop() }()
 		if err != nil {
-			return nil, fmt.Errorf("starting the S3 server: %w", err)
-		}
-		r.vgw = vgw
-		defer func() { _ = vgw.Stop() }()
-		if r.mc, err = vgw.Client(); err != nil {
-			return nil, err
-		}
-		if err := vgw.CreateBucket(ctx, bucket); err != nil {
 			return nil, err
 		}
 	}
-	keys := filepath.Join(r.dir, "keys.json")
-	if err := os.WriteFile(keys, []byte(`{"`+olDomain+`": "`+olKey+`"}`), 0o600); err != nil {
+	keys, err := r.writeKeys()
+	if err != nil {
 		return nil, err
 	}
 	for i, name := range OpenLoopTargets {
@@ -240,7 +228,7 @@ func (r *runner) openLoopCommand(o OpenLoopOptions, name, addr, keys string) (st
 			"--window", o.FloorWindow.String()}, nil
 	}
 	args := []string{"serve", "--listen", addr, "--ack", name, "--keys", keys,
-		"--store", "s3://" + bucket + "/openloop-" + r.tag + "-" + name, "--s3-endpoint", r.vgw.Endpoint,
+		"--store", "s3://" + bucket + "/" + r.olPrefix(name), "--s3-endpoint", r.vgw.Endpoint,
 		"--spool", filepath.Join(r.dir, "spool-"+name), "--log-level", "warn"}
 	args = append(args, o.ExtraArgs...)
 	if o.ProfileDir != "" {
@@ -289,10 +277,10 @@ func (r *runner) openLoopTarget(ctx context.Context, o OpenLoopOptions, name str
 	url := "http://" + addr + "/callback"
 	if o.Warmup > 0 {
 		r.logf("%s: warm-up at %d/s for %s", name, o.Rates[0], o.Warmup)
-		_ = r.attack(ctx, o, tr, gen, url, p.PID(), o.Rates[0], o.Warmup)
+		_ = r.attack(ctx, o.sender(), name, tr.ackedIDs, gen, url, p.PID(), o.Rates[0], o.Warmup)
 	}
 	for _, rate := range o.Rates {
-		row := r.attack(ctx, o, tr, gen, url, p.PID(), rate, o.Duration)
+		row := r.attack(ctx, o.sender(), name, tr.ackedIDs, gen, url, p.PID(), rate, o.Duration)
 		tr.Rows = append(tr.Rows, row)
 		r.logf("%s at %d/s: %.0f ok/s, %d shed, %d errors, p50 %s p99 %s p99.9 %s max %s, %.0f ms CPU per 1k, RSS %s",
 			name, rate, row.Goodput, row.Shed, row.Errors, fmtDur(row.P50), fmtDur(row.P99), fmtDur(row.P999), fmtDur(row.Max), row.CPUPer1k, fmtBytes(row.RSS))
@@ -334,23 +322,36 @@ func (r *runner) readBack(ctx context.Context, name string, acked map[[16]byte]s
 	return len(acked), found, missing, nil
 }
 
-// attack offers rate callbacks/s for d and summarises the answers.
-func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, gen *callbackGen, url string, pid, rate int, d time.Duration) *RateResult {
-	row := &RateResult{Target: run.Name, Offered: rate}
+// sender is what attack takes of the options: the sender's timeout, connection cap and arrivals
+// (see OpenLoopOptions).
+type sender struct {
+	Timeout  time.Duration
+	Conns    int
+	Arrivals string
+}
+
+func (o OpenLoopOptions) sender() sender {
+	return sender{Timeout: o.Timeout, Conns: o.Conns, Arrivals: o.Arrivals}
+}
+
+// attack offers rate callbacks/s for d to target name and summarises the answers; the event id of
+// every 200 goes into acked.
+func (r *runner) attack(ctx context.Context, s sender, name string, acked map[[16]byte]struct{}, gen *callbackGen, url string, pid, rate int, d time.Duration) *RateResult {
+	row := &RateResult{Target: name, Offered: rate}
 	// The attacker's own transport (vegeta's defaults), so that this rate's connections are closed
 	// when it ends: left idle, they would hold the server's --max-connections slots in the next.
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost: vegeta.DefaultConnections,
-		MaxConnsPerHost:     o.Conns,
+		MaxConnsPerHost:     s.Conns,
 	}
 	defer tr.CloseIdleConnections()
-	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Timeout: o.Timeout, Transport: tr}), vegeta.MaxBody(512))
+	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Timeout: s.Timeout, Transport: tr}), vegeta.MaxBody(512))
 	sampler := sampleRSS(pid, 100*time.Millisecond)
 	c0, _ := procCPU(pid)
-	sched := newSchedule(o.Arrivals, rate, d)
+	sched := newSchedule(s.Arrivals, rate, d)
 	began := time.Now()
-	results := atk.Attack(gen.targeter(url), sched, d, run.Name)
+	results := atk.Attack(gen.targeter(url), sched, d, name)
 	lat := make([]time.Duration, 0, int(float64(rate)*d.Seconds())+16)
 	var timely int64 // 200s within olAnswerBound: a later one is past what a sender waits for
 	done := ctx.Done()
@@ -363,20 +364,20 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 		}
 		row.Sent++
 		// From the intended send time: request seq was due at began + its scheduled offset.
-		due := began.Add(sched.due(res.Seq))
+		at := sched.due(res.Seq)
+		due := began.Add(at)
 		l := res.End().Sub(due)
 		if res.Code == 0 {
 			// No answer: it enters the figures at the sender timeout (a refused connection too),
 			// so p99 and max never hide requests that got none.
-			l = max(l, res.Timestamp.Add(o.Timeout).Sub(due))
+			l = max(l, res.Timestamp.Add(s.Timeout).Sub(due))
 			row.Errors++
 			if row.Err == "" {
 				row.Err = res.Error
 			}
 		}
 		lat = append(lat, l)
-		if l > time.Second {
-			at := sched.due(res.Seq)
+		if l > olAnswerBound {
 			if row.Late == 0 || at < row.LateFrom {
 				row.LateFrom = at
 			}
@@ -391,7 +392,7 @@ func (r *runner) attack(ctx context.Context, o OpenLoopOptions, run *TargetRun, 
 				timely++
 			}
 			if id, ok := responseEventID(res.Body); ok {
-				run.ackedIDs[id] = struct{}{}
+				acked[id] = struct{}{}
 			}
 		case http.StatusServiceUnavailable:
 			row.Shed++
@@ -499,11 +500,14 @@ func responseEventID(body []byte) ([16]byte, bool) {
 	return id, err == nil
 }
 
+// olPrefix is the archive prefix (in bucket) of an open-loop or overload target.
+func (r *runner) olPrefix(name string) string { return "openloop-" + r.tag + "-" + name }
+
 // readEventIDs reads every event_id of a target's archive, like readArchive (independently of
 // the archiver's readback package).
 func readEventIDs(ctx context.Context, r *runner, name string) (map[[16]byte]struct{}, error) {
 	t := newTally(r.tag, len(OpenLoopTargets))
-	prefix := "openloop-" + r.tag + "-" + name + "/"
+	prefix := r.olPrefix(name) + "/"
 	for obj := range r.mc.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
 			return nil, fmt.Errorf("list s3://%s/%s: %w", bucket, prefix, obj.Err)

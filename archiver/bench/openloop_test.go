@@ -142,7 +142,7 @@ func TestAttackCountsAndLatency(t *testing.T) {
 	run := &TargetRun{Name: "test", ackedIDs: map[[16]byte]struct{}{}}
 	gen := &callbackGen{tag: "abc123", group: 1, pubTS: 1764115206}
 	o := DefaultOpenLoop()
-	row := r.attack(context.Background(), o, run, gen, srv.URL+"/callback", os.Getpid(), 200, time.Second)
+	row := r.attack(context.Background(), o.sender(), run.Name, run.ackedIDs, gen, srv.URL+"/callback", os.Getpid(), 200, time.Second)
 	if row.Sent < 150 || row.Sent > 250 {
 		t.Fatalf("sent %d at 200/s for 1s", row.Sent)
 	}
@@ -182,7 +182,7 @@ func TestAttackCountsUnansweredAtTimeout(t *testing.T) {
 	gen := &callbackGen{tag: "abc123", group: 1, pubTS: 1764115206}
 	o := DefaultOpenLoop()
 	o.Timeout = 300 * time.Millisecond
-	row := r.attack(context.Background(), o, run, gen, srv.URL+"/callback", os.Getpid(), 100, time.Second)
+	row := r.attack(context.Background(), o.sender(), run.Name, run.ackedIDs, gen, srv.URL+"/callback", os.Getpid(), 100, time.Second)
 	if row.Errors < row.Sent/20 || row.OK+row.Errors != row.Sent {
 		t.Fatalf("sent %d: ok %d, errors %d (%s); want every tenth unanswered", row.Sent, row.OK, row.Errors, row.Err)
 	}

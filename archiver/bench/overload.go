@@ -7,13 +7,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/livehook/terraform-provider-livehook/internal/ctxsleep"
 	"github.com/livehook/terraform-provider-livehook/internal/testenv/proc"
-	"github.com/livehook/terraform-provider-livehook/internal/testenv/versitygw"
 )
 
 // The overload scenario (make bench-overload): store mode against VersityGW behind a slow store
@@ -109,10 +107,7 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*OverloadResults, erro
 			return nil, fmt.Errorf("rate %d: rates are positive callbacks per second", r)
 		}
 	}
-	r := &runner{opts: Options{ArchiverBin: o.ArchiverBin}, log: o.Log, tag: newRunTag(), pubTS: time.Now().Unix()}
-	if r.log == nil {
-		r.log = os.Stderr
-	}
+	r := newRunner(o.Log, Options{ArchiverBin: o.ArchiverBin})
 	var err error
 	if r.dir = o.WorkDir; r.dir == "" {
 		if r.dir, err = os.MkdirTemp("", "archiver-overload-*"); err != nil {
@@ -124,32 +119,25 @@ func RunOverload(ctx context.Context, o OverloadOptions) (*OverloadResults, erro
 	}
 	res := &OverloadResults{
 		Started: time.Now(),
-		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+		Machine: machineString(),
 		Load:    loadAvg(),
 		Options: o,
 	}
 	if err := r.buildArchiver(ctx); err != nil {
 		return nil, err
 	}
-	vgw, err := versitygw.Start(ctx, filepath.Join(r.dir, "s3"))
+	stop, err := r.startS3(ctx)
+	defer func() { _ = stop() }()
 	if err != nil {
-		return nil, fmt.Errorf("starting the S3 server: %w", err)
-	}
-	r.vgw = vgw
-	defer func() { _ = vgw.Stop() }()
-	if r.mc, err = vgw.Client(); err != nil {
 		return nil, err
 	}
-	if err := vgw.CreateBucket(ctx, bucket); err != nil {
-		return nil, err
-	}
-	slow, err := startSlowStore(vgw.Endpoint, o.Latency, o.BytesPerSec)
+	slow, err := startSlowStore(r.vgw.Endpoint, o.Latency, o.BytesPerSec)
 	if err != nil {
 		return nil, err
 	}
 	defer slow.Close()
-	keys := filepath.Join(r.dir, "keys.json")
-	if err := os.WriteFile(keys, []byte(`{"`+olDomain+`": "`+olKey+`"}`), 0o600); err != nil {
+	keys, err := r.writeKeys()
+	if err != nil {
 		return nil, err
 	}
 	for i, mode := range o.Modes {
@@ -169,18 +157,18 @@ func overloadName(mode string) string {
 func (r *runner) overloadMode(ctx context.Context, o OverloadOptions, endpoint, keys, mode string, group int) *OverloadRun {
 	name := overloadName(mode)
 	run := &OverloadRun{Mode: mode}
-	tr := &TargetRun{Name: name, ackedIDs: map[[16]byte]struct{}{}}
+	acked := map[[16]byte]struct{}{}
 	gen := &callbackGen{tag: r.tag, group: group, pubTS: r.pubTS}
 	fail := func(err error) *OverloadRun {
 		run.Err = err.Error()
 		r.logf("max-queue-delay %s: %v", mode, err)
 		return run
 	}
-	ol := OpenLoopOptions{Timeout: o.Timeout, Conns: o.Conns}
+	s := sender{Timeout: o.Timeout, Conns: o.Conns}
 	// Phase 1: the ramp, until goodput stops following the offered rate.
 	err := r.withOverloadArchiver(ctx, o, run, endpoint, keys, mode, name, "ramp", func(url string, pid int) error {
 		for _, rate := range o.Ramp {
-			row := r.attack(ctx, ol, tr, gen, url, pid, rate, o.RampDuration)
+			row := r.attack(ctx, s, name, acked, gen, url, pid, rate, o.RampDuration)
 			run.Ramp = append(run.Ramp, row)
 			run.Peak = max(run.Peak, row.Goodput)
 			r.logf("%s ramp %d/s: %.0f ok/s, %d shed, p99 %s max %s", name, rate, row.Goodput, row.Shed, fmtDur(row.P99), fmtDur(row.Max))
@@ -203,7 +191,7 @@ func (r *runner) overloadMode(ctx context.Context, o OverloadOptions, endpoint, 
 		return fail(fmt.Errorf("the ramp found no capacity (peak goodput 0)"))
 	}
 	err = r.withOverloadArchiver(ctx, o, run, endpoint, keys, mode, name, "overload", func(url string, pid int) error {
-		run.Over = r.attack(ctx, ol, tr, gen, url, pid, rate, o.Duration)
+		run.Over = r.attack(ctx, s, name, acked, gen, url, pid, rate, o.Duration)
 		row := run.Over
 		r.logf("%s at %d/s (%.1fx peak %.0f/s): %.0f ok/s, %d shed, %d errors, p99 %s p99.9 %s max %s, %d later than 1s (sent %s to %s into the rate)",
 			name, rate, o.Factor, run.Peak, row.Goodput, row.Shed, row.Errors, fmtDur(row.P99), fmtDur(row.P999), fmtDur(row.Max),
@@ -213,7 +201,7 @@ func (r *runner) overloadMode(ctx context.Context, o OverloadOptions, endpoint, 
 	if err != nil {
 		return fail(err)
 	}
-	if run.Acked, run.Found, run.Missing, err = r.readBack(ctx, name, tr.ackedIDs); err != nil {
+	if run.Acked, run.Found, run.Missing, err = r.readBack(ctx, name, acked); err != nil {
 		return fail(err)
 	}
 	return run
@@ -227,7 +215,7 @@ func (r *runner) withOverloadArchiver(ctx context.Context, o OverloadOptions, ru
 		return err
 	}
 	args := []string{"serve", "--listen", addr, "--ack", "store", "--keys", keys, "--max-queue-delay", mode,
-		"--store", "s3://" + bucket + "/openloop-" + r.tag + "-" + name, "--s3-endpoint", endpoint,
+		"--store", "s3://" + bucket + "/" + r.olPrefix(name), "--s3-endpoint", endpoint,
 		"--gzip=false", "--log-level", "warn"}
 	args = append(args, o.ExtraArgs...)
 	run.Command = "archiver " + strings.Join(args, " ")

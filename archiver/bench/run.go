@@ -167,10 +167,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = d.DrainTimeout
 	}
-	r := &runner{opts: opts, log: opts.Log, tag: newRunTag(), pubTS: time.Now().Unix()}
-	if r.log == nil {
-		r.log = os.Stderr
-	}
+	r := newRunner(opts.Log, opts)
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("locating the bench binary to re-exec targets: %w", err)
@@ -193,7 +190,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 	res := &Results{
 		Started: time.Now(),
-		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+		Machine: machineString(),
 		Options: opts,
 		Tag:     r.tag,
 	}
@@ -221,23 +218,16 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	}
 	if want("naive", "spool", "store", "outage") {
 		r.logf("starting VersityGW in %s", r.dir)
-		vgw, err := versitygw.Start(ctx, filepath.Join(r.dir, "s3"))
-		if err != nil {
-			return nil, fmt.Errorf("starting the S3 server: %w", err)
-		}
-		r.vgw = vgw
+		stop, err := r.startS3(ctx)
 		defer func() {
-			if err := vgw.Stop(); err != nil {
+			if err := stop(); err != nil {
 				r.logf("stopping VersityGW: %v", err)
 			}
 		}()
-		if r.mc, err = vgw.Client(); err != nil {
+		if err != nil {
 			return nil, err
 		}
-		if err := vgw.CreateBucket(ctx, bucket); err != nil {
-			return nil, err
-		}
-		res.Endpoint = vgw.Endpoint
+		res.Endpoint = r.vgw.Endpoint
 	}
 
 	for _, name := range AllTargets {
@@ -263,6 +253,49 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 
 func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.log, "bench: "+format+"\n", args...)
+}
+
+// machineString describes this machine and Go for a results header.
+func machineString() string {
+	return fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+}
+
+// newRunner is a runner for o with a fresh run tag and publish timestamp, logging to log (nil:
+// os.Stderr).
+func newRunner(log io.Writer, o Options) *runner {
+	r := &runner{opts: o, log: log, tag: newRunTag(), pubTS: time.Now().Unix()}
+	if r.log == nil {
+		r.log = os.Stderr
+	}
+	return r
+}
+
+// startS3 starts VersityGW in r.dir, sets r.vgw and r.mc and creates the bucket. stop is never
+// nil: it stops the server if it started (and returns nil if it did not), so the caller defers it
+// before looking at err.
+func (r *runner) startS3(ctx context.Context) (stop func() error, err error) {
+	vgw, err := versitygw.Start(ctx, filepath.Join(r.dir, "s3"))
+	if err != nil {
+		return func() error { return nil }, fmt.Errorf("starting the S3 server: %w", err)
+	}
+	r.vgw = vgw
+	if r.mc, err = vgw.Client(); err != nil {
+		return vgw.Stop, err
+	}
+	if err := vgw.CreateBucket(ctx, bucket); err != nil {
+		return vgw.Stop, err
+	}
+	return vgw.Stop, nil
+}
+
+// writeKeys writes the open-loop senders' keys file (olDomain signed with olKey) into r.dir and
+// returns its path.
+func (r *runner) writeKeys() (string, error) {
+	keys := filepath.Join(r.dir, "keys.json")
+	if err := os.WriteFile(keys, []byte(`{"`+olDomain+`": "`+olKey+`"}`), 0o600); err != nil {
+		return "", err
+	}
+	return keys, nil
 }
 
 // buildArchiver compiles the archiver once (or takes --archiver-bin as is).

@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -106,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if res != nil {
 		bench.WriteMarkdown(stdout, res)
 		if *out != "" {
-			if werr := writeJSON(*out, res); werr != nil {
+			if werr := bench.WriteJSON(*out, res); werr != nil {
 				fmt.Fprintf(stderr, "archiver-bench: writing %s: %v\n", *out, werr)
 			} else {
 				fmt.Fprintf(stderr, "archiver-bench: results written to %s\n", *out)
@@ -122,12 +121,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
 }

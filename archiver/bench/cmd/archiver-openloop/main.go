@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -64,14 +63,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.ExtraArgs = fs.Args()
-	o.Rates = nil
-	for _, v := range strings.Split(*rates, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n <= 0 {
-			fmt.Fprintf(stderr, "archiver-openloop: --rates %q: want positive integers like 1000,5000\n", *rates)
-			return 2
-		}
-		o.Rates = append(o.Rates, n)
+	var err error
+	if o.Rates, err = bench.ParsePositiveInts(*rates); err != nil {
+		fmt.Fprintf(stderr, "archiver-openloop: --rates %q: want positive integers like 1000,5000\n", *rates)
+		return 2
 	}
 	o.Targets = nil
 	for _, t := range strings.Split(*targets, ",") {
@@ -83,23 +78,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.RunOpenLoop(ctx, o)
+	return finish(stdout, stderr, "archiver-openloop", res, err, *out, *noFail, bench.OpenLoopChecks, bench.WriteOpenLoopMarkdown)
+}
+
+// finish prints a run's table and checks (res may be nil after an error), writes res as JSON to out
+// ("" = don't) and returns the exit status: 1 on err or, without err, a failed check (see
+// bench.Failed). cmd prefixes the FAIL and error messages.
+func finish[R any](stdout, stderr io.Writer, cmd string, res *R, err error, out string, noFail bool,
+	checksOf func(*R) []bench.Check, write func(io.Writer, *R, []bench.Check),
+) int {
 	if res != nil {
-		checks := bench.OpenLoopChecks(res)
-		bench.WriteOpenLoopMarkdown(stdout, res, checks)
-		if *out != "" {
-			if b, jerr := json.MarshalIndent(res, "", "  "); jerr == nil {
-				if werr := os.WriteFile(*out, append(b, '\n'), 0o644); werr != nil {
-					fmt.Fprintf(stderr, "archiver-openloop: writing %s: %v\n", *out, werr)
-				}
+		checks := checksOf(res)
+		write(stdout, res, checks)
+		if out != "" {
+			if werr := bench.WriteJSON(out, res); werr != nil {
+				fmt.Fprintf(stderr, "archiver-openloop: writing %s: %v\n", out, werr)
 			}
 		}
-		if err == nil && bench.Failed(checks, *noFail) {
-			fmt.Fprintln(stderr, "archiver-openloop: FAIL (see the checks above)")
+		if err == nil && bench.Failed(checks, noFail) {
+			fmt.Fprintf(stderr, "%s: FAIL (see the checks above)\n", cmd)
 			return 1
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "archiver-openloop: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return 1
 	}
 	return 0
@@ -135,14 +137,10 @@ func runOverload(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.ExtraArgs = fs.Args()
-	o.Ramp = nil
-	for _, v := range strings.Split(*ramp, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n <= 0 {
-			fmt.Fprintf(stderr, "archiver-openloop overload: --ramp %q: want positive integers like 500,1000\n", *ramp)
-			return 2
-		}
-		o.Ramp = append(o.Ramp, n)
+	var err error
+	if o.Ramp, err = bench.ParsePositiveInts(*ramp); err != nil {
+		fmt.Fprintf(stderr, "archiver-openloop overload: --ramp %q: want positive integers like 500,1000\n", *ramp)
+		return 2
 	}
 	o.Modes = nil
 	for _, m := range strings.Split(*modes, ",") {
@@ -162,24 +160,5 @@ func runOverload(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.RunOverload(ctx, o)
-	if res != nil {
-		checks := bench.OverloadChecks(res)
-		bench.WriteOverloadMarkdown(stdout, res, checks)
-		if *out != "" {
-			if b, jerr := json.MarshalIndent(res, "", "  "); jerr == nil {
-				if werr := os.WriteFile(*out, append(b, '\n'), 0o644); werr != nil {
-					fmt.Fprintf(stderr, "archiver-openloop: writing %s: %v\n", *out, werr)
-				}
-			}
-		}
-		if err == nil && bench.Failed(checks, *noFail) {
-			fmt.Fprintln(stderr, "archiver-openloop overload: FAIL (see the checks above)")
-			return 1
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "archiver-openloop overload: %v\n", err)
-		return 1
-	}
-	return 0
+	return finish(stdout, stderr, "archiver-openloop overload", res, err, *out, *noFail, bench.OverloadChecks, bench.WriteOverloadMarkdown)
 }
