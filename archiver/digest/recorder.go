@@ -548,7 +548,6 @@ func (w *Writer) StartNewChain(ctx context.Context) {
 	w.start = w.now()
 	err := w.flush(ctx, KindStart, w.start)
 	w.mu.Unlock()
-	w.flushed(err)
 	if err != nil {
 		w.logger().Error("writing the start digest failed; the chain's next digest witnesses the other chains instead", "error", err)
 	}
@@ -582,7 +581,6 @@ func (w *Writer) run(ctx context.Context) {
 		// object would leave a digest the chain does not know about.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		err := w.Flush(fctx, KindHourly)
-		w.flushed(err)
 		if err != nil && ctx.Err() == nil {
 			w.logger().Error("writing the digest failed; its objects go into the next digest", "error", err)
 		}
@@ -597,8 +595,10 @@ func (w *Writer) Flush(ctx context.Context, kind string) error {
 	return w.flush(ctx, kind, w.now())
 }
 
-// flush writes the digest of kind whose span ends at end; w.mu is held.
-func (w *Writer) flush(ctx context.Context, kind string, end time.Time) error {
+// flush writes the digest of kind whose span ends at end and reports the outcome to OnFlush; w.mu
+// is held.
+func (w *Writer) flush(ctx context.Context, kind string, end time.Time) (err error) {
+	defer func() { w.flushed(err) }()
 	w.checkHead(ctx)
 	var entries []Entry
 	if kind != KindStart { // a start digest lists nothing: its span is empty
@@ -643,7 +643,6 @@ func (w *Writer) Close(ctx context.Context) error {
 		<-w.done
 	}
 	err := w.Flush(ctx, KindShutdown)
-	w.flushed(err)
 	if err != nil {
 		return fmt.Errorf("writing the shutdown digest: %w", err)
 	}

@@ -144,15 +144,11 @@ func (s *Server) startDigests(ctx context.Context, chain string) error {
 		return fmt.Errorf("--digest-key: %w", err)
 	}
 	continues := c.Previous() != nil
-	if !continues {
-		// A chain that begins (store mode: at every start; spool mode: a spool's first chain)
-		// witnesses the other chains at once in a start digest, before callbacks are taken: in
-		// store mode it is the only witness of the previous process's chain. A spool-mode restart
-		// continues its chain (through the journal) and writes none.
-		d.writer.StartNewChain(cctx)
-	} else {
-		d.writer.Start()
-	}
+	// A chain that begins (store mode: at every start; spool mode: a spool's first chain)
+	// witnesses the other chains at once in a start digest, before callbacks are taken: in store
+	// mode it is the only witness of the previous process's chain. A spool-mode restart continues
+	// its chain (through the journal), and StartNewChain is then Start.
+	d.writer.StartNewChain(cctx)
 	s.log.Info("writing signed digests", "chain", chain, "key_id", digest.KeyID(d.key.Public().(ed25519.PublicKey)), "continues", continues)
 	return nil
 }
