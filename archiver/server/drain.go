@@ -78,19 +78,19 @@ func Drain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Shutdown seals the open segment, uploads every sealed one (bounded by --timeout) and writes
 	// the shutdown digest: exactly a drain.
 	err = s.Shutdown(ctx)
-	relayDir := filepath.Join(c.Spool, "relay")
+	queues := relayDir(c.Spool)
 	left, bytes := s.spool.Pending(), s.spool.Bytes()
 	fmt.Fprintf(stdout, "drained %s (instance %s) to %s: %d events in %d objects, %s\n", c.Spool, s.Instance(), s.store,
 		s.metrics.Stored.Value(), s.metrics.ObjectsStored.Value(), time.Since(start).Round(time.Millisecond))
 	if s.relay != nil {
-		relayNote(stderr, relayDir, s.relay.Queues(), err == nil && left == 0)
+		relayNote(stderr, queues, s.relay.Queues(), err == nil && left == 0)
 	}
 	// After Shutdown, so the relay's own background retry of these has stopped; through the
 	// store the relay writes dead letters to, within what is left of --timeout.
 	pctx, cancel := context.WithDeadline(ctx, start.Add(c.ShutdownTimeout))
 	defer cancel()
-	pending, perr := relay.StorePending(pctx, relayDir, s.store, s.log)
-	pendingOK := pendingNote(stderr, relayDir, pending, perr, pctx.Err() != nil)
+	pending, perr := relay.StorePending(pctx, queues, s.store, s.log)
+	pendingOK := pendingNote(stderr, queues, pending, perr, pctx.Err() != nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver drain: %v\n", err)
 		return 1
@@ -124,11 +124,7 @@ func relayNote(w io.Writer, dir string, qs []relay.Queue, stored bool) {
 		case q.From != "":
 			days = ", dt=" + q.From
 		}
-		events := "events"
-		if q.Events == 1 {
-			events = "event"
-		}
-		names = append(names, fmt.Sprintf("%s (%d %s%s)", q.Name, q.Events, events, days))
+		names = append(names, fmt.Sprintf("%s (%d %s%s)", q.Name, q.Events, plural(int(q.Events), "event"), days))
 		if q.From != "" && (from == "" || q.From < from) {
 			from = q.From
 		}

@@ -74,10 +74,13 @@ func (c *Config) validateForward() error {
 	return nil
 }
 
+// relayDir is where the relay keeps its queues (cursors, dead letters) inside a spool directory.
+func relayDir(spool string) string { return filepath.Join(spool, "relay") }
+
 // startRelay builds the relay on the open spool (before uploads start, so no segment a
 // destination still needs is deleted).
 func (s *Server) startRelay() error {
-	dir := filepath.Join(s.cfg.Spool, "relay")
+	dir := relayDir(s.cfg.Spool)
 	if s.spool == nil || !s.cfg.forwarding() && !keptQueues(dir) {
 		return nil
 	}
