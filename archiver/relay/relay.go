@@ -273,8 +273,10 @@ func (r *Relay) Retains(seq uint64) bool {
 	return false
 }
 
-// Reload replaces the destinations: changed ones restart from their cursor, removed ones are
-// parked (their queue kept), added ones start at the end (or from their parked cursor).
+// Reload replaces the destinations: changed ones restart from their cursor (one whose new
+// configuration cannot be built keeps running with its previous one, and its error is
+// returned), removed ones are parked (their queue kept), added ones start at the end (or from
+// their parked cursor).
 func (r *Relay) Reload(dests []Destination) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -282,19 +284,33 @@ func (r *Relay) Reload(dests []Destination) error {
 	for _, d := range dests {
 		want[d.Name] = d
 	}
+	var errs []error
 	for name, w := range r.workers {
-		if d, ok := want[name]; ok && equalDest(d, w.d) && bytes.Equal(caSum(d.CAFile), w.ca) {
-			delete(want, name)
+		d, ok := want[name]
+		if !ok {
+			w.stop()
+			delete(r.workers, name)
+			r.parked[name] = w.pos
+			r.log.Warn("destination removed; its queue is kept until it is added back or purged (archiver serve --forward-purge NAME)", "destination", name)
+			continue
+		}
+		delete(want, name)
+		if equalDest(d, w.d) && bytes.Equal(caSum(d.CAFile), w.ca) {
+			continue
+		}
+		// The replacement is built before the running worker stops: when it cannot be (its
+		// ca_file is unreadable or garbage, say mid-rotation), the destination keeps delivering
+		// with its previous configuration, and the next reload tries again.
+		nw, err := newWorker(r, d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w (it keeps its previous configuration)", err))
 			continue
 		}
 		w.stop()
-		delete(r.workers, name)
-		r.parked[name] = w.pos
-		if _, ok := want[name]; !ok {
-			r.log.Warn("destination removed; its queue is kept until it is added back or purged (archiver serve --forward-purge NAME)", "destination", name)
-		}
+		nw.pos = w.pos
+		r.workers[name] = nw
+		r.start(nw)
 	}
-	var errs []error
 	for _, d := range want {
 		if err := r.add(d); err != nil {
 			errs = append(errs, err)
