@@ -662,15 +662,20 @@ func snippet(r io.Reader) string {
 
 var longHex = regexp.MustCompile(`[0-9a-fA-F]{24,}`)
 
+// deadLetterHead is what every dead letter says: whose, why, and when.
+type deadLetterHead struct {
+	Destination string    `json:"destination"`
+	Reason      string    `json:"reason"`
+	Status      int       `json:"status,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Attempts    int       `json:"attempts"`
+	DeadAt      time.Time `json:"dead_at"`
+}
+
 // deadLetter is one line of a dead-letter file or object.
 type deadLetter struct {
-	Destination string          `json:"destination"`
-	Reason      string          `json:"reason"`
-	Status      int             `json:"status,omitempty"`
-	Error       string          `json:"error,omitempty"`
-	Attempts    int             `json:"attempts"`
-	DeadAt      time.Time       `json:"dead_at"`
-	Event       json.RawMessage `json:"event"` // the archive line
+	deadLetterHead                 // embedded untagged: its fields are the line's own
+	Event          json.RawMessage `json:"event"` // the archive line
 }
 
 // deadLetterRef is the local line of a spool_full dead letter: that event is in the archive
@@ -678,14 +683,9 @@ type deadLetter struct {
 // which lives on the spool's disk outside its byte budget, does not copy the line the spool just
 // needed the room of.
 type deadLetterRef struct {
-	Destination string    `json:"destination"`
-	Reason      string    `json:"reason"`
-	Status      int       `json:"status,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	Attempts    int       `json:"attempts"`
-	DeadAt      time.Time `json:"dead_at"`
-	EventID     string    `json:"event_id"`
-	Day         string    `json:"day"`
+	deadLetterHead
+	EventID string `json:"event_id"`
+	Day     string `json:"day"`
 }
 
 // deadLetters collects one destination's dead letters of one segment stretch and writes them
@@ -710,16 +710,15 @@ func (d *deadLetters) add(rec spool.Record, seq uint64, off int64, reason string
 	if !json.Valid(ev) {
 		ev, _ = json.Marshal(string(rec.Line))
 	}
-	at := d.r.o.Now().UTC()
-	b, _ := json.Marshal(deadLetter{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: at, Event: ev})
+	head := deadLetterHead{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: d.r.o.Now().UTC()}
+	b, _ := json.Marshal(deadLetter{deadLetterHead: head, Event: ev})
 	if len(d.ls) == 0 {
 		d.day, d.seq, d.off = rec.Day, seq, off
 	}
 	b = append(b, '\n')
 	d.ls = append(d.ls, b)
 	if reason == ReasonSpoolFull {
-		b, _ = json.Marshal(deadLetterRef{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: at,
-			EventID: hex.EncodeToString(rec.ID[:]), Day: rec.Day})
+		b, _ = json.Marshal(deadLetterRef{deadLetterHead: head, EventID: hex.EncodeToString(rec.ID[:]), Day: rec.Day})
 		b = append(b, '\n')
 	}
 	d.local = append(d.local, b...)
