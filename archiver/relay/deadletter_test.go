@@ -270,3 +270,40 @@ func TestDeadLettersLocalWriteFails(t *testing.T) {
 		t.Fatalf("letters still collected after they were written: %v %d %d", err, len(d.ls), len(d.local))
 	}
 }
+
+// While the local file, the store and the pending upload all fail, a flush at every persist does
+// not retry the store each time: the next round waits; a successful local write stores at once.
+func TestDeadLettersStoreRoundsWaitWhileNothingCanBeWritten(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st := &failingStore{mapStore: mapStore{objs: map[string][]byte{}}, fails: 3} // one round of tries
+	r := &Relay{o: Options{Dir: dir, Store: st, Instance: "i1", Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		storeBackoff: backoff.Policy{Initial: time.Millisecond, Max: time.Hour}}
+	r.m = newMetrics(nil, r)
+	local := filepath.Join(dir, "biz", deadLettersFile)
+	if err := os.MkdirAll(local, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "biz", pendingDir), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := newDeadLetters(r, "biz")
+	d.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 7, 42, ReasonRejected, 400, "bad", 1)
+	for range 2 {
+		if err := d.flush(context.Background()); err == nil {
+			t.Fatal("flush reported success while nothing could be written")
+		}
+	}
+	if len(st.objs) != 0 || len(d.ls) != 1 {
+		t.Fatalf("the store was tried again before the next round: objects %d, collected %d", len(st.objs), len(d.ls))
+	}
+	if err := os.Remove(local); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.objs) != 1 || len(d.ls)+len(d.local) != 0 {
+		t.Fatalf("after the local write: objects %d, collected %d %d", len(st.objs), len(d.ls), len(d.local))
+	}
+}

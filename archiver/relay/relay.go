@@ -699,6 +699,12 @@ type deadLetters struct {
 	ls    [][]byte // full lines, for the store
 	local []byte   // the local file's lines: full ones, or references for spool_full
 	n     map[string]int
+	// storeAfter: the store and the pending upload both failed while the local write did too;
+	// while that still fails, the full lines wait until then for the next round of tries, so
+	// that a worker, which flushes at every persist, does not spend each delivery on them. A
+	// flush that returns nil has written everything (or dropped the full lines of a failed
+	// upload, the local file having them).
+	storeAfter time.Time
 }
 
 func newDeadLetters(r *Relay, name string) *deadLetters {
@@ -753,8 +759,12 @@ func (d *deadLetters) flush(ctx context.Context) error {
 			d.local, d.n = d.local[:0], map[string]int{}
 		}
 	}
-	if len(d.ls) > 0 && (d.store(ctx, path) || localErr == nil) {
-		d.ls = d.ls[:0]
+	if len(d.ls) > 0 && (localErr == nil || !time.Now().Before(d.storeAfter)) {
+		if d.store(ctx, path) || localErr == nil {
+			d.ls = d.ls[:0]
+		} else {
+			d.storeAfter = time.Now().Add(d.r.storeBackoff.Max)
+		}
 	}
 	return localErr
 }

@@ -145,24 +145,29 @@ func TestShedParkedKeepsDeadLettersWhenWritesFail(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e := sink.NewEntry()
-	e.ID[0], e.Day, e.ReceivedAt, e.Line = 1, "2026-11-26", time.Now(), []byte("{\"n\":1}\n")
-	if err := sp.Submit(e); err != nil {
-		t.Fatal(err)
+	segment := func(id byte) *spool.Segment {
+		t.Helper()
+		e := sink.NewEntry()
+		e.ID[0], e.Day, e.ReceivedAt, e.Line = id, "2026-11-26", time.Now(), []byte("{\"n\":1}\n")
+		if err := sp.Submit(e); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-e.Done; err != nil {
+			t.Fatal(err)
+		}
+		if err := sp.Rotate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		seg, err := sp.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sp.Remove(seg); err != nil { // uploaded, held by the parked queue
+			t.Fatal(err)
+		}
+		return seg
 	}
-	if err := <-e.Done; err != nil {
-		t.Fatal(err)
-	}
-	if err := sp.Rotate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	seg, err := sp.Next(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sp.Remove(seg); err != nil { // uploaded, held by the parked queue
-		t.Fatal(err)
-	}
+	seg := segment(1)
 	at := func() uint64 {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -201,26 +206,37 @@ func TestShedParkedKeepsDeadLettersWhenWritesFail(t *testing.T) {
 	}
 	noCursor()
 
+	// The next segment is shed as well while the local file still fails: the spool is not held.
+	seg2 := segment(2)
+	for at() != seg2.Seq+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("parked position %d after the next segment was shed, want %d", at(), seg2.Seq+1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	noCursor()
+
 	if err := os.Remove(local); err != nil {
 		t.Fatal(err)
 	}
 	for {
 		p, ok, err := loadCursor(r.cursorPath("gone"))
-		if err == nil && ok && p.seq.Load() == seg.Seq+1 {
+		if err == nil && ok && p.seq.Load() == seg2.Seq+1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("parked cursor once the local file can be written: %+v %v %v, want segment %d", p, ok, err, seg.Seq+1)
+			t.Fatalf("parked cursor once the local file can be written: %+v %v %v, want segment %d", p, ok, err, seg2.Seq+1)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	b, err := os.ReadFile(local)
-	if err != nil || bytes.Count(b, []byte("\n")) != 1 || !bytes.Contains(b, []byte(`"reason":"spool_full"`)) {
-		t.Fatalf("local dead letters: %v %q", err, b)
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if err != nil || len(lines) != 2 || !bytes.Contains(lines[0], []byte(`"event_id":"01`)) || !bytes.Contains(lines[1], []byte(`"event_id":"02`)) {
+		t.Fatalf("local dead letters, want both segments' in order: %v\n%s", err, b)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.objs) != 1 {
-		t.Fatalf("store objects %d, want the dead letters once", len(st.objs))
+	if len(st.objs) != 2 {
+		t.Fatalf("store objects %d, want each segment's dead letters once", len(st.objs))
 	}
 }
