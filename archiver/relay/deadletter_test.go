@@ -204,3 +204,106 @@ func TestFailedDeadLetterUploadIsRetried(t *testing.T) {
 		t.Errorf("pending upload kept after it was stored: %v", err)
 	}
 }
+
+// When the local dead-letter file cannot be written (the spool's disk full, say), the store still
+// gets the dead letters, flush reports the local error, and the local lines stay collected and
+// are written by the next flush, without storing the same letters a second time. When the store
+// and the pending upload fail as well, the full lines stay collected for the store too.
+func TestDeadLettersLocalWriteFails(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st := &failingStore{mapStore: mapStore{objs: map[string][]byte{}}}
+	r := &Relay{o: Options{Dir: dir, Store: st, Instance: "i1", Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		storeBackoff: backoff.Policy{Initial: time.Millisecond, Max: time.Millisecond}}
+	r.m = newMetrics(nil, r)
+	local := filepath.Join(dir, "biz", deadLettersFile)
+	if err := os.MkdirAll(local, 0o700); err != nil { // a directory where the file goes: writes fail, even as root
+		t.Fatal(err)
+	}
+	d := newDeadLetters(r, "biz")
+	d.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 7, 42, ReasonSpoolFull, 0, "full", 0)
+	if err := d.flush(context.Background()); err == nil {
+		t.Fatal("flush reported success while the local file cannot be written")
+	}
+	key := layout.DeadLetterKey("2026-01-02", "biz", "i1", 7, 42)
+	if !bytes.Contains(st.objs[key], []byte(`"event":{"a":1}`)) {
+		t.Fatalf("store after a failed local write: %q, want the dead letter", st.objs)
+	}
+
+	// The store and the pending upload fail too: nothing of the second letter is dropped.
+	pending := filepath.Join(dir, "biz", pendingDir)
+	if err := os.WriteFile(pending, nil, 0o600); err != nil { // a file where the pending directory goes
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	st.fails = 1 << 20
+	st.mu.Unlock()
+	d.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"b":2}`)}, 8, 0, ReasonRejected, 400, "bad", 1)
+	if err := d.flush(context.Background()); err == nil {
+		t.Fatal("flush reported success while nothing could be written")
+	}
+	if len(st.objs) != 1 {
+		t.Fatalf("objects %d while the store fails, want 1", len(st.objs))
+	}
+
+	st.mu.Lock()
+	st.fails = 0
+	st.mu.Unlock()
+	if err := os.Remove(local); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) != 2 || !bytes.Contains(lines[0], []byte(`"event_id":`)) || !bytes.Contains(lines[1], []byte(`"event":{"b":2}`)) {
+		t.Fatalf("local dead letters after the retry:\n%s", b)
+	}
+	if len(st.objs) != 2 || !bytes.Contains(st.objs[layout.DeadLetterKey("2026-01-02", "biz", "i1", 8, 0)], []byte(`"event":{"b":2}`)) {
+		t.Fatalf("store after the retry: %q, want the first object once and the second", st.objs)
+	}
+	if err := d.flush(context.Background()); err != nil || len(d.ls)+len(d.local) != 0 {
+		t.Fatalf("letters still collected after they were written: %v %d %d", err, len(d.ls), len(d.local))
+	}
+}
+
+// While the local file, the store and the pending upload all fail, a flush at every persist does
+// not retry the store each time: the next round waits; a successful local write stores at once.
+func TestDeadLettersStoreRoundsWaitWhileNothingCanBeWritten(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st := &failingStore{mapStore: mapStore{objs: map[string][]byte{}}, fails: 3} // one round of tries
+	r := &Relay{o: Options{Dir: dir, Store: st, Instance: "i1", Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		storeBackoff: backoff.Policy{Initial: time.Millisecond, Max: time.Hour}}
+	r.m = newMetrics(nil, r)
+	local := filepath.Join(dir, "biz", deadLettersFile)
+	if err := os.MkdirAll(local, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "biz", pendingDir), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := newDeadLetters(r, "biz")
+	d.add(spool.Record{Day: "2026-01-02", Line: []byte(`{"a":1}`)}, 7, 42, ReasonRejected, 400, "bad", 1)
+	for range 2 {
+		if err := d.flush(context.Background()); err == nil {
+			t.Fatal("flush reported success while nothing could be written")
+		}
+	}
+	if len(st.objs) != 0 || len(d.ls) != 1 {
+		t.Fatalf("the store was tried again before the next round: objects %d, collected %d", len(st.objs), len(d.ls))
+	}
+	if err := os.Remove(local); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.objs) != 1 || len(d.ls)+len(d.local) != 0 {
+		t.Fatalf("after the local write: objects %d, collected %d %d", len(st.objs), len(d.ls), len(d.local))
+	}
+}

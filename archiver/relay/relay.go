@@ -273,8 +273,10 @@ func (r *Relay) Retains(seq uint64) bool {
 	return false
 }
 
-// Reload replaces the destinations: changed ones restart from their cursor, removed ones are
-// parked (their queue kept), added ones start at the end (or from their parked cursor).
+// Reload replaces the destinations: changed ones restart from their cursor (one whose new
+// configuration cannot be built keeps running with its previous one, and its error is
+// returned), removed ones are parked (their queue kept), added ones start at the end (or from
+// their parked cursor).
 func (r *Relay) Reload(dests []Destination) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -282,19 +284,33 @@ func (r *Relay) Reload(dests []Destination) error {
 	for _, d := range dests {
 		want[d.Name] = d
 	}
+	var errs []error
 	for name, w := range r.workers {
-		if d, ok := want[name]; ok && equalDest(d, w.d) && bytes.Equal(caSum(d.CAFile), w.ca) {
-			delete(want, name)
+		d, ok := want[name]
+		if !ok {
+			w.stop()
+			delete(r.workers, name)
+			r.parked[name] = w.pos
+			r.log.Warn("destination removed; its queue is kept until it is added back or purged (archiver serve --forward-purge NAME)", "destination", name)
+			continue
+		}
+		delete(want, name)
+		if equalDest(d, w.d) && bytes.Equal(caSum(d.CAFile), w.ca) {
+			continue
+		}
+		// The replacement is built before the running worker stops: when it cannot be (its
+		// ca_file is unreadable or garbage, say mid-rotation), the destination keeps delivering
+		// with its previous configuration, and the next reload tries again.
+		nw, err := newWorker(r, d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w (it keeps its previous configuration)", err))
 			continue
 		}
 		w.stop()
-		delete(r.workers, name)
-		r.parked[name] = w.pos
-		if _, ok := want[name]; !ok {
-			r.log.Warn("destination removed; its queue is kept until it is added back or purged (archiver serve --forward-purge NAME)", "destination", name)
-		}
+		nw.pos = w.pos
+		r.workers[name] = nw
+		r.start(nw)
 	}
-	var errs []error
 	for _, d := range want {
 		if err := r.add(d); err != nil {
 			errs = append(errs, err)
@@ -474,15 +490,39 @@ func oldestUploaded(segs []spool.View, seq uint64) bool {
 // copied under the lock, and the new cursor is stored under it again, only if that destination is
 // still parked at the same place (Reload may have added it back meanwhile: its worker then owns
 // the position, and delivers those events as well, at least once).
+//
+// As a worker's persist does, the written cursor never passes dead letters that are not in the
+// local file: when that write fails, they stay collected and are written again on the next
+// passes, and the cursor is written once they are. The position in memory, which holds the
+// spool's segments, moves on as soon as they are in the store or a pending upload, though: the
+// local write fails most likely because the spool's disk is full, and holding the segments then
+// would keep it full and the archive refusing callbacks, while the store already has their full
+// lines (the local file only references spool_full ones). Dead letters in neither keep the
+// position where it is.
 func (r *Relay) shedParked() {
 	type job struct {
 		name string
 		p    *position
+		seq  uint64
 		off  int64
+		dl   *deadLetters
 	}
+	// unwritten is, by destination, the last job whose dead letters (its own and those of the
+	// destination's earlier jobs, which it took over) are not all written yet.
+	unwritten := map[string]*job{}
 	for {
 		if ctxsleep.Sleep(r.ctx, time.Second) != nil {
 			return
+		}
+		if len(unwritten) > 0 {
+			for name, j := range unwritten {
+				err := j.dl.flush(r.ctx)
+				r.passShed(j.name, j.p, j.seq, j.off, len(j.dl.ls) == 0, err == nil)
+				if err == nil {
+					delete(unwritten, name)
+				}
+			}
+			r.o.Spool.ReleaseRetained()
 		}
 		if !r.underPressure() {
 			continue
@@ -492,38 +532,62 @@ func (r *Relay) shedParked() {
 			continue
 		}
 		v := segs[0]
-		var jobs []job
+		var jobs []*job
 		r.mu.Lock()
 		for name, p := range r.parked {
+			if j, ok := unwritten[name]; ok && j.p == p && len(j.dl.ls) > 0 {
+				continue // in neither the store nor a pending upload: retried above, the position stays
+			}
 			if p.seq.Load() < v.Seq { // its segment is gone: it is at the oldest one
 				p.seq.Store(v.Seq)
 				p.off = 0
 				p.idx.Store(0)
 			}
 			if p.seq.Load() == v.Seq && v.Uploaded {
-				jobs = append(jobs, job{name, p, p.off})
+				jobs = append(jobs, &job{name, p, v.Seq, p.off, nil})
 			}
 		}
 		r.mu.Unlock()
 		for _, j := range jobs {
-			dl := newDeadLetters(r, j.name)
+			j.dl = newDeadLetters(r, j.name)
+			if u, ok := unwritten[j.name]; ok && u.p == j.p {
+				j.dl = u.dl // after its local lines not written yet, in order
+			}
 			_ = spool.ReadRange(v.Path, j.off, v.Size, func(rec spool.Record, _ int64) error {
-				dl.add(rec, v.Seq, j.off, ReasonSpoolFull, 0, "destination removed and the spool needed the room", 0)
+				j.dl.add(rec, v.Seq, j.off, ReasonSpoolFull, 0, "destination removed and the spool needed the room", 0)
 				return nil
 			})
-			_ = dl.flush(r.ctx) // the events are in the archive (v.Uploaded); the spool needs the room
-			r.mu.Lock()
-			if r.parked[j.name] == j.p && j.p.seq.Load() == v.Seq && j.p.off == j.off {
-				j.p.seq.Store(v.Seq + 1)
-				j.p.off = 0
-				j.p.idx.Store(0)
-				if err := writeCursor(r.cursorPath(j.name), j.p); err != nil {
-					r.log.Error("writing a removed destination's cursor", "destination", j.name, "error", err)
-				}
+			// The events are in the archive (v.Uploaded); the spool needs the room.
+			err := j.dl.flush(r.ctx)
+			r.passShed(j.name, j.p, j.seq, j.off, len(j.dl.ls) == 0, err == nil)
+			if err != nil {
+				unwritten[j.name] = j
+			} else {
+				delete(unwritten, j.name)
 			}
-			r.mu.Unlock()
 		}
 		r.o.Spool.ReleaseRetained()
+	}
+}
+
+// passShed moves a parked position past segment seq, from off of it where its shedding began,
+// when stored (its dead letters are in the store or a pending upload) and it is still parked
+// there, and writes its cursor when also written (they are in the local file).
+func (r *Relay) passShed(name string, p *position, seq uint64, off int64, stored, written bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.parked[name] != p {
+		return
+	}
+	if stored && p.seq.Load() == seq && p.off == off {
+		p.seq.Store(seq + 1)
+		p.off = 0
+		p.idx.Store(0)
+	}
+	if written && p.seq.Load() > seq {
+		if err := writeCursor(r.cursorPath(name), p); err != nil {
+			r.log.Error("writing a removed destination's cursor", "destination", name, "error", err)
+		}
 	}
 }
 
@@ -598,15 +662,20 @@ func snippet(r io.Reader) string {
 
 var longHex = regexp.MustCompile(`[0-9a-fA-F]{24,}`)
 
+// deadLetterHead is what every dead letter says: whose, why, and when.
+type deadLetterHead struct {
+	Destination string    `json:"destination"`
+	Reason      string    `json:"reason"`
+	Status      int       `json:"status,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Attempts    int       `json:"attempts"`
+	DeadAt      time.Time `json:"dead_at"`
+}
+
 // deadLetter is one line of a dead-letter file or object.
 type deadLetter struct {
-	Destination string          `json:"destination"`
-	Reason      string          `json:"reason"`
-	Status      int             `json:"status,omitempty"`
-	Error       string          `json:"error,omitempty"`
-	Attempts    int             `json:"attempts"`
-	DeadAt      time.Time       `json:"dead_at"`
-	Event       json.RawMessage `json:"event"` // the archive line
+	deadLetterHead                 // embedded untagged: its fields are the line's own
+	Event          json.RawMessage `json:"event"` // the archive line
 }
 
 // deadLetterRef is the local line of a spool_full dead letter: that event is in the archive
@@ -614,14 +683,9 @@ type deadLetter struct {
 // which lives on the spool's disk outside its byte budget, does not copy the line the spool just
 // needed the room of.
 type deadLetterRef struct {
-	Destination string    `json:"destination"`
-	Reason      string    `json:"reason"`
-	Status      int       `json:"status,omitempty"`
-	Error       string    `json:"error,omitempty"`
-	Attempts    int       `json:"attempts"`
-	DeadAt      time.Time `json:"dead_at"`
-	EventID     string    `json:"event_id"`
-	Day         string    `json:"day"`
+	deadLetterHead
+	EventID string `json:"event_id"`
+	Day     string `json:"day"`
 }
 
 // deadLetters collects one destination's dead letters of one segment stretch and writes them
@@ -635,6 +699,12 @@ type deadLetters struct {
 	ls    [][]byte // full lines, for the store
 	local []byte   // the local file's lines: full ones, or references for spool_full
 	n     map[string]int
+	// storeAfter: the store and the pending upload both failed while the local write did too;
+	// while that still fails, the full lines wait until then for the next round of tries, so
+	// that a worker, which flushes at every persist, does not spend each delivery on them. A
+	// flush that returns nil has written everything (or dropped the full lines of a failed
+	// upload, the local file having them).
+	storeAfter time.Time
 }
 
 func newDeadLetters(r *Relay, name string) *deadLetters {
@@ -646,66 +716,91 @@ func (d *deadLetters) add(rec spool.Record, seq uint64, off int64, reason string
 	if !json.Valid(ev) {
 		ev, _ = json.Marshal(string(rec.Line))
 	}
-	at := d.r.o.Now().UTC()
-	b, _ := json.Marshal(deadLetter{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: at, Event: ev})
+	head := deadLetterHead{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: d.r.o.Now().UTC()}
+	b, _ := json.Marshal(deadLetter{deadLetterHead: head, Event: ev})
 	if len(d.ls) == 0 {
 		d.day, d.seq, d.off = rec.Day, seq, off
 	}
 	b = append(b, '\n')
 	d.ls = append(d.ls, b)
 	if reason == ReasonSpoolFull {
-		b, _ = json.Marshal(deadLetterRef{Destination: d.name, Reason: reason, Status: status, Error: msg, Attempts: attempts, DeadAt: at,
-			EventID: hex.EncodeToString(rec.ID[:]), Day: rec.Day})
+		b, _ = json.Marshal(deadLetterRef{deadLetterHead: head, EventID: hex.EncodeToString(rec.ID[:]), Day: rec.Day})
 		b = append(b, '\n')
 	}
 	d.local = append(d.local, b...)
 	d.n[reason]++
 }
 
-// flush writes the collected dead letters: appended and fsynced to the local file first (that
-// copy is the durable one; for spool_full, a reference to the archived event), then one object
-// in the store with the full lines (retried a few times; the local copy stays either way). When
-// the local write fails they stay collected, flush returns the error, and the cursor must not
-// pass them (persist).
+// flush writes the collected dead letters: appended and fsynced to the local file (the durable
+// record on this host; for spool_full, a reference to the archived event), and one object in the
+// store with the full lines (retried a few times, else kept as a pending upload that
+// retryPending stores). Each copy is written once. When the local write fails, the store still
+// gets them (shedding runs when the spool's disk is nearly full, where the local write is the
+// likely one to fail), the local lines stay collected for the next flush, and flush returns the
+// error: the cursor must not pass them (persist, shedParked). Lines that reached neither the
+// store nor a pending upload stay collected for the store too when the local write failed; when
+// it succeeded, the local file is their copy.
 func (d *deadLetters) flush(ctx context.Context) error {
-	if len(d.ls) == 0 {
+	if len(d.ls) == 0 && len(d.local) == 0 {
 		return nil
+	}
+	path := filepath.Join(d.r.o.Dir, d.name, deadLettersFile)
+	var localErr error
+	if len(d.local) > 0 {
+		if localErr = appendSync(path, d.local); localErr != nil {
+			d.r.log.Error("writing dead letters locally failed; they stay collected and the cursor stays before them", "destination", d.name, "path", path, "error", localErr)
+		} else {
+			events := 0
+			for reason, n := range d.n {
+				d.r.m.dead.WithLabelValues(d.name, reason).Add(float64(n))
+				events += n
+			}
+			d.r.log.Warn("events became dead letters", "destination", d.name, "events", events, "reasons", d.n, "path", path)
+			d.local, d.n = d.local[:0], map[string]int{}
+		}
+	}
+	if len(d.ls) > 0 && (localErr == nil || !time.Now().Before(d.storeAfter)) {
+		if d.store(ctx, path) || localErr == nil {
+			d.ls = d.ls[:0]
+		} else {
+			d.storeAfter = time.Now().Add(d.r.storeBackoff.Max)
+		}
+	}
+	return localErr
+}
+
+// store puts the collected full lines in the store as one object, or else writes them as a
+// pending upload; it reports whether either worked (true without a store: there is no copy to
+// make).
+func (d *deadLetters) store(ctx context.Context, path string) bool {
+	if d.r.o.Store == nil {
+		return true
 	}
 	var body []byte
 	for _, l := range d.ls {
 		body = append(body, l...)
 	}
-	path := filepath.Join(d.r.o.Dir, d.name, deadLettersFile)
-	if err := appendSync(path, d.local); err != nil {
-		d.r.log.Error("writing dead letters locally failed; the cursor stays before them", "destination", d.name, "path", path, "error", err)
-		return err
-	}
-	for reason, n := range d.n {
-		d.r.m.dead.WithLabelValues(d.name, reason).Add(float64(n))
-	}
 	key := layout.DeadLetterKey(d.day, d.name, d.r.o.Instance, d.seq, d.off)
-	if d.r.o.Store != nil {
-		var err error
-		for i := range 3 {
-			if i > 0 {
-				_ = ctxsleep.Sleep(ctx, d.r.storeBackoff.Delay(i-1))
-			}
-			if key, err = putDeadLetters(ctx, d.r.o.Store, d.r.log, d.name, key, body); err == nil || ctx.Err() != nil {
-				break
-			}
+	var err error
+	for i := range 3 {
+		if i > 0 {
+			_ = ctxsleep.Sleep(ctx, d.r.storeBackoff.Delay(i-1))
 		}
-		if err != nil {
-			// Kept as a pending upload that retryPending stores later (the local file has them
-			// too, but spool_full ones only as references).
-			pending := filepath.Join(d.r.o.Dir, d.name, pendingDir, filepath.Base(key))
-			perr := writePending(pending, key, body)
-			d.r.log.Error("storing dead letters failed; they are kept in the local file and as a pending upload retried in the background",
-				"destination", d.name, "key", key, "path", path, "pending", pending, "error", err, "pending_error", perr)
+		if key, err = putDeadLetters(ctx, d.r.o.Store, d.r.log, d.name, key, body); err == nil || ctx.Err() != nil {
+			break
 		}
 	}
-	d.r.log.Warn("events became dead letters", "destination", d.name, "events", len(d.ls), "reasons", d.n, "key", key)
-	d.ls, d.local, d.n = d.ls[:0], d.local[:0], map[string]int{}
-	return nil
+	if err == nil {
+		d.r.log.Info("stored dead letters", "destination", d.name, "events", len(d.ls), "key", key)
+		return true
+	}
+	// Kept as a pending upload that retryPending stores later (the local file has them too, but
+	// spool_full ones only as references).
+	pending := filepath.Join(d.r.o.Dir, d.name, pendingDir, filepath.Base(key))
+	perr := writePending(pending, key, body)
+	d.r.log.Error("storing dead letters failed; they are kept as a pending upload retried in the background",
+		"destination", d.name, "key", key, "path", path, "pending", pending, "error", err, "pending_error", perr)
+	return perr == nil
 }
 
 // putDeadLetters stores one dead-letter object and returns the name it got.
@@ -819,6 +914,7 @@ func StorePending(ctx context.Context, dir string, store storage.Putter, log *sl
 	return out, errors.Join(errs...)
 }
 
+// appendSync appends b to path and fsyncs it; a failed append is cut off again.
 func appendSync(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
@@ -827,10 +923,18 @@ func appendSync(path string, b []byte) error {
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriter(f)
-	_, err = w.Write(b)
+	size, err := f.Seek(0, io.SeekEnd)
 	if err == nil {
-		err = w.Flush()
+		w := bufio.NewWriter(f)
+		_, err = w.Write(b)
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			// A partial append (the disk filled up) is cut off, so that the retry's lines do not
+			// follow half a line.
+			_ = f.Truncate(size)
+		}
 	}
 	if err == nil {
 		err = f.Sync()

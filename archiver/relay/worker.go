@@ -247,10 +247,7 @@ func (w *worker) handle(rec spool.Record, v spool.View, next int64) error {
 			w.advance(next)
 			return nil
 		}
-		wait := w.r.o.Backoff.Delay(attempt - 1)
-		if retryAfter > wait {
-			wait = min(retryAfter, maxRetryAfter)
-		}
+		wait := max(w.r.o.Backoff.Delay(attempt-1), retryAfter) // Send caps retryAfter at maxRetryAfter
 		if attempt == 1 || attempt%10 == 0 {
 			w.log.Warn("forwarding failed; retrying", "event_id", ev.Archive.EventID, "attempt", attempt,
 				"status", lastStatus, "error", lastErr, "took", time.Since(began).Round(time.Millisecond).String(), "retry_in", wait.Round(time.Millisecond).String())
