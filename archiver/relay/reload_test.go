@@ -24,33 +24,8 @@ func TestReloadRebuildsClientWhenCAFileChanges(t *testing.T) {
 	t.Parallel()
 	oneCert, _ := archivetest.SelfSignedCert(t, "one")
 	twoCert, twoKey := archivetest.SelfSignedCert(t, "two")
-	pair, err := tls.X509KeyPair(twoCert, twoKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, oneCert, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dests, err := ParseConfig("forward.yaml", []byte("destinations:\n  - name: biz\n    url: "+srv.URL+"/cb\n    ca_file: "+ca+"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := spool.Open(context.Background(), spool.Options{Dir: filepath.Join(dir, "spool"), Instance: "i1", FlushInterval: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sp.Close(context.Background()) })
-	r, err := New(Options{Spool: sp, Dir: filepath.Join(dir, "relay"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, dests)
-	if err != nil {
-		t.Fatal(err)
-	}
+	td := tlsRelay(t, twoCert, twoKey, oneCert, func(http.ResponseWriter, *http.Request) {})
+	r, ca, dests := td.r, td.ca, td.dests
 	r.Start()
 	defer r.Close()
 	current := func() *worker {
@@ -59,7 +34,7 @@ func TestReloadRebuildsClientWhenCAFileChanges(t *testing.T) {
 		return r.workers["biz"]
 	}
 	get := func(w *worker) error {
-		resp, err := w.snd.client.Get(srv.URL)
+		resp, err := w.snd.client.Get(td.url)
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -97,36 +72,11 @@ func TestReloadRebuildsClientWhenCAFileChanges(t *testing.T) {
 func TestReloadKeepsDestinationWhenRebuildFails(t *testing.T) {
 	t.Parallel()
 	cert, key := archivetest.SelfSignedCert(t, "one")
-	pair, err := tls.X509KeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := make(chan string, 10)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(_ http.ResponseWriter, req *http.Request) {
+	td := tlsRelay(t, cert, key, cert, func(_ http.ResponseWriter, req *http.Request) {
 		got <- req.Header.Get(HeaderEventID)
-	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, cert, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dests, err := ParseConfig("forward.yaml", []byte("destinations:\n  - name: biz\n    url: "+srv.URL+"/cb\n    ca_file: "+ca+"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := spool.Open(context.Background(), spool.Options{Dir: filepath.Join(dir, "spool"), Instance: "i1", FlushInterval: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sp.Close(context.Background()) })
-	r, err := New(Options{Spool: sp, Dir: filepath.Join(dir, "relay"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, dests)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	r, sp, ca, dests := td.r, td.sp, td.ca, td.dests
 	sp.SetRetainer(r)
 	r.Start()
 	defer r.Close()
@@ -174,4 +124,46 @@ func TestReloadKeepsDestinationWhenRebuildFails(t *testing.T) {
 		}
 	}
 	deliver("0123456789abcdef0123456789abcde2")
+}
+
+// tlsDest is a relay (not started) on a new spool with one destination "biz", a TLS server.
+type tlsDest struct {
+	r     *Relay
+	sp    *spool.Spool
+	ca    string // the destination's ca_file
+	url   string // the server's
+	dests []Destination
+}
+
+// tlsRelay starts a TLS server with the certificate and key, and a relay for it whose ca_file
+// holds caPEM.
+func tlsRelay(t *testing.T, cert, key, caPEM []byte, h http.HandlerFunc) tlsDest {
+	t.Helper()
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dests, err := ParseConfig("forward.yaml", []byte("destinations:\n  - name: biz\n    url: "+srv.URL+"/cb\n    ca_file: "+ca+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spool.Open(context.Background(), spool.Options{Dir: filepath.Join(dir, "spool"), Instance: "i1", FlushInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sp.Close(context.Background()) })
+	r, err := New(Options{Spool: sp, Dir: filepath.Join(dir, "relay"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, dests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tlsDest{r: r, sp: sp, ca: ca, url: srv.URL, dests: dests}
 }
