@@ -438,8 +438,11 @@ const ProbePrefix = "_probe/"
 // ProbeKey names one start-up probe object: "_probe/<nonce>.json".
 func ProbeKey(nonce string) string { return ProbePrefix + nonce + ".json" }
 
+// DeadLetterPrefix is the key prefix of every relay dead letter.
+const DeadLetterPrefix = "_deadletter/"
+
 // DeadLetterDayPrefix is the key prefix of one day's relay dead letters: "_deadletter/dt=2026-11-26/".
-func DeadLetterDayPrefix(day string) string { return "_deadletter/" + DayPrefix(day) }
+func DeadLetterDayPrefix(day string) string { return DeadLetterPrefix + DayPrefix(day) }
 
 // DeadLetterKey names one batch of a destination's dead letters (JSON Lines, one dead letter a
 // line), found at spool segment seq, byte offset off of instance:

@@ -419,6 +419,7 @@ func (r *Relay) Queues() []Queue {
 	}
 	r.mu.Unlock()
 	var out []Queue
+	to, toRead := "", false // the newest queued day: the same for every destination, read once
 	for name, p := range pos {
 		n := queued(segs, p.seq, p.idx)
 		if n == 0 {
@@ -426,18 +427,24 @@ func (r *Relay) Queues() []Queue {
 		}
 		q := Queue{Name: name, Events: n}
 		for _, v := range segs {
-			if v.Seq < p.seq || q.From != "" {
+			if v.Seq < p.seq {
 				continue
 			}
 			from := int64(0)
 			if v.Seq == p.seq {
 				from = p.off
 			}
-			q.From = segmentDay(v.Path, from, v.Size, true)
+			if q.From = segmentDay(v.Path, from, v.Size, true); q.From != "" {
+				break
+			}
 		}
-		for i := len(segs) - 1; i >= 0 && q.To == ""; i-- {
-			q.To = segmentDay(segs[i].Path, 0, segs[i].Size, false)
+		if !toRead {
+			for i := len(segs) - 1; i >= 0 && to == ""; i-- {
+				to = segmentDay(segs[i].Path, 0, segs[i].Size, false)
+			}
+			toRead = true
 		}
+		q.To = to
 		out = append(out, q)
 	}
 	slices.SortFunc(out, func(a, b Queue) int { return strings.Compare(a.Name, b.Name) })
@@ -892,7 +899,7 @@ func StorePending(ctx context.Context, dir string, store storage.Putter, log *sl
 			continue
 		}
 		key, body, ok := bytes.Cut(b, []byte("\n"))
-		if !ok || !strings.HasPrefix(string(key), "_deadletter/") {
+		if !ok || !strings.HasPrefix(string(key), layout.DeadLetterPrefix) {
 			res.Damaged++
 			log.Error("a pending dead-letter upload is damaged; left in place", "destination", name, "path", f)
 			continue
